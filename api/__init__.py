@@ -1,0 +1,1 @@
+"""Conveyor's HTTP gateway: JSON in, model queue, JSON out."""

@@ -1,0 +1,47 @@
+"""The gateway application: ``create_app()``."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.catalog import ModelCatalog
+from api.config import Settings
+from api.dispatch import Dispatcher
+from api.routes import errors, health, models, predict, tasks
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the gateway; connections open in its lifespan."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.catalog = ModelCatalog(
+            settings.registry_url, settings.registry_cache_seconds, settings.registry_timeout
+        )
+        app.state.dispatcher = Dispatcher(
+            settings.amqp_url, settings.redis_url, settings.result_ttl
+        )
+        await app.state.dispatcher.start()
+        try:
+            yield
+        finally:
+            await app.state.dispatcher.stop()
+            await app.state.catalog.aclose()
+
+    app = FastAPI(
+        title="Conveyor gateway",
+        version="1",
+        description="Serve ML models over a durable queue. Models are learned from the registry.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (predict, tasks, models, health):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()
+"""The gateway configured from the environment (``uvicorn api.main:app``)."""

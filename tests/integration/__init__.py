@@ -1,0 +1,1 @@
+"""Integration tests: real RabbitMQ, Redis, HTTP and processes."""

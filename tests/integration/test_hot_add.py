@@ -1,0 +1,32 @@
+"""A model started while the gateway runs is listed and served without restarting anything."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.stack import Stack
+
+SLOW = "tests.integration.slow_model"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    stack = Stack(RESULT_TTL="600")
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+def test_new_model_appears_and_is_served(stack: Stack) -> None:
+    model = stack.model_name("late")
+    assert model not in {m["name"] for m in stack.http.get("/models").json()}
+    assert stack.http.post(f"/predict/{model}", json={"data": "x:0"}).status_code == 404
+
+    stack.start_worker(SLOW, model, SLOW_MODEL_COUNTER_PREFIX=f"test:{stack.id}:slow:")
+
+    listed = {m["name"]: m for m in stack.http.get("/models").json()}
+    assert listed[model]["status"] == "alive"
+    response = stack.http.post(f"/predict/{model}", json={"data": "late:0"})
+    assert response.status_code == 200, response.text
+    assert response.json()["reply"].endswith("tag=late")

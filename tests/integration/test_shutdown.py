@@ -1,0 +1,38 @@
+"""SIGTERM: the worker finishes the task in flight, deregisters and exits 0."""
+
+import signal
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.integration.stack import REDIS_URL, Stack, wait_until
+
+SLOW = "tests.integration.slow_model"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    stack = Stack(RESULT_TTL="600")
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+def test_sigterm_drains_and_deregisters(stack: Stack) -> None:
+    model = stack.model_name("slow")
+    prefix = f"test:{stack.id}:slow:"
+    counters = redis.Redis.from_url(REDIS_URL)
+    try:
+        worker = stack.start_worker(SLOW, model, SLOW_MODEL_COUNTER_PREFIX=prefix)
+        submitted = stack.http.post(f"/predict/{model}?mode=async", json={"data": "d:2"})
+        task_id = submitted.json()["task_id"]
+        wait_until(lambda: counters.get(f"{prefix}d:started") == b"1", 60.0, what="started")
+        worker.signal(signal.SIGTERM)
+        assert worker.process.wait(60) == 0, worker.log()
+        status = stack.http.get(f"/tasks/{task_id}").json()
+        assert status["status"] == "done"
+        assert stack.instances(model) == 0
+    finally:
+        counters.close()

@@ -1,0 +1,1 @@
+"""The local launcher behind ``bazel run //:up``: brokers (if needed), services, Ctrl-C to stop."""

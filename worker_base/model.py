@@ -1,0 +1,52 @@
+"""The model contract: a model is a small class; all plumbing lives in the runner."""
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
+
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import Message
+
+if TYPE_CHECKING:
+    from google._upb._message import Descriptor as _UpbDescriptor
+
+MessageDescriptor: TypeAlias = "Descriptor | _UpbDescriptor"
+"""What ``SomeMessage.DESCRIPTOR`` is (pure-Python or upb implementation)."""
+
+
+class Model(ABC):
+    """Base class of every model served by Conveyor.
+
+    A subclass sets ``name`` (and optionally ``version``) and implements the seed's three methods.
+    The runner calls ``load`` once before taking tasks and ``close`` once after the last one.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+
+    @abstractmethod
+    async def process_request(self, body: bytes) -> Message:
+        """Parse ``body`` (the serialized request message) and return the response message.
+
+        Raise ``worker_base.InvalidRequest`` for a request the model cannot accept; any other
+        exception becomes the task's ``MODEL_ERROR`` result.
+        """
+
+    @abstractmethod
+    def get_request_format(self) -> MessageDescriptor:
+        """Return the descriptor of the request message."""
+
+    @abstractmethod
+    def get_response_format(self) -> MessageDescriptor:
+        """Return the descriptor of the response message."""
+
+    async def load(self) -> None:
+        """Load resources (weights, files) before the first task; no-op by default."""
+        return None
+
+    async def close(self) -> None:
+        """Release resources after the last task; no-op by default."""
+        return None
+
+    def example_request(self) -> dict[str, Any]:
+        """Return an example request in the protobuf JSON mapping (shown by registry and docs)."""
+        return {}

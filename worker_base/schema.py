@@ -1,0 +1,96 @@
+"""Protobuf descriptors <-> FileDescriptorSet bytes, and their readable JSON form."""
+
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, FileDescriptor
+from google.protobuf.message import DecodeError, Message
+
+from worker_base.exceptions import SchemaError
+from worker_base.model import MessageDescriptor
+
+if TYPE_CHECKING:
+    from google._upb._message import FileDescriptor as _UpbFileDescriptor
+
+_TYPE_NAMES: dict[int, str] = {
+    value: name.removeprefix("TYPE_").lower()
+    for name, value in vars(FieldDescriptor).items()
+    if name.startswith("TYPE_")
+}
+
+
+def _collect(
+    file: "FileDescriptor | _UpbFileDescriptor", seen: dict[str, descriptor_pb2.FileDescriptorProto]
+) -> None:
+    if file.name in seen:
+        return
+    for dependency in file.dependencies:
+        _collect(dependency, seen)
+    proto = descriptor_pb2.FileDescriptorProto()
+    file.CopyToProto(proto)
+    seen[file.name] = proto
+
+
+def file_descriptor_set(*descriptors: MessageDescriptor) -> bytes:
+    """Serialize a FileDescriptorSet holding the files of ``descriptors`` and their imports.
+
+    Files come in dependency order, so a reader can add them to a pool one by one.
+    """
+    seen: dict[str, descriptor_pb2.FileDescriptorProto] = {}
+    for descriptor in descriptors:
+        _collect(descriptor.file, seen)
+    fds = descriptor_pb2.FileDescriptorSet(file=list(seen.values()))
+    return fds.SerializeToString()
+
+
+def load_pool(fds_bytes: bytes) -> descriptor_pool.DescriptorPool:
+    """Build a fresh descriptor pool from serialized FileDescriptorSet bytes."""
+    fds = descriptor_pb2.FileDescriptorSet()
+    try:
+        fds.ParseFromString(fds_bytes)
+    except DecodeError as e:
+        raise SchemaError(f"not a FileDescriptorSet: {e}") from e
+    pool = descriptor_pool.DescriptorPool()
+    for file in fds.file:
+        try:
+            pool.Add(file)
+        except (TypeError, ValueError) as e:
+            raise SchemaError(f"cannot add {file.name}: {e}") from e
+    return pool
+
+
+def find_message(pool: descriptor_pool.DescriptorPool, full_name: str) -> Descriptor:
+    """Return the descriptor of ``full_name`` in ``pool``."""
+    try:
+        return pool.FindMessageTypeByName(full_name)
+    except KeyError as e:
+        raise SchemaError(f"message type {full_name!r} is not in the descriptor set") from e
+
+
+def message_class(pool: descriptor_pool.DescriptorPool, full_name: str) -> type[Message]:
+    """Return a generated message class for ``full_name`` in ``pool``."""
+    return message_factory.GetMessageClass(find_message(pool, full_name))
+
+
+def describe_message(descriptor: MessageDescriptor) -> dict[str, Any]:
+    """Return a readable JSON form of a message type: its fields, nested types inline."""
+    return _describe(descriptor, ())
+
+
+def _describe(descriptor: MessageDescriptor, stack: tuple[str, ...]) -> dict[str, Any]:
+    fields: list[dict[str, Any]] = []
+    for field in descriptor.fields:
+        entry: dict[str, Any] = {
+            "name": field.name,
+            "json_name": field.json_name,
+            "type": _TYPE_NAMES.get(field.type, str(field.type)),
+            "repeated": field.is_repeated,
+        }
+        if field.message_type is not None:
+            entry["message_type"] = field.message_type.full_name
+            if field.message_type.full_name not in stack:
+                entry["message"] = _describe(field.message_type, (*stack, descriptor.full_name))
+        if field.enum_type is not None:
+            entry["enum_values"] = [value.name for value in field.enum_type.values]
+        fields.append(entry)
+    return {"type": descriptor.full_name, "fields": fields}
