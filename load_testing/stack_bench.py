@@ -1,0 +1,88 @@
+"""Start a private stack, run one fixed load scenario, print one comparable line.
+
+Usage::
+
+    python -m load_testing.stack_bench [--users 8] [--run-time 20s] [--out DIR]
+    bazel run //load_testing:stack_bench
+
+The line reads ``stack_bench <commit> sync 8u/20s: 123.4 req/s, p50 12 ms, p99 40 ms,
+errors 0/2468``; run it on two commits on the same machine to compare them. The exit status is
+the load run's (see :mod:`load_testing.runner`), or 3 when the stack does not come up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from load_testing import history, runner
+from load_testing.stack import Stack, StackError
+
+__all__ = ["main"]
+
+SCENARIO = "sync"
+
+
+def _commit() -> str:
+    cwd = os.environ.get("BUILD_WORKSPACE_DIRECTORY") or None
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "no-commit"
+    return out.stdout.strip() or "no-commit"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; prints the one-line result."""
+    parser = argparse.ArgumentParser(prog="load_testing.stack_bench", description=__doc__)
+    parser.add_argument("--users", type=int, default=8, help="concurrent users (fixed: 8)")
+    parser.add_argument("--run-time", default="20s", help="duration (fixed: 20s)")
+    parser.add_argument("--out", type=Path, help="output directory (default: timestamped)")
+    args = parser.parse_args(argv)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY") or Path.cwd())
+    out_dir: Path = args.out or base / "bench-results" / f"stack-{stamp}"
+    try:
+        with Stack(out_dir / "logs") as stack:
+            rc = runner.main(
+                [
+                    SCENARIO,
+                    f"--host={stack.api_url}",
+                    f"--registry-url={stack.registry_url}",
+                    f"--model-a={stack.model_a}",
+                    f"--model-b={stack.model_b}",
+                    f"--users={args.users}",
+                    f"--spawn-rate={args.users}",
+                    f"--run-time={args.run_time}",
+                    f"--out={out_dir}",
+                    "--quiet",
+                ]
+            )
+    except StackError as e:
+        print(f"stack_bench: the stack did not start: {e}", file=sys.stderr)
+        return runner.EXIT_LOCUST
+    stats = out_dir / f"{runner.CSV_PREFIX}_stats.csv"
+    if stats.exists():
+        t = history.read_totals(stats)
+        print(
+            f"stack_bench {_commit()} {SCENARIO} {args.users}u/{args.run_time}: "
+            f"{t.rps:.1f} req/s, p50 {t.p50_ms:.0f} ms, p99 {t.p99_ms:.0f} ms, "
+            f"errors {t.failures}/{t.requests}"
+        )
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
