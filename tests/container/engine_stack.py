@@ -1,0 +1,111 @@
+"""Runs the services of ``stack.SERVICES`` in a container engine on a private network."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import time
+import uuid
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from tests.container.stack import SERVICES, Service
+from tools.oci.engine import Engine
+from tools.oci.load import load_image
+
+__all__ = ["Stack", "image_tag", "wait_until"]
+
+
+def image_tag(tarball: Path) -> str:
+    """Returns the tag recorded in an image tarball's ``index.json``."""
+    with tarfile.open(tarball) as tar:
+        index = tar.extractfile("index.json")
+        assert index is not None
+        manifest = json.load(index)["manifests"][0]
+    return str(manifest["annotations"]["io.containerd.image.name"])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 1.0) -> None:
+    """Polls ``check`` until it returns True; raises TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached within {timeout:.0f}s")
+
+
+class Stack:
+    """The services under unique names (``cvt-<id>-<service>``) on a network of their own."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+        self.network = f"{self.prefix}-net"
+
+    def container(self, service: str) -> str:
+        """The container name of ``service``."""
+        return f"{self.prefix}-{service}"
+
+    def load(self, tarballs: list[Path]) -> None:
+        """Loads the image tarballs into the engine."""
+        for tarball in tarballs:
+            load_image(self.engine, tarball, image_tag(tarball))
+
+    def up(self, health_timeout: float = 240) -> None:
+        """Starts every service in order, each once its dependencies pass their healthcheck."""
+        self.engine.run("network", "create", self.network)
+        by_name = {service.name: service for service in SERVICES}
+        healthy: set[str] = set()
+        for service in SERVICES:
+            for dependency in service.depends_on:
+                if dependency not in healthy:
+                    check = partial(self.healthy, by_name[dependency])
+                    wait_until(check, health_timeout, f"{dependency} healthy")
+                    healthy.add(dependency)
+            self._start(service)
+        for service in SERVICES:
+            wait_until(partial(self.healthy, service), health_timeout, f"{service.name} healthy")
+
+    def _start(self, service: Service) -> None:
+        args = ["run", "-d", "--name", self.container(service.name), "--network", self.network]
+        args += ["--network-alias", service.name]
+        for key, value in sorted(service.env.items()):
+            args += ["-e", f"{key}={value}"]
+        if service.name == "api":
+            args += ["-p", "127.0.0.1::8000"]
+        self.engine.run(*args, service.image)
+
+    def healthy(self, service: Service) -> bool:
+        """Runs the service's healthcheck command in its container."""
+        result = self.engine.run(
+            "exec", self.container(service.name), *service.healthcheck[1:], check=False, timeout=60
+        )
+        return result.returncode == 0
+
+    def api_url(self) -> str:
+        """The host URL of the gateway's published port."""
+        out = self.engine.run("port", self.container("api"), "8000/tcp").stdout.strip()
+        host_port = out.splitlines()[0].rsplit(":", 1)[1]
+        return f"http://127.0.0.1:{host_port}"
+
+    def logs(self) -> str:
+        """The last lines of every container's log (for failure messages)."""
+        parts = []
+        for service in SERVICES:
+            result = self.engine.run(
+                "logs", "--tail", "30", self.container(service.name), check=False
+            )
+            parts.append(f"--- {service.name}\n{result.stdout}{result.stderr}")
+        return "\n".join(parts)
+
+    def down(self) -> list[str]:
+        """Removes the containers, their volumes and the network; returns what is left over."""
+        names = [self.container(service.name) for service in SERVICES]
+        self.engine.run("rm", "-f", "-v", "-t", "5", *names, check=False, timeout=300)
+        self.engine.run("network", "rm", "-f", self.network, check=False)
+        left = self.engine.run("ps", "-a", "--format", "{{.Names}}", check=False).stdout.split()
+        networks = self.engine.run("network", "ls", "--format", "{{.Name}}", check=False)
+        left += networks.stdout.split()
+        return [name for name in left if name.startswith(self.prefix)]

@@ -1,0 +1,75 @@
+"""The container test: the stack of built images on a private network, driven over HTTP.
+
+Skipped when no container engine runs here, unless ``CI`` or ``CONVEYOR_REQUIRE_CONTAINERS`` is
+set, where a missing engine fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.container.engine_stack import Stack, wait_until
+from tools.oci.engine import detect_engine
+
+LIVENESS_MARGIN_SECONDS = 90  # registry liveness window (5 s) + heartbeats on a loaded machine
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    engine = detect_engine()
+    if engine is None:
+        message = "no container engine: `docker info` fails and podman is not installed"
+        if os.environ.get("CI") or os.environ.get("CONVEYOR_REQUIRE_CONTAINERS"):
+            pytest.fail(message + " (required here: CI or CONVEYOR_REQUIRE_CONTAINERS is set)")
+        pytest.skip(message + " (install podman with tools/podman/setup)")
+    paths = os.environ["CONVEYOR_IMAGE_TARBALLS"].split()
+    tarballs = [Path(p) for p in paths if p.endswith(".tar")]
+    running = Stack(engine)
+    running.load(tarballs)
+    try:
+        running.up()
+        yield running
+    except Exception:
+        print(running.logs())
+        raise
+    finally:
+        leftovers = running.down()
+        assert leftovers == [], f"left behind: {leftovers}"
+
+
+def _predict(client: httpx.Client, model: str, body: dict[str, object]) -> httpx.Response:
+    return client.post(f"/predict/{model}", json=body, params={"timeout": 30})
+
+
+def test_predict_both_models_then_model_a_goes_away_and_comes_back(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.api_url(), timeout=60) as client:
+        wait_until(
+            lambda: _predict(client, "model_a", {"data": "example"}).status_code == 200,
+            120,
+            "model_a served",
+        )
+        reply_a = _predict(client, "model_a", {"data": "example"})
+        assert reply_a.status_code == 200, reply_a.text
+        assert "example" in reply_a.text
+        reply_b = _predict(client, "model_b", {"features": [5.1, 3.5, 1.4, 0.2]})
+        assert reply_b.status_code == 200, reply_b.text
+
+        stack.engine.run("stop", "-t", "10", stack.container("model_a"))
+        wait_until(
+            lambda: _predict(client, "model_a", {"data": "x"}).status_code == 503,
+            LIVENESS_MARGIN_SECONDS,
+            "503 for model_a after it stopped",
+        )
+        assert _predict(client, "model_b", {"features": [6.0, 2.9, 4.5, 1.5]}).status_code == 200
+
+        stack.engine.run("start", stack.container("model_a"))
+        wait_until(
+            lambda: _predict(client, "model_a", {"data": "again"}).status_code == 200,
+            LIVENESS_MARGIN_SECONDS,
+            "model_a served again",
+        )

@@ -1,0 +1,214 @@
+"""`oci_image`: an OCI image of a Python program, built by //tools/oci on the hermetic Python.
+
+Layers, in order: the base (pinned Debian packages plus generated users, `/tmp` and the non-root
+home), the third-party packages of `@pypi` (under /usr/local/lib/python3.11/dist-packages), and the
+program's own files (under /app). Bytecode is compiled at build time into every layer.
+`bazel build` gives `<name>.tar` (an OCI layout that `docker load` and `podman load` read);
+`bazel run` loads it into Docker or podman and prints the tag.
+"""
+
+_CACHE_TAG = "cpython-311"
+_PYTHON = "/usr/bin/python3.11"
+_APP_ROOT = "/app"
+_SITE_PACKAGES = "/usr/local/lib/python3.11/dist-packages"
+_NONROOT = {"uid": 65532, "gid": 65532, "name": "nonroot", "home": "/home/nonroot"}
+_DEFAULT_ENV = {
+    "LANG": "C.UTF-8",
+    "PATH": "/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin",
+}
+_PYTHON_ENV = {
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONPATH": _APP_ROOT,
+    "PYTHONUNBUFFERED": "1",
+}
+
+OciImageInfo = provider(
+    doc = "An image tarball built by oci_image and the tag `bazel run` gives it.",
+    fields = {"tarball": "File: the OCI layout tarball", "tag": "string: e.g. conveyor/api:dev"},
+)
+
+def _image_path(f):
+    """Returns where a runfile goes in the image, or None when the base provides it."""
+    repo = f.owner.workspace_name if f.owner else ""
+    if repo == "pypi":
+        marker = "site-packages/"
+        index = f.short_path.find(marker)
+        if index < 0:
+            return None
+        return ("pypi", _SITE_PACKAGES + "/" + f.short_path[index + len(marker):])
+    if repo == "":
+        return ("app", _APP_ROOT + "/" + f.short_path)
+    return None  # the interpreter and its libraries come from the base's Debian packages
+
+def _healthcheck(ctx):
+    if not ctx.attr.healthcheck:
+        return None
+    return {
+        "test": ctx.attr.healthcheck,
+        "interval_seconds": 5,
+        "timeout_seconds": 5,
+        "start_period_seconds": 10,
+        "retries": 5,
+    }
+
+def _oci_image_impl(ctx):
+    pypi_files, app_files = [], []
+    program_files = depset()
+    if ctx.attr.binary:
+        info = ctx.attr.binary[DefaultInfo]
+        program_files = info.default_runfiles.files
+        executable = info.files_to_run.executable
+        for f in sorted(program_files.to_list(), key = _short):
+            where = _image_path(f)
+            if f == executable or where == None:
+                continue
+            layer, dest = where
+            (pypi_files if layer == "pypi" else app_files).append({"src": f.path, "dest": dest})
+    extra_files = []
+    for target, dest in ctx.attr.files.items():
+        for f in target.files.to_list():
+            extra_files.append(f)
+            app_files.append({"src": f.path, "dest": dest})
+    directories = {}
+    for path, owner in ctx.attr.directories.items():
+        if owner not in ("root", "nonroot"):
+            fail("directories: owner of %s must be 'root' or 'nonroot', not %r" % (path, owner))
+        uid = _NONROOT["uid"] if owner == "nonroot" else 0
+        directories[path] = {"mode": 493, "uid": uid, "gid": uid}  # 0755
+    env = dict(_DEFAULT_ENV)
+    if ctx.attr.binary:
+        env.update(_PYTHON_ENV)
+    env.update(ctx.attr.env)
+    config = {
+        "entrypoint": [_PYTHON, "-m", ctx.attr.module] if ctx.attr.module else ctx.attr.entrypoint,
+        "cmd": ctx.attr.cmd,
+        "env": env,
+        "user": "%d:%d" % (_NONROOT["uid"], _NONROOT["gid"]),
+        "workdir": ctx.attr.workdir,
+        "exposed_ports": ["%s/tcp" % p for p in ctx.attr.ports],
+        "labels": ctx.attr.labels,
+    }
+    health = _healthcheck(ctx)
+    if health:
+        config["healthcheck"] = health
+    debs = ctx.files.base
+    spec = {
+        "tag": ctx.attr.tag,
+        "python_cache_tag": _CACHE_TAG,
+        "layers": [
+            {
+                "name": "base",
+                "debs": [f.path for f in debs],
+                "rootfs": _NONROOT,
+                "compile_python": True,
+                "symlinks": ctx.attr.symlinks,
+                "directories": directories,
+            },
+            {"name": "third-party", "files": pypi_files, "compile_python": True},
+            {"name": "app", "files": app_files, "compile_python": True},
+        ],
+        "config": config,
+    }
+    spec_file = ctx.actions.declare_file(ctx.label.name + ".spec.json")
+    ctx.actions.write(spec_file, json.encode(spec))
+    tarball = ctx.actions.declare_file(ctx.label.name + ".tar")
+    digest = ctx.actions.declare_file(ctx.label.name + ".digest")
+    ctx.actions.run(
+        executable = ctx.executable._builder,
+        arguments = ["--spec", spec_file.path, "--out", tarball.path, "--digest", digest.path],
+        inputs = depset([spec_file] + debs + extra_files, transitive = [program_files]),
+        outputs = [tarball, digest],
+        env = {"PYTHONHASHSEED": "0"},
+        mnemonic = "OciImage",
+        progress_message = "Writing OCI image %s" % ctx.attr.tag,
+    )
+    launcher = ctx.actions.declare_file(ctx.label.name + ".load.sh")
+    ctx.actions.write(launcher, _LAUNCHER.format(
+        loader = ctx.executable._loader.short_path,
+        images = _load_args([OciImageInfo(tarball = tarball, tag = ctx.attr.tag)]),
+        tag = ctx.attr.tag,
+    ), is_executable = True)
+    runfiles = ctx.runfiles(files = [tarball]).merge(ctx.attr._loader[DefaultInfo].default_runfiles)
+    return [
+        DefaultInfo(files = depset([tarball, digest]), executable = launcher, runfiles = runfiles),
+        OutputGroupInfo(digest = depset([digest])),
+        OciImageInfo(tarball = tarball, tag = ctx.attr.tag),
+    ]
+
+def _short(f):
+    return f.short_path
+
+_LAUNCHER = """#!/bin/sh
+# Loads {tag} into Docker (when its daemon answers) or podman, then prints the tag.
+set -e
+exec "./{loader}" {images} "$@"
+"""
+
+def _load_args(images):
+    return " ".join([
+        "--tarball \"./%s\" --tag \"%s\"" % (i.tarball.short_path, i.tag)
+        for i in images
+    ])
+
+_oci_image = rule(
+    implementation = _oci_image_impl,
+    executable = True,
+    attrs = {
+        "binary": attr.label(doc = "py_binary or py_library whose runfiles make the image."),
+        "files": attr.label_keyed_string_dict(
+            allow_files = True,
+            doc = "{file: image path} added to the app layer (configuration files).",
+        ),
+        "module": attr.string(doc = "Module run with `python3.11 -m`."),
+        "entrypoint": attr.string_list(doc = "Entrypoint when `module` is empty."),
+        "cmd": attr.string_list(),
+        "workdir": attr.string(default = _APP_ROOT),
+        "tag": attr.string(mandatory = True),
+        "env": attr.string_dict(),
+        "ports": attr.string_list(),
+        "labels": attr.string_dict(),
+        "healthcheck": attr.string_list(doc = "Docker HEALTHCHECK test, e.g. ['CMD', ...]."),
+        "symlinks": attr.string_dict(doc = "{image path: target} added to the base layer."),
+        "directories": attr.string_dict(doc = "{image path: owner} ('root' or 'nonroot')."),
+        "base": attr.label_list(allow_files = [".deb"], default = ["@debian_python//:debs"]),
+        "_builder": attr.label(default = "//tools/oci:build", executable = True, cfg = "exec"),
+        "_loader": attr.label(default = "//tools/oci:load", executable = True, cfg = "target"),
+    },
+)
+
+def oci_image(name, tag, binary = None, module = "", **kwargs):
+    """An OCI image of a Python program; `bazel run` loads it, `bazel build` writes `<name>.tar`.
+
+    Args:
+      name: target name (by convention `image`).
+      binary: the py_binary (or py_library) whose runfiles make the image; None for an image
+        of Debian packages only (the brokers).
+      tag: the image reference loaded by `bazel run`, e.g. `conveyor/api:dev`.
+      module: the module the image runs (`python3.11 -m <module>`).
+      **kwargs: `files`, `workdir`, `env`, `ports`, `labels`, `healthcheck`, `cmd`, `entrypoint`,
+        `base` (a list of `.deb` targets; default `@debian_python//:debs`), `symlinks`,
+        `directories` ({path: 'root' | 'nonroot'}), and the common attributes.
+    """
+    _oci_image(name = name, binary = binary, tag = tag, module = module, **kwargs)
+
+def _oci_images_impl(ctx):
+    images = [image[OciImageInfo] for image in ctx.attr.images]
+    launcher = ctx.actions.declare_file(ctx.label.name + ".load.sh")
+    ctx.actions.write(launcher, _LAUNCHER.format(
+        loader = ctx.executable._loader.short_path,
+        images = _load_args(images),
+        tag = ", ".join([i.tag for i in images]),
+    ), is_executable = True)
+    tarballs = [i.tarball for i in images]
+    runfiles = ctx.runfiles(files = tarballs).merge(ctx.attr._loader[DefaultInfo].default_runfiles)
+    return [DefaultInfo(files = depset(tarballs), executable = launcher, runfiles = runfiles)]
+
+oci_images = rule(
+    implementation = _oci_images_impl,
+    executable = True,
+    attrs = {
+        "images": attr.label_list(providers = [OciImageInfo], mandatory = True),
+        "_loader": attr.label(default = "//tools/oci:load", executable = True, cfg = "target"),
+    },
+    doc = "Several oci_image targets: `bazel build` writes them all, `bazel run` loads them all.",
+)
