@@ -15,9 +15,11 @@ def py_lint_test(name = "lint", srcs = None, deps = [], data = [], **kwargs):
     """
     if srcs == None:
         srcs = native.glob(["**/*.py"])
+    # The lint package checks its own entry point, which is already among its files.
+    own_main = native.package_name() == "tools/lint" and "lint_main.py" in srcs
     native.py_test(
         name = name,
-        srcs = srcs + [_LINT_MAIN],
+        srcs = srcs + ([] if own_main else [_LINT_MAIN]),
         main = _LINT_MAIN,
         args = ["$(rootpath %s)" % src for src in srcs],
         deps = deps + ["@pypi//:mypy", "@pypi//:ruff", "@pypi//:types_protobuf", "@pypi//:pytest", "@pypi//:pytest_asyncio"],

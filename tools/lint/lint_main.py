@@ -40,7 +40,8 @@ def is_test_file(path: str) -> bool:
 
 def find_ruff() -> str:
     runfiles = Path(os.environ.get("RUNFILES_DIR", Path.cwd().parent))
-    for candidate in (runfiles / "pypi" / "bin" / "ruff", Path.cwd().parent / "pypi" / "bin" / "ruff"):
+    candidates = (runfiles / "pypi" / "bin" / "ruff", Path.cwd().parent / "pypi" / "bin" / "ruff")
+    for candidate in candidates:
         if candidate.exists():
             return str(candidate)
     raise SystemExit("ruff binary not found in runfiles (@pypi//:bin/ruff)")
