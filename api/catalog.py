@@ -61,6 +61,11 @@ class ModelCatalog:
         summaries: list[dict[str, Any]] = await self._fetch("/models")
         return summaries
 
+    async def describe(self, name: str) -> dict[str, Any]:
+        """Return the registry's full description of ``name`` (schemas, example request)."""
+        detail: dict[str, Any] = await self._fetch(f"/models/{name}", model=name)
+        return detail
+
     async def ping(self) -> bool:
         """Return True when the registry answers its health check."""
         try:

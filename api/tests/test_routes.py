@@ -38,6 +38,10 @@ class FakeCatalog:
     async def list(self) -> list[dict[str, object]]:
         return [{"name": n, "instances": m.instances} for n, m in self.models.items()]
 
+    async def describe(self, name: str) -> dict[str, object]:
+        info = await self.get(name)
+        return {"name": name, "instances": info.instances, "example_request": {"data": "x"}}
+
     async def ping(self) -> bool:
         return True
 
@@ -187,3 +191,12 @@ def test_bad_mode_is_422(client: TestClient) -> None:
     response = client.post("/predict/echo?mode=later", json={"data": "x"})
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "mode"
+
+
+def test_model_description_and_unknown_model(client: TestClient) -> None:
+    described = client.get("/models/echo")
+    assert described.status_code == 200
+    assert described.json()["example_request"] == {"data": "x"}
+    missing = client.get("/models/nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["model"] == "nope"

@@ -154,7 +154,7 @@ def test_models_health_and_docs(stack: Served) -> None:
     assert ready.json()["checks"] == {"rabbitmq": True, "redis": True, "registry": True}
     assert stack.http.get("/docs").status_code == 200
     paths = stack.http.get("/openapi.json").json()["paths"]
-    assert {"/predict/{model}", "/tasks/{task_id}", "/models"} <= set(paths)
+    assert {"/predict/{model}", "/tasks/{task_id}", "/models", "/models/{model}"} <= set(paths)
 
 
 def test_registry_shows_schemas_and_example(stack: Served) -> None:
@@ -169,6 +169,9 @@ def test_registry_shows_schemas_and_example(stack: Served) -> None:
         json=detail["example_request"],
     )
     assert served.json()["label"] == "setosa"
+    through_gateway = stack.http.get(f"/models/{stack.model_b}").json()
+    assert through_gateway["example_request"] == detail["example_request"]
+    assert through_gateway["request"]["type"] == "conveyor.v1.ModelBRequest"
 
 
 def test_unknown_task_is_404(stack: Served) -> None:
