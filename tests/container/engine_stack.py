@@ -43,6 +43,12 @@ class Stack:
         self.engine = engine
         self.prefix = f"cvt-{uuid.uuid4().hex[:8]}"
         self.network = f"{self.prefix}-net"
+        self.last_health: dict[str, str] = {}
+        self._volumes_before = self._volumes()
+
+    def _volumes(self) -> set[str]:
+        result = self.engine.run("volume", "ls", "--format", "{{.Name}}", check=False)
+        return set(result.stdout.split())
 
     def container(self, service: str) -> str:
         """The container name of ``service``."""
@@ -82,6 +88,7 @@ class Stack:
         result = self.engine.run(
             "exec", self.container(service.name), *service.healthcheck[1:], check=False, timeout=60
         )
+        self.last_health[service.name] = f"rc={result.returncode} {result.stdout}{result.stderr}"
         return result.returncode == 0
 
     def api_url(self) -> str:
@@ -97,15 +104,24 @@ class Stack:
             result = self.engine.run(
                 "logs", "--tail", "30", self.container(service.name), check=False
             )
-            parts.append(f"--- {service.name}\n{result.stdout}{result.stderr}")
+            health = self.last_health.get(service.name, "not run")
+            parts.append(
+                f"--- {service.name} (last healthcheck: {health.strip()})\n"
+                f"{result.stdout}{result.stderr}"
+            )
         return "\n".join(parts)
 
     def down(self) -> list[str]:
-        """Removes the containers, their volumes and the network; returns what is left over."""
+        """Removes the containers, their volumes and the network; returns what is left over.
+
+        Left over: containers or networks named with this stack's prefix, and volumes that did
+        not exist when the stack was created.
+        """
         names = [self.container(service.name) for service in SERVICES]
         self.engine.run("rm", "-f", "-v", "-t", "5", *names, check=False, timeout=300)
         self.engine.run("network", "rm", "-f", self.network, check=False)
         left = self.engine.run("ps", "-a", "--format", "{{.Names}}", check=False).stdout.split()
         networks = self.engine.run("network", "ls", "--format", "{{.Name}}", check=False)
         left += networks.stdout.split()
-        return [name for name in left if name.startswith(self.prefix)]
+        leftovers = [name for name in left if name.startswith(self.prefix)]
+        return leftovers + sorted(self._volumes() - self._volumes_before)

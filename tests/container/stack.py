@@ -57,8 +57,12 @@ SERVICES: tuple[Service, ...] = (
         name="rabbitmq",
         image="conveyor/rabbitmq:dev",
         image_env="RABBITMQ_IMAGE",
-        healthcheck=("CMD", "rabbitmq-diagnostics", "-q", "ping"),
-        ports=("5672:5672", "15672:15672"),
+        # `ping` succeeds before the AMQP listener accepts connections; this waits for it.
+        healthcheck=("CMD", "rabbitmq-diagnostics", "-q", "check_port_connectivity"),
+        ports=(
+            "${CONVEYOR_RABBITMQ_PORT:-5672}:5672",
+            "${CONVEYOR_RABBITMQ_MANAGEMENT_PORT:-15672}:15672",
+        ),
         start_period_seconds=30,
     ),
     Service(
@@ -66,7 +70,7 @@ SERVICES: tuple[Service, ...] = (
         image="conveyor/redis:dev",
         image_env="REDIS_IMAGE",
         healthcheck=("CMD", "redis-cli", "ping"),
-        ports=("6379:6379",),
+        ports=("${CONVEYOR_REDIS_PORT:-6379}:6379",),
     ),
     Service(
         name="registry",
@@ -79,7 +83,7 @@ SERVICES: tuple[Service, ...] = (
         name="api",
         image="conveyor/api:dev",
         healthcheck=("CMD", _PY, "-c", _HTTP_HEALTH.format(port=8000)),
-        ports=("8000:8000",),
+        ports=("${CONVEYOR_API_PORT:-8000}:8000",),
         env={**_COMMON_ENV, "API_HOST": "0.0.0.0"},
         depends_on=("rabbitmq", "redis", "registry"),
     ),
@@ -100,6 +104,9 @@ def render_compose(services: tuple[Service, ...] = SERVICES) -> str:
         "# (python3 -m tests.container.stack > docker-compose.yml); a test keeps them in sync.",
         "# Load the images first: bazel run //:images. Official broker images instead of ours:",
         "#   RABBITMQ_IMAGE=rabbitmq:3-management REDIS_IMAGE=redis:7 docker compose up",
+        "# Host ports: CONVEYOR_API_PORT (8000), CONVEYOR_RABBITMQ_PORT (5672),",
+        "# CONVEYOR_RABBITMQ_MANAGEMENT_PORT (15672), CONVEYOR_REDIS_PORT (6379).",
+        "# More model_a workers: docker compose up --scale model_a=3 (see docs/images.md).",
         "services:",
     ]
     for service in services:
@@ -111,6 +118,9 @@ def render_compose(services: tuple[Service, ...] = SERVICES) -> str:
             lines.append("    environment:")
             lines += [f"      {key}: {_quote(value)}" for key, value in sorted(service.env.items())]
         if service.depends_on:
+            # A dependency may go away later (or podman-compose 1.0 may start a service before
+            # its dependencies are healthy): the apps exit on a lost broker and are restarted.
+            lines += ["    restart: on-failure"]
             lines.append("    depends_on:")
             for dependency in service.depends_on:
                 lines += [f"      {dependency}:", "        condition: service_healthy"]

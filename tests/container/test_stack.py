@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.container.engine_stack import Stack, wait_until
+from tests.container.stack import SERVICES
 from tools.oci.engine import detect_engine
 
 LIVENESS_MARGIN_SECONDS = 90  # registry liveness window (5 s) + heartbeats on a loaded machine
@@ -29,6 +30,7 @@ def stack() -> Iterator[Stack]:
         pytest.skip(message + " (install podman with tools/podman/setup)")
     paths = os.environ["CONVEYOR_IMAGE_TARBALLS"].split()
     tarballs = [Path(p) for p in paths if p.endswith(".tar")]
+    assert len(tarballs) == len(SERVICES), f"expected one image tarball per service: {paths}"
     running = Stack(engine)
     running.load(tarballs)
     try:

@@ -131,7 +131,14 @@ def _oci_image_impl(ctx):
     runfiles = ctx.runfiles(files = [tarball]).merge(ctx.attr._loader[DefaultInfo].default_runfiles)
     return [
         DefaultInfo(files = depset([tarball, digest]), executable = launcher, runfiles = runfiles),
-        OutputGroupInfo(digest = depset([digest])),
+        OutputGroupInfo(
+            digest = depset([digest]),
+            spec = depset([spec_file]),
+            tarball = depset([tarball]),
+            # What the builder read: the spec and every input it names (the reproducibility test
+            # rebuilds the image from these).
+            image_inputs = depset([spec_file] + debs + extra_files, transitive = [program_files]),
+        ),
         OciImageInfo(tarball = tarball, tag = ctx.attr.tag),
     ]
 
@@ -201,7 +208,19 @@ def _oci_images_impl(ctx):
     ), is_executable = True)
     tarballs = [i.tarball for i in images]
     runfiles = ctx.runfiles(files = tarballs).merge(ctx.attr._loader[DefaultInfo].default_runfiles)
-    return [DefaultInfo(files = depset(tarballs), executable = launcher, runfiles = runfiles)]
+    return [
+        DefaultInfo(files = depset(tarballs), executable = launcher, runfiles = runfiles),
+        # `$(rootpaths)` of an executable target names only its launcher: a filegroup with
+        # `output_group = "tarballs"` (or "digests", "specs", "image_inputs") gives the files themselves.
+        OutputGroupInfo(
+            tarballs = depset(tarballs),
+            digests = depset(transitive = [i[OutputGroupInfo].digest for i in ctx.attr.images]),
+            specs = depset(transitive = [i[OutputGroupInfo].spec for i in ctx.attr.images]),
+            image_inputs = depset(
+                transitive = [i[OutputGroupInfo].image_inputs for i in ctx.attr.images],
+            ),
+        ),
+    ]
 
 oci_images = rule(
     implementation = _oci_images_impl,
