@@ -22,6 +22,9 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="Seconds an async task may wait in its queue."
     )
     result_ttl: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    broker_connect_timeout: float = Field(
+        default=60.0, gt=0, le=3600, description="Seconds to keep retrying RabbitMQ at start-up."
+    )
     registry_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     registry_timeout: float = Field(default=5.0, gt=0, le=120)
 

@@ -15,6 +15,7 @@ from api.constants import REPLY_CHANNEL_PREFIX, TASK_CONTENT_TYPE, result_key, t
 from api.exceptions import ResultTimeout, TaskNotFound
 from api.waiter import ResultWaiter
 from proto import task_pb2
+from worker_base.brokers import connect_amqp
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,10 @@ class Dispatcher:
         self._channel: AbstractChannel | None = None
         self._declared: set[str] = set()
 
-    async def start(self) -> None:
-        """Connect to RabbitMQ (reconnecting on its own) and subscribe for notifications."""
-        self._connection = await aio_pika.connect_robust(self._amqp_url)
+    async def start(self, connect_timeout: float) -> None:
+        """Connect to RabbitMQ (waiting up to ``connect_timeout`` s for it, reconnecting on its
+        own afterwards) and subscribe for notifications."""
+        self._connection = await connect_amqp(self._amqp_url, connect_timeout)
         self._channel = await self._connection.channel(publisher_confirms=True)
         await self._waiter.start()
 

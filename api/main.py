@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.dispatcher = Dispatcher(
             settings.amqp_url, settings.redis_url, settings.result_ttl
         )
-        await app.state.dispatcher.start()
+        await app.state.dispatcher.start(settings.broker_connect_timeout)
         try:
             yield
         finally:

@@ -19,4 +19,7 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(default=1.0, gt=0, le=60)
     registry_timeout: float = Field(default=5.0, gt=0, le=120)
     default_result_ttl: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    broker_connect_timeout: float = Field(
+        default=60.0, gt=0, le=3600, description="Seconds to keep retrying RabbitMQ at start-up."
+    )
     shutdown_grace: float = Field(default=30.0, gt=0, le=3600)

@@ -1,6 +1,7 @@
 """Exceptions of the worker base.
 
 WorkerError
+├── BrokerUnavailable   -- RabbitMQ did not answer within the start-up timeout
 ├── InvalidRequest      -- raised by a model: the request is invalid (stored as INVALID_ARGUMENT)
 ├── RegistrationError   -- the registry refused or could not be reached
 └── SchemaError         -- a descriptor set could not be built or read
@@ -9,6 +10,10 @@ WorkerError
 
 class WorkerError(Exception):
     """Base class of every worker_base error."""
+
+
+class BrokerUnavailable(WorkerError):
+    """RabbitMQ did not accept a connection within the start-up timeout."""
 
 
 class InvalidRequest(WorkerError):

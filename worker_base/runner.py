@@ -8,12 +8,12 @@ import signal
 import socket
 import uuid
 
-import aio_pika
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.message import DecodeError
 
 from proto import task_pb2
+from worker_base.brokers import connect_amqp
 from worker_base.config import Settings
 from worker_base.constants import queue_name
 from worker_base.exceptions import InvalidRequest
@@ -47,7 +47,7 @@ class Worker:
         await self.model.load()
         redis_client = aioredis.from_url(settings.redis_url)
         self._store = ResultStore(redis_client)
-        connection = await aio_pika.connect_robust(settings.amqp_url)
+        connection = await connect_amqp(settings.amqp_url, settings.broker_connect_timeout)
         registry = RegistryClient(
             settings.registry_url, self.model_name, self.instance_id, settings.registry_timeout
         )
