@@ -1,6 +1,7 @@
 """Repositories of the broker images' pinned Debian packages (call from WORKSPACE)."""
 
-load("//images:packages.bzl", "RABBITMQ_PACKAGES", "REDIS_PACKAGES")
+load("//images:rabbitmq_packages.bzl", "RABBITMQ_PACKAGES")
+load("//images:redis_packages.bzl", "REDIS_PACKAGES")
 load("//tools/debian:defs.bzl", "debian_packages", "pins")
 
 def conveyor_image_repositories():
