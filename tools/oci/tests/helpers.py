@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import lzma
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 
-def _tar(members: dict[str, bytes | str | None], compression: str) -> bytes:
+def _tar(members: dict[str, bytes | str | None], compression: Literal["gz", "xz"]) -> bytes:
     """A tar of files (bytes), symlinks ("-> target" strings) and directories (None)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode=f"w:{compression}") as tar:
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, content in members.items():
             info = tarfile.TarInfo(name)
             info.uid = info.gid = 1000
@@ -30,7 +32,8 @@ def _tar(members: dict[str, bytes | str | None], compression: str) -> bytes:
                 info.mode = 0o755 if name.endswith(".so") else 0o644
                 info.size = len(content)
                 tar.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
+    raw = buffer.getvalue()
+    return gzip.compress(raw, mtime=0) if compression == "gz" else lzma.compress(raw)
 
 
 def _ar(members: list[tuple[str, bytes]]) -> bytes:
