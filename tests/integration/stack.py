@@ -29,6 +29,8 @@ AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 START_TIMEOUT = 60.0
+# The test-only model whose tasks take a while (tests/integration/slow_model.py).
+SLOW_MODEL = "tests.integration.slow_model"
 """Generous: a loaded 2-core machine may take long to import scikit-learn."""
 
 
@@ -193,6 +195,12 @@ class Stack:
             return httpx.get(url, timeout=5.0).status_code == 200
 
         wait_until(up, START_TIMEOUT, what=f"{service.label} ready")
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Stop every process, delete this stack's queues and Redis keys."""

@@ -4,18 +4,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.stack import Stack
-
-SLOW = "tests.integration.slow_model"
+from tests.integration.stack import SLOW_MODEL, Stack
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    stack = Stack(RESULT_TTL="600")
-    try:
+    with Stack(RESULT_TTL="600") as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def test_new_model_appears_and_is_served(stack: Stack) -> None:
@@ -23,7 +18,7 @@ def test_new_model_appears_and_is_served(stack: Stack) -> None:
     assert model not in {m["name"] for m in stack.http.get("/models").json()}
     assert stack.http.post(f"/predict/{model}", json={"data": "x:0"}).status_code == 404
 
-    stack.start_worker(SLOW, model, SLOW_MODEL_COUNTER_PREFIX=f"test:{stack.id}:slow:")
+    stack.start_worker(SLOW_MODEL, model, SLOW_MODEL_COUNTER_PREFIX=f"test:{stack.id}:slow:")
 
     listed = {m["name"]: m for m in stack.http.get("/models").json()}
     assert listed[model]["status"] == "alive"

@@ -14,11 +14,8 @@ NOTICE_WITHIN = LIVENESS_WINDOW + 1.0 + 4.0
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    stack = Stack(liveness_window=LIVENESS_WINDOW, RESULT_TTL="600", DEFAULT_TIMEOUT="30")
-    try:
+    with Stack(liveness_window=LIVENESS_WINDOW, RESULT_TTL="600", DEFAULT_TIMEOUT="30") as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def _status(stack: Stack, model: str) -> int:

@@ -4,26 +4,22 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.stack import Stack, wait_until
+from tests.integration.stack import SLOW_MODEL, Stack, wait_until
 
-SLOW = "tests.integration.slow_model"
 TASKS = 12
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    stack = Stack(RESULT_TTL="600")
-    try:
+    with Stack(RESULT_TTL="600") as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def test_two_workers_share_the_load(stack: Stack) -> None:
     model = stack.model_name("slow")
     env = {"SLOW_MODEL_COUNTER_PREFIX": f"test:{stack.id}:slow:", "WORKER_PREFETCH": "1"}
-    first = stack.start_worker(SLOW, model, **env)
-    second = stack.start_worker(SLOW, model, **env)
+    first = stack.start_worker(SLOW_MODEL, model, **env)
+    second = stack.start_worker(SLOW_MODEL, model, **env)
     listed = {m["name"]: m for m in stack.http.get("/models").json()}
     assert listed[model]["instances"] == 2
 

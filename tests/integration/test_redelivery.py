@@ -5,18 +5,13 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.integration.stack import REDIS_URL, Stack, wait_until
-
-SLOW = "tests.integration.slow_model"
+from tests.integration.stack import REDIS_URL, SLOW_MODEL, Stack, wait_until
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    stack = Stack(RESULT_TTL="600")
-    try:
+    with Stack(RESULT_TTL="600") as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def test_killed_worker_task_completes_once(stack: Stack) -> None:
@@ -25,7 +20,7 @@ def test_killed_worker_task_completes_once(stack: Stack) -> None:
     env = {"SLOW_MODEL_COUNTER_PREFIX": prefix, "WORKER_PREFETCH": "1"}
     counters = redis.Redis.from_url(REDIS_URL)
     try:
-        doomed = stack.start_worker(SLOW, model, **env)
+        doomed = stack.start_worker(SLOW_MODEL, model, **env)
         submitted = stack.http.post(f"/predict/{model}?mode=async", json={"data": "k:4"})
         assert submitted.status_code == 202, submitted.text
         task_id = submitted.json()["task_id"]
@@ -34,7 +29,7 @@ def test_killed_worker_task_completes_once(stack: Stack) -> None:
         doomed.process.wait(30)
         assert stack.http.get(f"/tasks/{task_id}").json()["status"] == "pending"
 
-        survivor = stack.start_worker(SLOW, model, **env)
+        survivor = stack.start_worker(SLOW_MODEL, model, **env)
 
         def done() -> dict[str, object] | None:
             status = stack.http.get(f"/tasks/{task_id}").json()

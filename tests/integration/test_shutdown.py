@@ -6,18 +6,13 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.integration.stack import REDIS_URL, Stack, wait_until
-
-SLOW = "tests.integration.slow_model"
+from tests.integration.stack import REDIS_URL, SLOW_MODEL, Stack, wait_until
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    stack = Stack(RESULT_TTL="600")
-    try:
+    with Stack(RESULT_TTL="600") as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def test_sigterm_drains_and_deregisters(stack: Stack) -> None:
@@ -25,7 +20,7 @@ def test_sigterm_drains_and_deregisters(stack: Stack) -> None:
     prefix = f"test:{stack.id}:slow:"
     counters = redis.Redis.from_url(REDIS_URL)
     try:
-        worker = stack.start_worker(SLOW, model, SLOW_MODEL_COUNTER_PREFIX=prefix)
+        worker = stack.start_worker(SLOW_MODEL, model, SLOW_MODEL_COUNTER_PREFIX=prefix)
         submitted = stack.http.post(f"/predict/{model}?mode=async", json={"data": "d:2"})
         task_id = submitted.json()["task_id"]
         wait_until(lambda: counters.get(f"{prefix}d:started") == b"1", 60.0, what="started")

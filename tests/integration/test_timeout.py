@@ -4,23 +4,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.stack import Stack, wait_until
-
-SLOW = "tests.integration.slow_model"
+from tests.integration.stack import SLOW_MODEL, Stack, wait_until
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    stack = Stack(RESULT_TTL="600", DEFAULT_TIMEOUT="1", MAX_TIMEOUT="60")
-    try:
+    with Stack(RESULT_TTL="600", DEFAULT_TIMEOUT="1", MAX_TIMEOUT="60") as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def test_timeout_is_504_and_task_can_be_polled(stack: Stack) -> None:
     model = stack.model_name("slow")
-    stack.start_worker(SLOW, model, SLOW_MODEL_COUNTER_PREFIX=f"test:{stack.id}:slow:")
+    stack.start_worker(SLOW_MODEL, model, SLOW_MODEL_COUNTER_PREFIX=f"test:{stack.id}:slow:")
     response = stack.http.post(f"/predict/{model}?timeout=0.5", json={"data": "t1:3"})
     assert response.status_code == 504, response.text
     error = response.json()["error"]
@@ -38,7 +33,7 @@ def test_timeout_is_504_and_task_can_be_polled(stack: Stack) -> None:
 
 def test_default_timeout_applies_and_override_extends_it(stack: Stack) -> None:
     model = stack.model_name("slow")
-    stack.start_worker(SLOW, model, SLOW_MODEL_COUNTER_PREFIX=f"test:{stack.id}:slow:")
+    stack.start_worker(SLOW_MODEL, model, SLOW_MODEL_COUNTER_PREFIX=f"test:{stack.id}:slow:")
     too_slow = stack.http.post(f"/predict/{model}", json={"data": "t2:3"})
     assert too_slow.status_code == 504, too_slow.text
     patient = stack.http.post(f"/predict/{model}?timeout=50", json={"data": "t3:0.2"})
@@ -48,7 +43,7 @@ def test_default_timeout_applies_and_override_extends_it(stack: Stack) -> None:
 
 def test_timeout_above_maximum_is_422(stack: Stack) -> None:
     model = stack.model_name("slow")
-    stack.start_worker(SLOW, model, SLOW_MODEL_COUNTER_PREFIX=f"test:{stack.id}:slow:")
+    stack.start_worker(SLOW_MODEL, model, SLOW_MODEL_COUNTER_PREFIX=f"test:{stack.id}:slow:")
     response = stack.http.post(f"/predict/{model}?timeout=61", json={"data": "t4:0"})
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "timeout"
