@@ -28,7 +28,9 @@ class Model(ABC):
         """Parse ``body`` (the serialized request message) and return the response message.
 
         Raise ``worker_base.InvalidRequest`` for a request the model cannot accept; any other
-        exception becomes the task's ``MODEL_ERROR`` result.
+        exception becomes the task's ``MODEL_ERROR`` result. Run CPU-heavy work off the event
+        loop (``await asyncio.to_thread(...)``): the loop also sends the worker's heartbeats,
+        and a loop blocked longer than the registry's liveness window makes the model look dead.
         """
 
     @abstractmethod

@@ -51,7 +51,10 @@ class ModelB(Model):
                 f"({', '.join(self._artifact['feature_names'])}), got {len(request.features)}",
                 field="features",
             )
-        probabilities = self._artifact["pipeline"].predict_proba([list(request.features)])[0]
+        # Compute off the event loop, so heartbeats and other tasks go on meanwhile.
+        pipeline = self._artifact["pipeline"]
+        batch = [list(request.features)]
+        probabilities = (await asyncio.to_thread(pipeline.predict_proba, batch))[0]
         names: list[str] = self._artifact["class_names"]
         best = max(range(len(names)), key=lambda i: probabilities[i])
         return model_b_pb2.ModelBResponse(
