@@ -8,11 +8,12 @@ Model names are options (``--model-a``/``--model-b``) so a test can drive a priv
 from __future__ import annotations
 
 import logging
+import random
 import time
 from typing import Any, ClassVar
 
 import locust.stats
-from locust import FastHttpUser, between, events, task
+from locust import FastHttpUser, events, task
 from locust.argument_parser import LocustArgumentParser
 from locust.exception import StopUser
 
@@ -37,6 +38,12 @@ def _add_options(parser: LocustArgumentParser) -> None:
     parser.add_argument(
         "--async-timeout", type=float, default=30.0, help="seconds to poll one async task"
     )
+    parser.add_argument(
+        "--think-time",
+        type=float,
+        default=0.2,
+        help="longest pause between a user's requests (0: none, a closed loop)",
+    )
 
 
 events.init_command_line_parser.add_listener(_add_options)  # type: ignore[no-untyped-call]
@@ -53,7 +60,11 @@ class _GatewayUser(FastHttpUser):
     """Shared plumbing: model names from the options, example bodies from the registry."""
 
     abstract = True
-    wait_time = between(0.05, 0.2)
+
+    def wait_time(self) -> float:
+        """A pause between a quarter of ``--think-time`` and all of it (0: no pause)."""
+        longest = float(self.environment.parsed_options.think_time)
+        return random.uniform(longest / 4, longest) if longest > 0 else 0.0
 
     def model(self, which: str) -> str:
         """Name of model ``"a"`` or ``"b"`` as given on the command line."""
@@ -104,6 +115,17 @@ class _GatewayUser(FastHttpUser):
                 response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
             elif not isinstance(body, dict) or expect not in body:
                 response.failure(f"answer lacks {expect!r}: {response.text[:200]}")
+
+
+class HealthUser(_GatewayUser):
+    """``GET /healthz``: the gateway's HTTP round trip without the queue, a same-run baseline."""
+
+    @task
+    def healthz(self) -> None:
+        """One liveness call; fails unless 200 with status ok."""
+        with self.client.get("/healthz", catch_response=True) as response:
+            if response.status_code != 200 or _parse_json(response) != {"status": "ok"}:
+                response.failure(f"healthz answered {response.status_code}")
 
 
 class ModelAUser(_GatewayUser):

@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--step-users", type=int, default=5, help="step: users added per step")
     parser.add_argument("--step-time", type=parse_duration, default="15s", help="step: duration")
     parser.add_argument("--step-count", type=int, default=8, help="step: number of steps")
+    parser.add_argument(
+        "--think-time",
+        type=float,
+        default=0.2,
+        help="longest pause of a user between requests, seconds (0: closed loop, for capacity)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
     return parser
 
@@ -121,6 +127,7 @@ def build_command(scenario: Scenario, args: argparse.Namespace, out_dir: Path) -
         f"--model-a={args.model_a}",
         f"--model-b={args.model_b}",
         f"--registry-url={args.registry_url}",
+        f"--think-time={args.think_time}",
         *extra,
         *scenario.user_classes,
     ]  # fmt: skip

@@ -25,6 +25,7 @@ class Scenario:
 SCENARIOS: Final[dict[str, Scenario]] = {
     s.name: s
     for s in (
+        Scenario("baseline", ("HealthUser",), "GET /healthz: the gateway alone, no queue hop"),
         Scenario("model_a", ("ModelAUser",), "sync predict on model_a (short text)"),
         Scenario("model_b", ("ModelBUser",), "sync predict on model_b (numeric features)"),
         Scenario("async", ("AsyncUser",), "async submit to model_a/model_b, poll /tasks/{id}"),

@@ -5,9 +5,17 @@ Usage::
     python -m load_testing.stack_bench [--users 8] [--run-time 20s] [--out DIR]
     bazel run //load_testing:stack_bench
 
-The line reads ``stack_bench <commit> sync 8u/20s: 123.4 req/s, p50 12 ms, p99 40 ms,
-errors 0/2468``; run it on two commits on the same machine to compare them. The exit status is
-the load run's (see :mod:`load_testing.runner`), or 3 when the stack does not come up.
+Users send requests back to back (no think time), so the numbers are the stack's capacity on
+this machine. The same stack is first driven with the ``baseline`` scenario (``GET /healthz``:
+the gateway alone, no queue hop) and then with ``sync`` (predict on model_a and model_b); the
+line gives both, and their ratio, which moves far less than raw numbers on a shared, noisy
+machine::
+
+    stack_bench <commit> sync 8u/20s: 412.0 req/s, p50 17 ms, p99 60 ms, errors 0/8240 |
+    baseline /healthz 1650.0 req/s, p50 4 ms | sync/baseline 0.25
+
+Run it on two commits on the same machine and compare the lines. The exit status is the load
+runs' (see :mod:`load_testing.runner`), or 3 when the stack does not come up.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from load_testing.stack import Stack, StackError
 __all__ = ["main"]
 
 SCENARIO = "sync"
+BASELINE = "baseline"
 
 
 def _commit() -> str:
@@ -56,30 +65,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir: Path = args.out or base / "bench-results" / f"stack-{stamp}"
     try:
         with Stack(out_dir / "logs") as stack:
-            rc = runner.main(
-                [
-                    SCENARIO,
-                    f"--host={stack.api_url}",
-                    f"--registry-url={stack.registry_url}",
-                    f"--model-a={stack.model_a}",
-                    f"--model-b={stack.model_b}",
-                    f"--users={args.users}",
-                    f"--spawn-rate={args.users}",
-                    f"--run-time={args.run_time}",
-                    f"--out={out_dir}",
-                    "--quiet",
-                ]
-            )
+            rc = 0
+            for scenario in (BASELINE, SCENARIO):
+                rc = rc or runner.main(
+                    [
+                        scenario,
+                        f"--host={stack.api_url}",
+                        f"--registry-url={stack.registry_url}",
+                        f"--model-a={stack.model_a}",
+                        f"--model-b={stack.model_b}",
+                        f"--users={args.users}",
+                        f"--spawn-rate={args.users}",
+                        f"--run-time={args.run_time}",
+                        "--think-time=0",
+                        f"--out={out_dir / scenario}",
+                        "--quiet",
+                    ]
+                )
     except StackError as e:
         print(f"stack_bench: the stack did not start: {e}", file=sys.stderr)
         return runner.EXIT_LOCUST
-    stats = out_dir / f"{runner.CSV_PREFIX}_stats.csv"
-    if stats.exists():
-        t = history.read_totals(stats)
+    base_stats = out_dir / BASELINE / f"{runner.CSV_PREFIX}_stats.csv"
+    stats = out_dir / SCENARIO / f"{runner.CSV_PREFIX}_stats.csv"
+    if stats.exists() and base_stats.exists():
+        t, b = history.read_totals(stats), history.read_totals(base_stats)
+        ratio = t.rps / b.rps if b.rps else 0.0
         print(
             f"stack_bench {_commit()} {SCENARIO} {args.users}u/{args.run_time}: "
             f"{t.rps:.1f} req/s, p50 {t.p50_ms:.0f} ms, p99 {t.p99_ms:.0f} ms, "
-            f"errors {t.failures}/{t.requests}"
+            f"errors {t.failures}/{t.requests} | "
+            f"{BASELINE} /healthz {b.rps:.1f} req/s, p50 {b.p50_ms:.0f} ms | "
+            f"{SCENARIO}/{BASELINE} {ratio:.2f}"
         )
     return rc
 

@@ -59,6 +59,16 @@ def test_default_scenario_is_mixed_with_weighted_users() -> None:
     assert command[command.index("--run-time") + 1] == "30s"
 
 
+def test_think_time_reaches_locust_and_baseline_drives_healthz() -> None:
+    default = runner.build_command(SCENARIOS["mixed"], _args(), Path("/o"))
+    assert "--think-time=0.2" in default
+    closed_loop = runner.build_command(
+        SCENARIOS["baseline"], _args("baseline", "--think-time", "0"), Path("/o")
+    )
+    assert "--think-time=0.0" in closed_loop
+    assert closed_loop[-1] == "HealthUser"
+
+
 def test_step_scenario_loads_the_shape_and_bounds_its_run_time() -> None:
     args = _args("step", "--step-users", "3", "--step-time", "4s", "--step-count", "2")
     command = runner.build_command(SCENARIOS["step"], args, Path("/o"))

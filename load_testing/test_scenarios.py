@@ -43,7 +43,7 @@ def _aggregated(out: Path) -> dict[str, str]:
         return next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
 
 
-@pytest.mark.parametrize("scenario", ["model_a", "model_b", "async", "sync", "mixed"])
+@pytest.mark.parametrize("scenario", ["baseline", "model_a", "model_b", "async", "sync", "mixed"])
 def test_scenario_runs_without_errors(stack: Stack, tmp_path: Path, scenario: str) -> None:
     done = _run(stack, tmp_path, scenario, "--users=3", "--spawn-rate=3", "--run-time=5s")
     assert done.returncode == 0, done.stdout + done.stderr
