@@ -25,6 +25,7 @@ from worker_base.schema import file_descriptor_set
 logger = logging.getLogger(__name__)
 
 _STORE_RETRY_DELAY = 1.0
+_CLOSE_TIMEOUT = 2.0
 
 
 class Worker:
@@ -71,10 +72,12 @@ class Worker:
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await heartbeat
+            # Bounded: when the whole stack stops at once, registry and broker may be gone.
             with contextlib.suppress(Exception):
-                await registry.deregister()
+                await asyncio.wait_for(registry.deregister(), _CLOSE_TIMEOUT)
             await registry.aclose()
-            await connection.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), _CLOSE_TIMEOUT)
             await redis_client.aclose()
             await self.model.close()
 

@@ -31,3 +31,16 @@ def test_sigterm_drains_and_deregisters(stack: Stack) -> None:
         assert stack.instances(model) == 0
     finally:
         counters.close()
+
+
+def test_sigterm_exits_within_a_stop_grace_period_when_the_registry_hangs() -> None:
+    """Compose and Kubernetes kill a container 10 s after SIGTERM by default; a worker must be
+    gone by then even when the registry it deregisters from does not answer."""
+    with Stack(RESULT_TTL="600") as own:
+        worker = own.start_worker("models.model_a", own.model_name("a"))
+        own.registry.signal(signal.SIGSTOP)
+        try:
+            worker.signal(signal.SIGTERM)
+            assert worker.process.wait(10) == 0, worker.log()
+        finally:
+            own.registry.signal(signal.SIGCONT)
