@@ -183,6 +183,22 @@ _oci_image = rule(
     },
 )
 
+def http_healthcheck(port_env, default_port, path = "/healthz"):
+    """An exec-form HEALTHCHECK that GETs `path` on the service's own port (no shell needed).
+
+    Args:
+      port_env: the environment variable holding the port (e.g. "API_PORT").
+      default_port: the port when that variable is unset.
+      path: the health endpoint.
+    Returns:
+      the `healthcheck` attribute of `oci_image`.
+    """
+    probe = (
+        "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + " +
+        "os.environ.get('%s', '%s') + '%s', timeout=4)" % (port_env, default_port, path)
+    )
+    return ["CMD", "/usr/bin/python3.11", "-c", probe]
+
 def oci_image(name, tag, binary = None, module = "", **kwargs):
     """An OCI image of a Python program; `bazel run` loads it, `bazel build` writes `<name>.tar`.
 
