@@ -9,15 +9,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from tools.up.containers import BROKER_IMAGES, BrokerContainer, find_engine_with, run_broker
+
 BROKER_START_TIMEOUT = 90.0
 
 RABBITMQ_CANDIDATES = ("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server")
 REDIS_CANDIDATES = ("redis-server",)
 
 HOW_TO_GET = {
-    "rabbitmq": "install Debian's rabbitmq-server (apt-get install rabbitmq-server) "
+    "rabbitmq": "install Debian's rabbitmq-server (apt-get install rabbitmq-server), "
+    f"load the broker image {BROKER_IMAGES['rabbitmq']} (bazel run //:images), "
     "or point AMQP_URL at a running broker",
-    "redis": "install Debian's redis-server (apt-get install redis-server) "
+    "redis": "install Debian's redis-server (apt-get install redis-server), "
+    f"load the broker image {BROKER_IMAGES['redis']} (bazel run //:images), "
     "or point REDIS_URL at a running server",
 }
 
@@ -28,11 +32,12 @@ class BrokerError(Exception):
 
 @dataclass
 class Broker:
-    """A broker in use: its URL and, when we started it, its process."""
+    """A broker in use: its URL and, when we started it, its process or container."""
 
     kind: str
     url: str
     process: subprocess.Popen[bytes] | None = None
+    container: BrokerContainer | None = None
 
 
 def free_port() -> int:
@@ -80,13 +85,50 @@ def _wait(url: str, default_port: int, process: subprocess.Popen[bytes], log: Pa
     raise BrokerError(f"{url} did not answer within {BROKER_START_TIMEOUT:g} s; see {log}")
 
 
+def _start_from_image(kind: str, url: str, default_port: int) -> Broker:
+    """Run the broker image of ``kind`` on a free port, or say what is missing."""
+    engine = find_engine_with(kind)
+    if engine is None:
+        binary = "rabbitmq-server" if kind == "rabbitmq" else "redis-server"
+        raise BrokerError(
+            f"no {kind} answers at {url}, {binary} is not installed and no container engine "
+            f"holds {BROKER_IMAGES[kind]}: {HOW_TO_GET[kind]}"
+        )
+    port = free_port()
+    try:
+        container = run_broker(engine, kind, port)
+    except RuntimeError as e:
+        raise BrokerError(str(e)) from e
+    private_url = _with_port(url, port)
+    deadline = time.monotonic() + BROKER_START_TIMEOUT
+    while not _accepts(kind, private_url, default_port):
+        if time.monotonic() > deadline:
+            container.stop()
+            raise BrokerError(f"{BROKER_IMAGES[kind]} did not answer at {private_url}")
+        time.sleep(1.0)
+    return Broker(kind, private_url, container=container)
+
+
+def _accepts(kind: str, url: str, default_port: int) -> bool:
+    """The port answers and, for RabbitMQ, the AMQP handshake starts (not just the proxy)."""
+    if not answers(url, default_port):
+        return False
+    if kind != "rabbitmq":
+        return True
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or default_port), 2) as conn:
+            conn.sendall(b"AMQP\x00\x00\x09\x01")
+            return conn.recv(8).startswith(b"\x01")  # a Connection.Start method frame
+    except OSError:
+        return False
+
+
 def start_redis(url: str, workdir: Path) -> Broker:
     """Start a private redis-server on a free port (no persistence)."""
     binary = _find(REDIS_CANDIDATES)
     if binary is None:
-        raise BrokerError(
-            f"no Redis answers at {url} and redis-server is not installed: {HOW_TO_GET['redis']}"
-        )
+        return _start_from_image("redis", url, 6379)
     port = free_port()
     log = workdir / "redis.log"
     command = [
@@ -112,10 +154,7 @@ def start_rabbitmq(url: str, workdir: Path) -> Broker:
     """Start a private RabbitMQ node on free ports, with its own name, data and logs."""
     binary = _find(RABBITMQ_CANDIDATES)
     if binary is None:
-        raise BrokerError(
-            f"no RabbitMQ answers at {url} and rabbitmq-server is not installed: "
-            f"{HOW_TO_GET['rabbitmq']}"
-        )
+        return _start_from_image("rabbitmq", url, 5672)
     port, dist_port = free_port(), free_port()
     base = workdir / "rabbitmq"
     base.mkdir(parents=True, exist_ok=True)
@@ -164,6 +203,8 @@ def ensure(amqp_url: str, redis_url: str, workdir: Path) -> list[Broker]:
 def stop(brokers: list[Broker]) -> None:
     """Stop the brokers this launcher started."""
     for broker in reversed(brokers):
+        if broker.container is not None:
+            broker.container.stop()
         if broker.process is not None and broker.process.poll() is None:
             broker.process.terminate()
             try:

@@ -26,5 +26,9 @@ def test_missing_binary_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(brokers, "REDIS_CANDIDATES", ("no-such-redis-server-binary",))
-    with pytest.raises(brokers.BrokerError, match="redis-server"):
+    monkeypatch.setattr(brokers, "find_engine_with", lambda kind: None)
+    with pytest.raises(
+        brokers.BrokerError,
+        match=r"redis-server is not installed and no container engine holds conveyor/redis:dev",
+    ):
         brokers.start_redis("redis://127.0.0.1:1/0", tmp_path)
