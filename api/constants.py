@@ -2,7 +2,7 @@
 
 from typing import Final
 
-from worker_base.constants import (
+from conveyor.protocol import (
     REPLY_CHANNEL_PREFIX,
     TASK_CONTENT_TYPE,
     queue_name,

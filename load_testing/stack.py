@@ -33,7 +33,7 @@ __all__ = ["Stack", "StackError", "free_port"]
 DEFAULT_AMQP_URL: Final = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
 QUEUE_PREFIX: Final = "conveyor.model."
-"""Mirror of ``worker_base.constants.QUEUE_PREFIX`` (the wire protocol's queue naming)."""
+"""Mirror of ``conveyor.protocol.QUEUE_PREFIX`` (the wire protocol's queue naming)."""
 RESULT_TTL_S: Final = 300
 
 

@@ -12,10 +12,10 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.message import DecodeError
 
+from conveyor.protocol import queue_name
 from proto import task_pb2
 from worker_base.brokers import connect_amqp
 from worker_base.config import Settings
-from worker_base.constants import queue_name
 from worker_base.exceptions import InvalidRequest
 from worker_base.model import Model
 from worker_base.registration import RegistryClient, keep_alive

@@ -23,7 +23,7 @@ import aio_pika
 import httpx
 import redis
 
-from worker_base.constants import queue_name
+from conveyor.protocol import queue_name
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -1,4 +1,4 @@
-"""Wire-protocol constants shared by the gateway, the registry and the workers.
+"""The wire protocol's names and keys, shared by the gateway, the registry and the workers.
 
 A worker written in another language uses the same values (see docs/protocol.md).
 """
