@@ -1,16 +1,17 @@
 """What the gateway knows about models: learned from the registry, cached briefly."""
 
 import base64
+import binascii
 import time
 from dataclasses import dataclass
-from typing import Any
 
-import httpx
 from google.protobuf.message import Message
 
 from api.exceptions import ModelNotFound, RegistryUnavailable
-from worker_base.exceptions import SchemaError
-from worker_base.schema import load_pool, message_class
+from conveyor.descriptors import load_pool, message_class
+from conveyor.errors import ModelNotRegistered, RegistryClientError, SchemaError
+from conveyor.registry_api import MessageSchema, ModelDetail, ModelSummary
+from conveyor.registry_client import RegistryClient
 
 
 @dataclass(frozen=True)
@@ -33,15 +34,15 @@ class ModelInfo:
 class ModelCatalog:
     """Fetches models from the registry; message classes are built once per descriptor set."""
 
-    def __init__(self, registry_url: str, cache_seconds: float, timeout: float) -> None:
-        self._client = httpx.AsyncClient(base_url=registry_url, timeout=timeout)
+    def __init__(self, registry: RegistryClient, cache_seconds: float) -> None:
+        self._registry = registry
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ModelInfo]] = {}
         self._classes: dict[tuple[str, str], type[Message]] = {}
 
     async def aclose(self) -> None:
-        """Close the HTTP client."""
-        await self._client.aclose()
+        """Close the registry client."""
+        await self._registry.aclose()
 
     async def get(self, name: str) -> ModelInfo:
         """Return model ``name``; raise ``ModelNotFound`` or ``RegistryUnavailable``.
@@ -51,60 +52,52 @@ class ModelCatalog:
         cached = self._cache.get(name)
         if cached is not None and cached[0] > time.monotonic() and cached[1].alive:
             return cached[1]
-        detail = await self._fetch(f"/models/{name}", model=name)
-        info = self._build(name, detail)
+        info = self._build(await self.describe(name))
         self._cache[name] = (time.monotonic() + self._cache_seconds, info)
         return info
 
-    async def list(self) -> list[dict[str, Any]]:
+    async def list(self) -> list[ModelSummary]:
         """Return the registry's model summaries."""
-        summaries: list[dict[str, Any]] = await self._fetch("/models")
-        return summaries
+        try:
+            return await self._registry.list_models()
+        except RegistryClientError as e:
+            raise RegistryUnavailable(str(e)) from e
 
-    async def describe(self, name: str) -> dict[str, Any]:
+    async def describe(self, name: str) -> ModelDetail:
         """Return the registry's full description of ``name`` (schemas, example request)."""
-        detail: dict[str, Any] = await self._fetch(f"/models/{name}", model=name)
-        return detail
+        try:
+            return await self._registry.get_model(name)
+        except ModelNotRegistered as e:
+            raise ModelNotFound(f"unknown model {name!r}", model=name) from e
+        except RegistryClientError as e:
+            raise RegistryUnavailable(str(e), model=name) from e
 
     async def ping(self) -> bool:
         """Return True when the registry answers its health check."""
-        try:
-            response = await self._client.get("/healthz")
-        except httpx.HTTPError:
-            return False
-        return response.is_success
+        return await self._registry.healthy()
 
-    async def _fetch(self, path: str, model: str | None = None) -> Any:
+    def _build(self, detail: ModelDetail) -> ModelInfo:
         try:
-            response = await self._client.get(path)
-        except httpx.HTTPError as e:
-            raise RegistryUnavailable(f"registry unreachable: {e}", model=model) from e
-        if response.status_code == httpx.codes.NOT_FOUND and model is not None:
-            raise ModelNotFound(f"unknown model {model!r}", model=model)
-        if response.is_error:
-            raise RegistryUnavailable(f"registry answered {response.status_code}", model=model)
-        return response.json()
-
-    def _build(self, name: str, detail: dict[str, Any]) -> ModelInfo:
-        try:
-            request_class = self._class(detail["request"])
-            response_class = self._class(detail["response"])
-        except (KeyError, SchemaError, ValueError) as e:
-            raise RegistryUnavailable(f"unusable schema for {name!r}: {e}", model=name) from e
+            request_class = self._class(detail.request)
+            response_class = self._class(detail.response)
+        except (SchemaError, binascii.Error) as e:
+            raise RegistryUnavailable(
+                f"unusable schema for {detail.name!r}: {e}", model=detail.name
+            ) from e
         return ModelInfo(
-            name=name,
-            version=str(detail["version"]),
-            queue=str(detail["queue"]),
-            instances=int(detail["instances"]),
+            name=detail.name,
+            version=detail.version,
+            queue=detail.queue,
+            instances=detail.instances,
             request_class=request_class,
             response_class=response_class,
         )
 
-    def _class(self, schema: dict[str, Any]) -> type[Message]:
-        key = (schema["descriptor_set"], schema["type"])
+    def _class(self, schema: MessageSchema) -> type[Message]:
+        key = (schema.descriptor_set, schema.type)
         cls = self._classes.get(key)
         if cls is None:
-            pool = load_pool(base64.b64decode(schema["descriptor_set"]))
-            cls = message_class(pool, schema["type"])
+            pool = load_pool(base64.b64decode(schema.descriptor_set))
+            cls = message_class(pool, schema.type)
             self._classes[key] = cls
         return cls

@@ -7,7 +7,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
-from api.exceptions import InvalidRequest
+from api.exceptions import InvalidRequest, InvalidResult
 
 _UNKNOWN_FIELD = re.compile(r'has no field named "([^"]+)"')
 _BAD_FIELD = re.compile(r"Failed to parse (\S+) field")
@@ -49,13 +49,15 @@ def parse_request(body: bytes, request_class: type[Message], model: str) -> byte
     return message.SerializeToString()
 
 
-def render_response(payload: bytes, response_class: type[Message]) -> dict[str, Any]:
+def render_response(payload: bytes, response_class: type[Message], model: str) -> dict[str, Any]:
     """Turn a serialized response message into its JSON form (fields as named in the .proto)."""
     message = response_class()
     try:
         message.ParseFromString(payload)
     except DecodeError as e:
-        raise ValueError(f"worker returned an unreadable {response_class.__name__}") from e
+        raise InvalidResult(
+            f"the worker returned an unreadable {response_class.DESCRIPTOR.full_name}", model=model
+        ) from e
     return json_format.MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )

@@ -1,17 +1,13 @@
 """Configuration of the gateway, from the environment."""
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from conveyor.settings import AmqpSettings, RedisSettings, RegistryClientSettings
 
 
-class Settings(BaseSettings):
+class Settings(AmqpSettings, RedisSettings, RegistryClientSettings):
     """Settings of the gateway (environment variables, case-insensitive)."""
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
-
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    registry_url: str = "http://127.0.0.1:8001"
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     default_timeout: float = Field(
@@ -22,11 +18,7 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="Seconds an async task may wait in its queue."
     )
     result_ttl: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
-    broker_connect_timeout: float = Field(
-        default=60.0, gt=0, le=3600, description="Seconds to keep retrying RabbitMQ at start-up."
-    )
     registry_cache_seconds: float = Field(default=1.0, ge=0, le=60)
-    registry_timeout: float = Field(default=5.0, gt=0, le=120)
 
     @model_validator(mode="after")
     def _timeouts_consistent(self) -> "Settings":

@@ -1,6 +1,5 @@
 """Submitting tasks to model queues and reading their results back from Redis."""
 
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -8,14 +7,14 @@ from dataclasses import dataclass
 import aio_pika
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
-from google.protobuf.message import DecodeError
 
 from api.catalog import ModelInfo
-from api.constants import REPLY_CHANNEL_PREFIX, TASK_CONTENT_TYPE, result_key, task_key
 from api.exceptions import ResultTimeout, TaskNotFound
-from api.waiter import ResultWaiter
+from conveyor.amqp import connect_amqp, declare_model_queue
+from conveyor.protocol import REPLY_CHANNEL_PREFIX, TASK_CONTENT_TYPE, result_key
+from conveyor.results import ResultBackend, TaskRecord, now_ms
+from conveyor.waiter import ResultWaiter
 from proto import task_pb2
-from worker_base.brokers import connect_amqp
 
 
 @dataclass(frozen=True)
@@ -27,19 +26,15 @@ class TaskStatus:
     result: task_pb2.TaskResult | None
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class Dispatcher:
     """Publishes ``Task`` envelopes (persistent) and waits for their ``TaskResult``."""
 
-    def __init__(self, amqp_url: str, redis_url: str, result_ttl: int) -> None:
+    def __init__(self, amqp_url: str, results: ResultBackend, result_ttl: int) -> None:
         self._amqp_url = amqp_url
-        self._redis = aioredis.from_url(redis_url)
+        self._results = results
         self._result_ttl = result_ttl
         self.gateway_id = uuid.uuid4().hex
-        self._waiter = ResultWaiter(self._redis, REPLY_CHANNEL_PREFIX + self.gateway_id)
+        self._waiter = ResultWaiter(results.redis, REPLY_CHANNEL_PREFIX + self.gateway_id)
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._declared: set[str] = set()
@@ -56,12 +51,12 @@ class Dispatcher:
         await self._waiter.stop()
         if self._connection is not None:
             await self._connection.close()
-        await self._redis.aclose()
+        await self._results.redis.aclose()
 
     async def ready(self) -> dict[str, bool]:
         """Report whether RabbitMQ and Redis are usable."""
         try:
-            redis_ok = bool(await self._redis.ping())
+            redis_ok = bool(await self._results.redis.ping())
         except (aioredis.RedisError, OSError):
             redis_ok = False
         amqp_ok = self._connection is not None and not self._connection.is_closed
@@ -77,7 +72,7 @@ class Dispatcher:
         """
         assert self._channel is not None, "Dispatcher.start() has not run"
         task_id = uuid.uuid4().hex
-        now = _now_ms()
+        now = now_ms()
         task = task_pb2.Task(
             task_id=task_id,
             model=model.name,
@@ -89,12 +84,13 @@ class Dispatcher:
             created_unix_ms=now,
             attempt=1,
         )
-        record = json.dumps({"model": model.name, "created_unix_ms": now})
-        await self._redis.set(
-            task_key(task_id), record, ex=self._result_ttl + int(deadline_seconds) + 1
+        await self._results.record_task(
+            task_id,
+            TaskRecord(model=model.name, created_unix_ms=now),
+            ttl_seconds=self._result_ttl + int(deadline_seconds) + 1,
         )
         if model.queue not in self._declared:
-            await self._channel.declare_queue(model.queue, durable=True)
+            await declare_model_queue(self._channel, model.name)
             self._declared.add(model.queue)
         if wait:
             self._waiter.register(task_id)
@@ -115,7 +111,7 @@ class Dispatcher:
         try:
             deadline = time.monotonic() + seconds
             while True:
-                result = await self._read_result(task_id)
+                result = await self._results.read(task_id)
                 if result is not None:
                     return result
                 remaining = deadline - time.monotonic()
@@ -131,27 +127,12 @@ class Dispatcher:
 
     async def status(self, task_id: str) -> TaskStatus:
         """Return the task's model and result (None while pending); raise ``TaskNotFound``."""
-        record = await self._redis.get(task_key(task_id))
-        result = await self._read_result(task_id)
+        record = await self._results.task_record(task_id)
+        result = await self._results.read(task_id)
         if record is not None:
-            model = str(json.loads(record)["model"])
+            model = record.model
         elif result is not None:
             model = result.model
         else:
             raise TaskNotFound(f"unknown or expired task {task_id!r}")
         return TaskStatus(task_id=task_id, model=model, result=result)
-
-    async def _read_result(self, task_id: str) -> task_pb2.TaskResult | None:
-        raw = await self._redis.get(result_key(task_id))
-        if raw is None:
-            return None
-        if isinstance(raw, str):
-            raw = raw.encode()
-        result = task_pb2.TaskResult()
-        try:
-            result.ParseFromString(raw)
-        except DecodeError:
-            result.task_id = task_id
-            result.error.code = task_pb2.TaskError.BAD_TASK
-            result.error.message = "the stored result is not a conveyor.v1.TaskResult"
-        return result

@@ -3,12 +3,15 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from api.catalog import ModelCatalog
 from api.config import Settings
 from api.dispatch import Dispatcher
 from api.routes import errors, health, models, predict, tasks
+from conveyor.registry_client import RegistryClient
+from conveyor.results import ResultBackend
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -18,12 +21,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.catalog = ModelCatalog(
-            settings.registry_url, settings.registry_cache_seconds, settings.registry_timeout
-        )
-        app.state.dispatcher = Dispatcher(
-            settings.amqp_url, settings.redis_url, settings.result_ttl
-        )
+        registry = RegistryClient(settings.registry_url, settings.registry_timeout)
+        app.state.catalog = ModelCatalog(registry, settings.registry_cache_seconds)
+        results = ResultBackend(aioredis.from_url(settings.redis_url))
+        app.state.dispatcher = Dispatcher(settings.amqp_url, results, settings.result_ttl)
         await app.state.dispatcher.start(settings.broker_connect_timeout)
         try:
             yield

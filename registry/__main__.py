@@ -2,8 +2,8 @@
 
 import uvicorn
 
-from registry.app import create_app
 from registry.config import Settings
+from registry.main import create_app
 
 
 def main() -> None:

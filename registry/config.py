@@ -1,17 +1,14 @@
 """Configuration of the registry service, from the environment."""
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from conveyor.settings import RedisSettings
 from registry.constants import DEFAULT_KEY_PREFIX
 
 
-class Settings(BaseSettings):
+class Settings(RedisSettings):
     """Settings of the registry (environment variables, case-insensitive)."""
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
-
-    redis_url: str = "redis://127.0.0.1:6379/0"
     registry_host: str = "127.0.0.1"
     registry_port: int = Field(default=8001, ge=0, le=65535)
     liveness_window: float = Field(

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from conveyor.registry_api import Registration
 from registry.constants import INSTANCES_ZSET, MODEL_HASH, MODELS_SET
 from registry.exceptions import InstanceNotFound, ModelNotFound
-from registry.schemas import Registration
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,16 @@
 """Conveyor's worker base: subclass ``Model``, then ``run_model(MyModel())``."""
 
+from conveyor.descriptors import MessageDescriptor
+from conveyor.errors import SchemaError
 from worker_base.config import Settings
-from worker_base.exceptions import InvalidRequest, RegistrationError, SchemaError, WorkerError
-from worker_base.model import MessageDescriptor, Model
+from worker_base.exceptions import InvalidRequest, WorkerError
+from worker_base.model import Model
 from worker_base.runner import Worker, run_model
 
 __all__ = [
     "InvalidRequest",
     "MessageDescriptor",
     "Model",
-    "RegistrationError",
     "SchemaError",
     "Settings",
     "Worker",

@@ -1,19 +1,16 @@
 """Exceptions of the worker base.
 
-WorkerError
-├── BrokerUnavailable   -- RabbitMQ did not answer within the start-up timeout
-├── InvalidRequest      -- raised by a model: the request is invalid (stored as INVALID_ARGUMENT)
-├── RegistrationError   -- the registry refused or could not be reached
-└── SchemaError         -- a descriptor set could not be built or read
+WorkerError (a conveyor.errors.ConveyorError)
+└── InvalidRequest   -- raised by a model: the request is invalid (stored as INVALID_ARGUMENT)
 """
 
+from conveyor.errors import ConveyorError
 
-class WorkerError(Exception):
+
+class WorkerError(ConveyorError):
     """Base class of every worker_base error."""
 
-
-class BrokerUnavailable(WorkerError):
-    """RabbitMQ did not accept a connection within the start-up timeout."""
+    code = "worker_error"
 
 
 class InvalidRequest(WorkerError):
@@ -23,14 +20,8 @@ class InvalidRequest(WorkerError):
     422), instead of a ``MODEL_ERROR``.
     """
 
+    code = "invalid_argument"
+
     def __init__(self, message: str, field: str = "") -> None:
         super().__init__(message)
         self.field = field
-
-
-class RegistrationError(WorkerError):
-    """The registry refused a registration or heartbeat, or could not be reached."""
-
-
-class SchemaError(WorkerError):
-    """A FileDescriptorSet could not be built from descriptors or read back."""

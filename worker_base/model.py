@@ -1,16 +1,11 @@
 """The model contract: a model is a small class; all plumbing lives in the runner."""
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
+from typing import Any, ClassVar
 
-from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
-if TYPE_CHECKING:
-    from google._upb._message import Descriptor as _UpbDescriptor
-
-MessageDescriptor: TypeAlias = "Descriptor | _UpbDescriptor"
-"""What ``SomeMessage.DESCRIPTOR`` is (pure-Python or upb implementation)."""
+from conveyor.descriptors import MessageDescriptor
 
 
 class Model(ABC):

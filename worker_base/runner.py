@@ -12,15 +12,15 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.message import DecodeError
 
+from conveyor.amqp import connect_amqp, declare_model_queue
 from conveyor.protocol import queue_name
+from conveyor.registry_client import RegistryClient
+from conveyor.results import ResultBackend, now_ms
 from proto import task_pb2
-from worker_base.brokers import connect_amqp
 from worker_base.config import Settings
 from worker_base.exceptions import InvalidRequest
 from worker_base.model import Model
-from worker_base.registration import RegistryClient, keep_alive
-from worker_base.results import ResultStore, now_ms
-from worker_base.schema import file_descriptor_set
+from worker_base.registration import keep_alive, registration_of
 
 logger = logging.getLogger(__name__)
 
@@ -40,26 +40,31 @@ class Worker:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._store: ResultStore | None = None
+        self._store: ResultBackend | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then drain in-flight tasks and deregister."""
         settings = self.settings
         await self.model.load()
         redis_client = aioredis.from_url(settings.redis_url)
-        self._store = ResultStore(redis_client)
+        self._store = ResultBackend(redis_client)
         connection = await connect_amqp(settings.amqp_url, settings.broker_connect_timeout)
-        registry = RegistryClient(
-            settings.registry_url, self.model_name, self.instance_id, settings.registry_timeout
-        )
+        registry = RegistryClient(settings.registry_url, settings.registry_timeout)
         heartbeat: asyncio.Task[None] | None = None
         try:
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=settings.worker_prefetch)
-            queue = await channel.declare_queue(self.queue_name, durable=True)
+            queue = await declare_model_queue(channel, self.model_name)
             consumer_tag = await queue.consume(self._on_message)
+            registration = registration_of(self.model, self.queue_name)
             heartbeat = asyncio.create_task(
-                keep_alive(registry, self._registration(), settings.heartbeat_interval)
+                keep_alive(
+                    registry,
+                    self.model_name,
+                    self.instance_id,
+                    registration,
+                    settings.heartbeat_interval,
+                )
             )
             logger.info("serving %s on queue %s", self.model_name, self.queue_name)
             await stop.wait()
@@ -74,23 +79,14 @@ class Worker:
                     await heartbeat
             # Bounded: when the whole stack stops at once, registry and broker may be gone.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(registry.deregister(), _CLOSE_TIMEOUT)
+                await asyncio.wait_for(
+                    registry.deregister(self.model_name, self.instance_id), _CLOSE_TIMEOUT
+                )
             await registry.aclose()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), _CLOSE_TIMEOUT)
             await redis_client.aclose()
             await self.model.close()
-
-    def _registration(self) -> dict[str, object]:
-        request, response = self.model.get_request_format(), self.model.get_response_format()
-        return {
-            "version": self.model.version,
-            "queue": self.queue_name,
-            "request_type": request.full_name,
-            "response_type": response.full_name,
-            "descriptor_set": file_descriptor_set(request, response),
-            "example_request": self.model.example_request(),
-        }
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._in_flight += 1

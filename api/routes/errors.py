@@ -1,15 +1,17 @@
-"""Every error the gateway answers is JSON: ``{"error": {code, message, model, field}}``."""
+"""How the gateway answers its errors: the shared JSON contract, with ``model`` and ``field``.
+
+``{"error": {"code", "message", "model", "field", ...}}`` plus ``task_id`` / ``status_url`` where
+a task exists. This is the only place that maps the gateway's domain errors to HTTP statuses.
+"""
 
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.exceptions import (
     GatewayError,
     InvalidRequest,
+    InvalidResult,
     ModelNotFound,
     ModelUnavailable,
     RegistryUnavailable,
@@ -17,69 +19,41 @@ from api.exceptions import (
     TaskFailed,
     TaskNotFound,
 )
+from conveyor.errors import ConveyorError
+from conveyor.web import install_error_handlers
 
-_STATUS: dict[type[GatewayError], tuple[int, str]] = {
-    ModelNotFound: (404, "model_not_found"),
-    TaskNotFound: (404, "task_not_found"),
-    ModelUnavailable: (503, "model_unavailable"),
-    RegistryUnavailable: (503, "registry_unavailable"),
-    InvalidRequest: (422, "invalid_request"),
-    ResultTimeout: (504, "timeout"),
+_STATUS: dict[type[GatewayError], int] = {
+    ModelNotFound: 404,
+    TaskNotFound: 404,
+    ModelUnavailable: 503,
+    RegistryUnavailable: 503,
+    InvalidRequest: 422,
+    InvalidResult: 502,
+    ResultTimeout: 504,
 }
 
-_TASK_FAILED_STATUS = {"INVALID_ARGUMENT": 422, "DEADLINE_EXCEEDED": 504}
+_TASK_FAILED_STATUS = {"invalid_argument": 422, "deadline_exceeded": 504}
 
 
-def error_body(
-    code: str,
-    message: str,
-    model: str | None = None,
-    field: str | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """Build the JSON error body."""
-    return {"error": {"code": code, "message": message, "model": model, "field": field, **extra}}
-
-
-def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, GatewayError)
-    extra: dict[str, Any] = {}
+def status_of(exc: ConveyorError) -> tuple[int, dict[str, Any]]:
+    """The HTTP status of a domain error, and the error keys it adds."""
+    if not isinstance(exc, GatewayError):
+        return 500, {}
+    extra: dict[str, Any] = {"model": exc.model, "field": exc.field}
     if isinstance(exc, TaskFailed):
-        status, code = _TASK_FAILED_STATUS.get(exc.code, 500), exc.code.lower()
         extra["task_id"] = exc.task_id
-    else:
-        status, code = _STATUS.get(type(exc), (500, "internal"))
+        return _TASK_FAILED_STATUS.get(exc.code, 500), extra
     if isinstance(exc, ResultTimeout):
         extra["task_id"] = exc.task_id
         extra["status_url"] = f"/tasks/{exc.task_id}"
-    body = error_body(code, exc.message, exc.model, exc.field, **extra)
-    return JSONResponse(status_code=status, content=body)
+    return _STATUS.get(type(exc), 500), extra
 
 
-def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0] if exc.errors() else {}
-    location = [str(part) for part in first.get("loc", ())]
-    field = location[-1] if location else None
-    message = f"{'.'.join(location)}: {first.get('msg', 'invalid')}"
-    model = request.path_params.get("model")
-    return JSONResponse(
-        status_code=422, content=error_body("invalid_request", message, model, field)
-    )
-
-
-def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    code = "not_found" if exc.status_code == 404 else f"http_{exc.status_code}"
-    return JSONResponse(
-        status_code=exc.status_code,
-        content=error_body(code, str(exc.detail)),
-        headers=exc.headers,
-    )
+def context_of(request: Request) -> dict[str, Any]:
+    """Every gateway error names the model of the path (if any) and a field (if known)."""
+    return {"model": request.path_params.get("model"), "field": None}
 
 
 def install(app: FastAPI) -> None:
     """Register the JSON error handlers on ``app``."""
-    app.add_exception_handler(GatewayError, _gateway_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    install_error_handlers(app, status_of, context_of)

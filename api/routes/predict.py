@@ -6,7 +6,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.codec import parse_request
-from api.constants import MODE_ASYNC
 from api.deps import CatalogDep, DispatcherDep, SettingsDep
 from api.exceptions import InvalidRequest, ModelUnavailable
 from api.routes.results import response_json
@@ -57,7 +56,7 @@ async def predict(
     payload = parse_request(await request.body(), info.request_class, model)
     if not info.alive:
         raise ModelUnavailable(f"model {model!r} has no live worker", model=model)
-    if mode == MODE_ASYNC:
+    if mode == "async":
         task_id = await dispatcher.submit(info, payload, settings.async_deadline, wait=False)
         body = {
             "task_id": task_id,

@@ -11,7 +11,7 @@ from proto import task_pb2
 def response_json(result: task_pb2.TaskResult, model: ModelInfo) -> dict[str, Any]:
     """Return the response message as JSON, or raise ``TaskFailed`` for an error result."""
     if result.WhichOneof("outcome") == "response":
-        return render_response(result.response, model.response_class)
+        return render_response(result.response, model.response_class, model.name)
     error = result.error
     raise TaskFailed(
         error.message or "the task failed",

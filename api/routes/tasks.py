@@ -22,5 +22,5 @@ async def get_task(task_id: str, catalog: CatalogDep, dispatcher: DispatcherDep)
     try:
         return {**body, "status": "done", "result": response_json(status.result, info)}
     except TaskFailed as e:
-        error = {"code": e.code.lower(), "message": e.message, "field": e.field}
+        error = {"code": e.code, "message": e.message, "field": e.field}
         return {**body, "status": "failed", "error": error}

@@ -3,7 +3,7 @@
 import pytest
 
 from api.codec import field_of, parse_request, render_response
-from api.exceptions import InvalidRequest
+from api.exceptions import InvalidRequest, InvalidResult
 from proto import model_a_pb2, model_b_pb2
 
 
@@ -42,4 +42,11 @@ def test_field_of_unrecognised_message_is_none() -> None:
 
 def test_response_keeps_default_values() -> None:
     payload = model_a_pb2.ModelAResponse(reply="").SerializeToString()
-    assert render_response(payload, model_a_pb2.ModelAResponse) == {"reply": ""}
+    assert render_response(payload, model_a_pb2.ModelAResponse, "m") == {"reply": ""}
+
+
+def test_unreadable_response_is_a_gateway_error_not_a_bare_value_error() -> None:
+    with pytest.raises(InvalidResult) as caught:
+        render_response(b"\xff\xff\xff", model_a_pb2.ModelAResponse, "m")
+    assert caught.value.code == "bad_result"
+    assert caught.value.model == "m"

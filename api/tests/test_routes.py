@@ -1,6 +1,7 @@
 """The route layer maps domain errors to HTTP; fakes stand in for registry and brokers."""
 
 from collections.abc import Callable, Iterator
+from typing import Literal
 
 import pytest
 from fastapi.testclient import TestClient
@@ -10,6 +11,7 @@ from api.config import Settings
 from api.dispatch import TaskStatus
 from api.exceptions import ModelNotFound, ResultTimeout, TaskNotFound
 from api.main import create_app
+from conveyor.registry_api import MessageSchema, ModelDetail, ModelSummary
 from proto import model_a_pb2, task_pb2
 
 Responder = Callable[[bytes], task_pb2.TaskResult]
@@ -26,6 +28,17 @@ def _info(instances: int = 1) -> ModelInfo:
     )
 
 
+def _summary(info: ModelInfo) -> ModelSummary:
+    status: Literal["alive", "dead"] = "alive" if info.alive else "dead"
+    return ModelSummary(
+        name=info.name,
+        status=status,
+        version=info.version,
+        instances=info.instances,
+        queue=info.queue,
+    )
+
+
 class FakeCatalog:
     def __init__(self) -> None:
         self.models: dict[str, ModelInfo] = {"echo": _info()}
@@ -35,12 +48,18 @@ class FakeCatalog:
             raise ModelNotFound(f"unknown model {name!r}", model=name)
         return self.models[name]
 
-    async def list(self) -> list[dict[str, object]]:
-        return [{"name": n, "instances": m.instances} for n, m in self.models.items()]
+    async def list(self) -> list[ModelSummary]:
+        return [_summary(m) for m in self.models.values()]
 
-    async def describe(self, name: str) -> dict[str, object]:
+    async def describe(self, name: str) -> ModelDetail:
         info = await self.get(name)
-        return {"name": name, "instances": info.instances, "example_request": {"data": "x"}}
+        schema = MessageSchema(type="conveyor.v1.ModelARequest", fields=[], descriptor_set="")
+        return ModelDetail(
+            **_summary(info).model_dump(),
+            request=schema,
+            response=schema.model_copy(update={"type": "conveyor.v1.ModelAResponse"}),
+            example_request={"data": "x"},
+        )
 
     async def ping(self) -> bool:
         return True
@@ -200,3 +219,39 @@ def test_model_description_and_unknown_model(client: TestClient) -> None:
     missing = client.get("/models/nope")
     assert missing.status_code == 404
     assert missing.json()["error"]["model"] == "nope"
+
+
+def test_models_are_listed_typed(client: TestClient) -> None:
+    listed = client.get("/models").json()
+    assert listed == [
+        {
+            "name": "echo",
+            "status": "alive",
+            "version": "1",
+            "instances": 1,
+            "queue": "conveyor.model.echo",
+        }
+    ]
+
+
+def test_an_unexpected_exception_is_a_json_500_not_plain_text(client: TestClient) -> None:
+    async def broken(*args: object) -> str:
+        raise RuntimeError("the dispatcher broke")
+
+    client.app.state.dispatcher.submit = broken  # type: ignore[attr-defined]
+    quiet = TestClient(client.app, raise_server_exceptions=False)
+    response = quiet.post("/predict/echo", json={"data": "x"})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] == "internal"
+    assert "broke" not in response.text  # the details go to the log, not to the client
+
+
+def test_an_unreadable_worker_response_is_a_json_502(client: TestClient) -> None:
+    def garbage(payload: bytes) -> task_pb2.TaskResult:
+        return task_pb2.TaskResult(model="echo", response=b"\xff\xff\xff")
+
+    client.app.state.dispatcher.responder = garbage  # type: ignore[attr-defined]
+    response = client.post("/predict/echo", json={"data": "x"})
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "bad_result"

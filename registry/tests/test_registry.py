@@ -10,9 +10,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from conveyor.descriptors import file_descriptor_set
 from proto import model_a_pb2
 from registry import Settings, create_app
-from worker_base.schema import file_descriptor_set
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 WINDOW = 1.0
@@ -81,14 +81,56 @@ def test_deregister_makes_model_dead(client: TestClient) -> None:
 def test_unknown_model_is_404(client: TestClient) -> None:
     response = client.get("/models/nope")
     assert response.status_code == 404
-    assert response.json()["error"]["code"] == "ModelNotFound"
+    assert response.json() == {
+        "error": {"code": "model_not_found", "message": "model 'nope' is not registered"}
+    }
 
 
 def test_registration_with_missing_type_is_422(client: TestClient) -> None:
     body = {**_registration(), "response_type": "conveyor.v1.Nope"}
-    assert client.post("/models/m/instances/i1", json=body).status_code == 422
+    missing_type = client.post("/models/m/instances/i1", json=body)
+    assert missing_type.status_code == 422
+    assert missing_type.json()["error"]["code"] == "invalid_schema"
+    assert "conveyor.v1.Nope" in missing_type.json()["error"]["message"]
     body = {**_registration(), "descriptor_set": "!!!"}
     assert client.post("/models/m/instances/i1", json=body).status_code == 422
+
+
+def test_a_bad_body_gets_the_shared_error_shape_naming_the_field(client: TestClient) -> None:
+    body = {**_registration(), "version": ""}
+    response = client.post("/models/m/instances/i1", json=body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert error["field"] == "version"
+    assert "detail" not in response.json()
+    not_json = client.post(
+        "/models/m/instances/i1", content=b"{", headers={"content-type": "application/json"}
+    )
+    assert not_json.status_code == 422
+    assert not_json.json()["error"]["code"] == "invalid_request"
+
+
+def test_unknown_paths_and_methods_are_json(client: TestClient) -> None:
+    missing = client.get("/nowhere")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+    wrong_method = client.patch("/models/m")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_an_unexpected_failure_is_a_json_500(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object) -> object:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(client.app.state.store, "list", broken)  # type: ignore[attr-defined]
+    quiet = TestClient(client.app, raise_server_exceptions=False)
+    response = quiet.get("/models")
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal"
+    assert "disk" not in response.text
 
 
 def test_restart_loses_nothing(settings: Settings) -> None:

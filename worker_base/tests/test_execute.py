@@ -103,7 +103,6 @@ def test_public_names() -> None:
         "InvalidRequest",
         "MessageDescriptor",
         "Model",
-        "RegistrationError",
         "SchemaError",
         "Settings",
         "Worker",

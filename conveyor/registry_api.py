@@ -1,8 +1,24 @@
-"""Request and response bodies of the registry's HTTP API."""
+"""The registry's HTTP API as typed models: used by the registry, the workers and the gateway.
+
+The JSON shapes are documented in docs/protocol.md (a worker in another language sends the
+same ``Registration``).
+"""
+
+from __future__ import annotations
 
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+__all__ = [
+    "FieldSchema",
+    "InstanceAck",
+    "MessageFields",
+    "MessageSchema",
+    "ModelDetail",
+    "ModelSummary",
+    "Registration",
+]
 
 
 class Registration(BaseModel):
@@ -18,12 +34,31 @@ class Registration(BaseModel):
     example_request: dict[str, Any] = Field(default_factory=dict)
 
 
-class MessageSchema(BaseModel):
-    """One message type: its full name, its descriptor set and a readable field list."""
+class FieldSchema(BaseModel):
+    """One field of a message, readable: name, JSON name, type, and nested types inline."""
+
+    name: str
+    json_name: str
+    type: str = Field(description="Protobuf type in lower case: double, string, message, ...")
+    repeated: bool
+    message_type: str | None = Field(default=None, description="Full name, for message fields.")
+    message: MessageFields | None = Field(
+        default=None, description="The nested message's fields (absent when recursive)."
+    )
+    enum_values: list[str] | None = None
+
+
+class MessageFields(BaseModel):
+    """A message type's full name and fields."""
 
     type: str
+    fields: list[FieldSchema]
+
+
+class MessageSchema(MessageFields):
+    """One message type: its full name, its descriptor set and a readable field list."""
+
     descriptor_set: str = Field(description="Base64 FileDescriptorSet (shared by both types).")
-    fields: list[dict[str, Any]]
 
 
 class ModelSummary(BaseModel):

@@ -1,16 +1,23 @@
-"""Protobuf descriptors <-> FileDescriptorSet bytes, and their readable JSON form."""
+"""Protobuf descriptors <-> FileDescriptorSet bytes, and their readable JSON form.
 
-from typing import TYPE_CHECKING, Any
+Workers send the descriptors of their request and response messages to the registry as a
+FileDescriptorSet; the registry and the gateway rebuild message classes from it at run time.
+"""
+
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, FileDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from worker_base.exceptions import SchemaError
-from worker_base.model import MessageDescriptor
+from conveyor.errors import SchemaError
 
 if TYPE_CHECKING:
+    from google._upb._message import Descriptor as _UpbDescriptor
     from google._upb._message import FileDescriptor as _UpbFileDescriptor
+
+MessageDescriptor: TypeAlias = "Descriptor | _UpbDescriptor"
+"""What ``SomeMessage.DESCRIPTOR`` is (pure-Python or upb implementation)."""
 
 _TYPE_NAMES: dict[int, str] = {
     value: name.removeprefix("TYPE_").lower()

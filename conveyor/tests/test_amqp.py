@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from worker_base.brokers import connect_amqp, redact
-from worker_base.exceptions import BrokerUnavailable
+from conveyor.amqp import connect_amqp, redact
+from conveyor.errors import BrokerUnavailable
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 

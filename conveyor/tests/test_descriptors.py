@@ -3,15 +3,15 @@
 import pytest
 from google.protobuf import descriptor_pb2
 
-from proto import model_b_pb2, task_pb2
-from worker_base import SchemaError
-from worker_base.schema import (
+from conveyor.descriptors import (
     describe_message,
     file_descriptor_set,
     find_message,
     load_pool,
     message_class,
 )
+from conveyor.errors import SchemaError
+from proto import model_b_pb2, task_pb2
 
 
 def test_descriptor_set_rebuilds_a_working_message_class() -> None:

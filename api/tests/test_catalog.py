@@ -1,0 +1,89 @@
+"""The gateway's model catalog over a registry served by httpx.MockTransport."""
+
+import base64
+
+import httpx
+import pytest
+
+from api.catalog import ModelCatalog
+from api.exceptions import ModelNotFound, RegistryUnavailable
+from conveyor.descriptors import describe_message, file_descriptor_set
+from conveyor.registry_client import RegistryClient
+from proto import model_a_pb2
+
+
+def _detail(name: str, instances: int) -> dict[str, object]:
+    request, response = model_a_pb2.ModelARequest, model_a_pb2.ModelAResponse
+    fds = base64.b64encode(file_descriptor_set(request.DESCRIPTOR, response.DESCRIPTOR)).decode()
+    return {
+        "name": name,
+        "status": "alive" if instances else "dead",
+        "version": "3",
+        "instances": instances,
+        "queue": f"conveyor.model.{name}",
+        "request": {**describe_message(request.DESCRIPTOR), "descriptor_set": fds},
+        "response": {**describe_message(response.DESCRIPTOR), "descriptor_set": fds},
+        "example_request": {"data": "example"},
+    }
+
+
+class FakeRegistry:
+    """Serves ``GET /models/{name}`` from a dict and counts the calls."""
+
+    def __init__(self) -> None:
+        self.instances = {"echo": 1}
+        self.calls = 0
+        self.down = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        if self.down:
+            raise httpx.ConnectError("refused", request=request)
+        name = request.url.path.rsplit("/", 1)[1]
+        if name not in self.instances:
+            return httpx.Response(404, json={"error": {"code": "model_not_found"}})
+        return httpx.Response(200, json=_detail(name, self.instances[name]))
+
+
+def _catalog(registry: FakeRegistry, cache_seconds: float = 60.0) -> ModelCatalog:
+    client = RegistryClient("http://registry.test", 1.0, transport=httpx.MockTransport(registry))
+    return ModelCatalog(client, cache_seconds)
+
+
+@pytest.mark.asyncio
+async def test_builds_working_message_classes_from_the_descriptor_set() -> None:
+    catalog = _catalog(FakeRegistry())
+    info = await catalog.get("echo")
+    await catalog.aclose()
+    assert (info.version, info.queue, info.alive) == ("3", "conveyor.model.echo", True)
+    message = info.request_class(data="hi")
+    assert model_a_pb2.ModelARequest.FromString(message.SerializeToString()).data == "hi"
+
+
+@pytest.mark.asyncio
+async def test_live_models_come_from_the_cache_dead_ones_are_asked_again() -> None:
+    registry = FakeRegistry()
+    catalog = _catalog(registry)
+    await catalog.get("echo")
+    await catalog.get("echo")
+    assert registry.calls == 1
+    registry.instances["echo"] = 0
+    catalog._cache.clear()
+    assert not (await catalog.get("echo")).alive
+    assert not (await catalog.get("echo")).alive
+    assert registry.calls == 3  # a dead model is never served from the cache
+    await catalog.aclose()
+
+
+@pytest.mark.asyncio
+async def test_unknown_and_unreachable() -> None:
+    registry = FakeRegistry()
+    catalog = _catalog(registry)
+    with pytest.raises(ModelNotFound) as unknown:
+        await catalog.get("nope")
+    assert unknown.value.model == "nope"
+    registry.down = True
+    with pytest.raises(RegistryUnavailable) as down:
+        await catalog.get("echo")
+    assert down.value.model == "echo"
+    await catalog.aclose()

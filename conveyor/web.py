@@ -1,0 +1,159 @@
+"""The HTTP error contract of every Conveyor service: ``{"error": {"code", "message", ...}}``.
+
+- ``code`` is snake_case and stable; ``message`` says what was wrong, for a person.
+- Services add context keys (``model``, ``field``, ``task_id``...) where they have them.
+- Request validation errors use the same shape (code ``invalid_request``, ``field`` named).
+- Unknown paths and methods use it too (``not_found``, ``method_not_allowed``).
+- Anything unexpected is logged once and answered as a JSON 500 (code ``internal``): a service
+  never answers a plain-text 500.
+
+A service maps its own domain errors to statuses in its route layer and passes the mapping to
+``install_error_handlers``.
+"""
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from conveyor.errors import ConveyorError
+
+__all__ = [
+    "ErrorBody",
+    "ErrorDetail",
+    "error_body",
+    "error_response",
+    "install_error_handlers",
+]
+
+logger = logging.getLogger(__name__)
+
+StatusOf = Callable[[ConveyorError], tuple[int, dict[str, Any]]]
+"""Maps a domain error to its HTTP status and extra error keys (``headers`` becomes headers)."""
+
+ContextOf = Callable[[Request], dict[str, Any]]
+"""Error keys every answer of a service carries (e.g. the gateway's ``model`` and ``field``)."""
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable snake_case ``code`` and a readable ``message``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of every Conveyor service."""
+
+    error: ErrorDetail
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """Build the JSON error body."""
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """Build a JSON error response."""
+    return JSONResponse(
+        status_code=status, content=error_body(code, message, **extra), headers=headers
+    )
+
+
+def _no_context(request: Request) -> dict[str, Any]:
+    return {}
+
+
+def install_error_handlers(
+    app: FastAPI, status_of: StatusOf, context_of: ContextOf = _no_context
+) -> None:
+    """Answer every error of ``app`` in the contract's shape.
+
+    ``status_of`` maps domain errors to a status; ``context_of`` gives keys every error body of
+    this service carries (a domain error's own keys win).
+    """
+
+    async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ConveyorError)
+        status, extra = status_of(exc)
+        headers = extra.pop("headers", None)
+        keys = {**context_of(request), **extra}
+        return error_response(status, exc.code, exc.message, headers=headers, **keys)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        location = [str(part) for part in first.get("loc", ())]
+        field = location[-1] if location else None
+        message = f"{'.'.join(location)}: {first.get('msg', 'invalid')}"
+        keys = {**context_of(request), "field": field}
+        return error_response(422, "invalid_request", message, **keys)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return error_response(
+            exc.status_code, code, str(exc.detail), headers=exc.headers, **context_of(request)
+        )
+
+    app.add_exception_handler(ConveyorError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_middleware(CatchAllMiddleware)
+
+
+class CatchAllMiddleware:
+    """Turns an exception no handler took into a logged JSON 500 (never plain text).
+
+    If the response had already started, the exception is logged and the connection closed:
+    there is nothing more a server can say then.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                return
+            response = error_response(500, "internal", "internal error; see the service's log")
+            await response(scope, receive, send)

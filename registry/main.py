@@ -1,0 +1,40 @@
+"""The registry application: ``create_app()``."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from registry import errors
+from registry.config import Settings
+from registry.routes import health, instances, models
+from registry.store import RegistryStore
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the registry; its Redis connection opens in its lifespan."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = aioredis.from_url(settings.redis_url)
+        app.state.settings = settings
+        app.state.store = RegistryStore(
+            client, settings.registry_key_prefix, settings.liveness_window
+        )
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    app = FastAPI(
+        title="Conveyor registry",
+        version="1",
+        description="Which models exist, their schemas, and which instances are alive.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (instances, models, health):
+        app.include_router(module.router)
+    return app
