@@ -56,7 +56,7 @@ def conveyor_model(
         deps = [":" + name],
         visibility = visibility,
     )
-    # The worker's image (issue 4): `bazel run //models/<name>:image` loads conveyor/<name>:dev.
+    # The worker's image: `bazel run //models/<name>:image` loads conveyor/<name>:dev.
     # Healthy while the registry reports the model alive (heartbeats within its liveness window).
     oci_image(
         name = "image",
