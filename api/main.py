@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from api.catalog import ModelCatalog
 from api.config import Settings
 from api.dispatch import Dispatcher
+from api.oip import routes as oip
 from api.routes import errors, health, models, predict, tasks
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (predict, tasks, models, health):
         app.include_router(module.router)
+    app.include_router(oip.router)  # the Open Inference Protocol under /v2 (docs/protocol.md)
     return app
 
 
