@@ -109,7 +109,7 @@ def parse_body(
     head, binary = split_body(body, header_length)
     try:
         document = json.loads(head)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise InvalidInferRequest(f"the inference request is not JSON: {e}", field="body") from e
     try:
         return InferRequest.model_validate(document), binary

@@ -4,7 +4,7 @@ import struct
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.oip.binary import (
@@ -94,6 +94,7 @@ def _elements(datatype: str) -> st.SearchStrategy[list[Any]]:
 
 
 @pytest.mark.parametrize("datatype", sorted(STRUCT_FORMATS))
+@settings(deadline=None, database=None)  # no timing flakes on a loaded machine
 @given(data=st.data())
 def test_fixed_size_round_trip(datatype: str, data: st.DataObject) -> None:
     values = data.draw(_elements(datatype))
@@ -102,11 +103,13 @@ def test_fixed_size_round_trip(datatype: str, data: st.DataObject) -> None:
     assert decode_elements(datatype, encoded, "t") == values
 
 
+@settings(deadline=None, database=None)  # no timing flakes on a loaded machine
 @given(st.lists(st.binary(max_size=300)))
 def test_bytes_round_trip(values: list[bytes]) -> None:
     assert decode_elements("BYTES", encode_elements("BYTES", values), "t") == values
 
 
+@settings(deadline=None, database=None)  # no timing flakes on a loaded machine
 @given(
     st.binary(min_size=2, max_size=200),
     st.lists(st.lists(st.binary(max_size=20), max_size=4), max_size=4),

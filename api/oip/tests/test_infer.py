@@ -73,6 +73,7 @@ def test_compressed_bodies_are_accepted(encoding: str) -> None:
     ("body", "header", "encoding", "message"),
     [
         (b"{oops", None, None, "not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, None, None, "not JSON"),
         (b'{"inputs": [{"name": "x"}]}', None, None, "inputs.0.shape: Field required"),
         (b'{"inputs": [{"name": "x", "shape": [-1], "datatype": "FP32"}]}', None, None, "0"),
         (b"{}", None, None, "inputs: Field required"),

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 from google.protobuf.message import Message
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.oip.exceptions import InvalidInferRequest, UnmappableField
@@ -314,12 +314,14 @@ _SCALARS = st.builds(
 )
 
 
+@settings(deadline=None, database=None)  # no timing flakes on a loaded machine
 @given(_SCALARS)
 def test_scalars_round_trip(message: Message) -> None:
     back = _to_message(shapes_pb2.Scalars, *_tensors(message).values())
     assert back == message
 
 
+@settings(deadline=None, database=None)  # no timing flakes on a loaded machine
 @given(
     st.builds(
         shapes_pb2.Repeated,
