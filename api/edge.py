@@ -18,6 +18,7 @@ import time
 import uuid
 from typing import Any
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.exceptions import PayloadTooLarge
@@ -39,6 +40,16 @@ def arrival_of(scope: Scope) -> float:
 def request_id_of(scope: Scope) -> str:
     """The request's id (empty for a request the edge did not see)."""
     return str(scope.get("state", {}).get("request_id", ""))
+
+
+def _refuse(
+    path: str, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """An edge refusal in the shape of the path's API: the Open Inference Protocol's
+    ``{"error": "<message>"}`` under ``/v2``, the gateway's error object elsewhere."""
+    if path.startswith("/v2"):
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return error_response(status, code, message, headers=headers, model=None, field=None)
 
 
 class Edge:
@@ -82,38 +93,34 @@ class Edge:
         if path.startswith(_OPEN_PATHS):
             await self.app(scope, receive, send_with_id)
             return
+        refusal: JSONResponse | None = None
         if self._keys and path.startswith(_PROTECTED_PREFIXES) and not self._authorized(headers):
-            response = error_response(
+            refusal = _refuse(
+                path,
                 401,
                 "unauthorized",
                 "missing or wrong API key",
-                headers={"WWW-Authenticate": "Bearer"},
-                model=None,
-                field=None,
+                {"WWW-Authenticate": "Bearer"},
             )
-            await response(scope, receive, send_with_id)
-            return
-        if self.inflight >= self.max_inflight:
-            response = error_response(
+        elif self.inflight >= self.max_inflight:
+            refusal = _refuse(
+                path,
                 429,
                 "overloaded",
                 f"the gateway has {self.inflight} requests in progress; retry later",
-                headers={"Retry-After": str(self.retry_after)},
-                model=None,
-                field=None,
+                {"Retry-After": str(self.retry_after)},
             )
-            await response(scope, receive, send_with_id)
-            return
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            response = error_response(
-                413,
-                "body_too_large",
-                f"the body is larger than {self.max_body_bytes} bytes",
-                model=None,
-                field=None,
-            )
-            await response(scope, receive, send_with_id)
+        else:
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                refusal = _refuse(
+                    path,
+                    413,
+                    "body_too_large",
+                    f"the body is larger than {self.max_body_bytes} bytes",
+                )
+        if refusal is not None:
+            await refusal(scope, receive, send_with_id)
             return
         self.inflight += 1
         try:

@@ -9,6 +9,7 @@ from api.catalog import ModelCatalog
 from api.config import Settings
 from api.dispatch import Dispatcher
 from api.edge import Edge
+from api.oip import routes as oip
 from api.routes import errors, health, models, predict, tasks
 from conveyor.redis import redis_client
 from conveyor.registry_client import RegistryClient
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (predict, tasks, models, health):
         app.include_router(module.router)
+    app.include_router(oip.router)  # the Open Inference Protocol under /v2 (docs/protocol.md)
     app.add_middleware(
         Edge,
         max_inflight=settings.max_inflight,
