@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
+from starlette.datastructures import QueryParams
 
-from api.catalog import check_name
+from api.catalog import ModelCatalog, check_name
 from api.codec import parse_request
-from api.deps import ArrivalDep, CatalogDep, DispatcherDep, RequestIdDep, SettingsDep
+from api.config import Settings
+from api.dispatch import Dispatcher
+from api.edge import arrival_of, request_id_of
 from api.exceptions import (
     InvalidRequest,
     ModelUnavailable,
@@ -19,7 +24,7 @@ from api.exceptions import (
 )
 from api.routes.results import response_json
 from api.schemas import TaskAccepted
-from conveyor.protocol import MAX_PRIORITY, MIN_PRIORITY
+from conveyor.protocol import MAX_PRIORITY, MIN_PRIORITY, VERSION_PATTERN
 from conveyor.web import ErrorBody
 
 router = APIRouter(tags=["predict"])
@@ -63,6 +68,89 @@ def _check_json(request: Request, model: str) -> None:
         )
 
 
+_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "mode",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": ["sync", "async"], "default": "sync"},
+        "description": "sync: answer the model's response; async: 202 with a task id to poll.",
+    },
+    {
+        "name": "timeout",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "number", "exclusiveMinimum": 0},
+        "description": "Seconds to wait for the result (sync mode), counted from arrival; "
+        "between MIN_TIMEOUT (0.01) and MAX_TIMEOUT (300); default DEFAULT_TIMEOUT (30).",
+    },
+    {
+        "name": "version",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "pattern": f"^{VERSION_PATTERN.pattern}$"},
+        "description": "The model version (default: the highest live one).",
+    },
+    {
+        "name": "priority",
+        "in": "query",
+        "required": False,
+        "schema": {
+            "type": "integer",
+            "minimum": MIN_PRIORITY,
+            "maximum": MAX_PRIORITY,
+            "default": 0,
+        },
+        "description": "0-9, higher first.",
+    },
+]
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """The query parameters of a predict call, checked."""
+
+    asynchronous: bool
+    timeout: float
+    version: str | None
+    priority: int
+
+
+def predict_options(query: QueryParams, settings: Settings, model: str) -> PredictOptions:
+    """Read and check ``mode``, ``timeout``, ``version`` and ``priority``.
+
+    Parsed by hand rather than by FastAPI's parameter machinery: on the hottest path of the
+    gateway, that machinery costs more than the rest of the request's own work.
+    """
+    mode = query.get("mode", "sync")
+    if mode not in ("sync", "async"):
+        raise InvalidRequest("mode must be 'sync' or 'async'", model=model, field="mode")
+    timeout = settings.default_timeout
+    raw_timeout = query.get("timeout")
+    if raw_timeout is not None:
+        try:
+            timeout = float(raw_timeout)
+        except ValueError:
+            timeout = math.nan
+    if not settings.min_timeout <= timeout <= settings.max_timeout:
+        raise InvalidRequest(
+            f"timeout must be between {settings.min_timeout:g} and {settings.max_timeout:g} s",
+            model=model,
+            field="timeout",
+        )
+    priority = 0
+    raw_priority = query.get("priority")
+    if raw_priority is not None:
+        if not raw_priority.isdigit() or not MIN_PRIORITY <= int(raw_priority) <= MAX_PRIORITY:
+            raise InvalidRequest(
+                f"priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}",
+                model=model,
+                field="priority",
+            )
+        priority = int(raw_priority)
+    return PredictOptions(mode == "async", timeout, query.get("version"), priority)
+
+
 @router.post(
     "/predict/{model}",
     status_code=200,
@@ -71,56 +159,27 @@ def _check_json(request: Request, model: str) -> None:
         202: {"model": TaskAccepted, "description": "Accepted (mode=async)"},
         **_ERRORS,
     },
-    openapi_extra=_BODY,
+    openapi_extra={**_BODY, "parameters": _PARAMETERS},
 )
-async def predict(
-    model: str,
-    request: Request,
-    catalog: CatalogDep,
-    dispatcher: DispatcherDep,
-    settings: SettingsDep,
-    arrival: ArrivalDep,
-    request_id: RequestIdDep,
-    mode: Literal["sync", "async"] = "sync",
-    wait_seconds: Annotated[
-        float | None,
-        Query(
-            alias="timeout",
-            description="Seconds to wait for the result (sync mode), counted from arrival; "
-            "between MIN_TIMEOUT and MAX_TIMEOUT.",
-        ),
-    ] = None,
-    version: Annotated[
-        str | None, Query(description="The model version (default: the highest live one).")
-    ] = None,
-    priority: Annotated[
-        int, Query(ge=MIN_PRIORITY, le=MAX_PRIORITY, description="0-9, higher first.")
-    ] = 0,
-) -> Response:
+async def predict(model: str, request: Request) -> Response:
     """Run ``model`` on the JSON body; answer its response, or 202 + task id with mode=async."""
+    state = request.app.state
+    settings: Settings = state.settings
+    catalog: ModelCatalog = state.catalog
+    dispatcher: Dispatcher = state.dispatcher
     _check_json(request, model)
-    wait = wait_seconds if wait_seconds is not None else settings.default_timeout
-    if not settings.min_timeout <= wait <= settings.max_timeout:
-        raise InvalidRequest(
-            f"timeout must be between {settings.min_timeout:g} and {settings.max_timeout:g} s",
-            model=model,
-            field="timeout",
-        )
-    check_name(model, version)
-    info = await catalog.get(model, version)
-    payload = parse_request(
-        await request.body(), info.request_class, model, settings.max_json_depth
-    )
-    if not info.alive:
-        raise ModelUnavailable(
-            f"model {model!r} version {info.version!r} has no live worker", model=model
-        )
-    if mode == "async":
+    options = predict_options(request.query_params, settings, model)
+    check_name(model, options.version)
+    info = await catalog.get(model, options.version)
+    body = await request.body()
+    payload = parse_request(body, info.request_class, model, settings.max_json_depth)
+    request_id = request_id_of(request.scope)
+    if options.asynchronous:
         task_id = await dispatcher.submit(
             info,
             payload,
             deadline=settings.async_deadline,
-            priority=priority,
+            priority=options.priority,
             request_id=request_id,
         )
         accepted = TaskAccepted(
@@ -128,19 +187,23 @@ async def predict(
             model=model,
             version=info.version,
             status="pending",
-            status_url=str(request.url_for("get_task", task_id=task_id).path),
+            status_url=f"/tasks/{task_id}",
         )
         return Response(
             orjson.dumps(accepted.model_dump()), status_code=202, media_type="application/json"
         )
-    remaining = wait - (time.monotonic() - arrival)
+    if not info.alive:
+        raise ModelUnavailable(
+            f"model {model!r} version {info.version!r} has no live worker", model=model
+        )
+    remaining = options.timeout - (time.monotonic() - arrival_of(request.scope))
     if remaining <= 0:
         raise ResultTimeout(
-            f"the request spent its {wait:g} s timeout waiting in the gateway",
+            f"the request spent its {options.timeout:g} s timeout waiting in the gateway",
             model=model,
             task_id=None,
         )
     result = await dispatcher.run(
-        info, payload, seconds=remaining, priority=priority, request_id=request_id
+        info, payload, seconds=remaining, priority=options.priority, request_id=request_id
     )
     return Response(orjson.dumps(response_json(result, info)), media_type="application/json")
