@@ -266,8 +266,7 @@ exec "./{pusher}" {images} "$@"
 
 def _repository_path(tag):
     """`conveyor/api:dev` -> `conveyor/api` (the path the image gets under a registry)."""
-    name = tag.rpartition(":")[0] if ":" in tag.rpartition("/")[2] else tag
-    return name
+    return tag.rpartition(":")[0] if ":" in tag.rpartition("/")[2] else tag
 
 def _oci_push_impl(ctx):
     images = [image[OciImageInfo] for image in ctx.attr.images]
