@@ -1,34 +1,60 @@
-"""What the gateway knows about models: learned from the registry, cached briefly."""
+"""What the gateway knows about models: learned from the registry, cached briefly.
+
+A live model version is served from the cache for ``cache_seconds``; while the registry is
+unreachable, the last known description is used (and a warning logged once), so a registry
+restart does not interrupt serving.
+"""
+
+from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import time
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
-from api.exceptions import ModelNotFound, RegistryUnavailable
+from api.exceptions import InvalidRequest, ModelNotFound, RegistryUnavailable
 from conveyor.descriptors import load_pool, message_class
 from conveyor.errors import ModelNotRegistered, RegistryClientError, SchemaError
+from conveyor.protocol import valid_model_name, valid_version
 from conveyor.registry_api import MessageSchema, ModelDetail, ModelSummary
 from conveyor.registry_client import RegistryClient
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A model as the gateway uses it: queue, liveness, and message classes built at run time."""
+    """A model version as the gateway uses it: liveness, and message classes built at run time."""
 
     name: str
     version: str
-    queue: str
+    versions: tuple[str, ...]
     instances: int
     request_class: type[Message]
     response_class: type[Message]
 
     @property
     def alive(self) -> bool:
-        """True when at least one instance is alive."""
+        """True when at least one instance of this version is alive."""
         return self.instances > 0
+
+
+def check_name(name: str, version: str | None = None) -> None:
+    """Raise ``InvalidRequest`` for a model name or version outside the documented patterns."""
+    if not valid_model_name(name):
+        raise InvalidRequest(
+            "a model name is 1-100 letters, digits, '_' or '-', starting with a letter or digit",
+            field="model",
+        )
+    if version is not None and not valid_version(version):
+        raise InvalidRequest(
+            "a version is 1-32 letters, digits, '_', '.' or '-', starting with a letter or digit",
+            model=name,
+            field="version",
+        )
 
 
 class ModelCatalog:
@@ -37,44 +63,74 @@ class ModelCatalog:
     def __init__(self, registry: RegistryClient, cache_seconds: float) -> None:
         self._registry = registry
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, ModelInfo]] = {}
+        self._cache: dict[tuple[str, str | None], tuple[float, ModelInfo]] = {}
         self._classes: dict[tuple[str, str], type[Message]] = {}
+        self._registry_down = False
 
     async def aclose(self) -> None:
         """Close the registry client."""
         await self._registry.aclose()
 
-    async def get(self, name: str) -> ModelInfo:
-        """Return model ``name``; raise ``ModelNotFound`` or ``RegistryUnavailable``.
+    async def get(self, name: str, version: str | None = None) -> ModelInfo:
+        """Return model ``name`` at ``version`` (default: the highest live version).
 
-        Only a live model is served from the cache, so a model that comes (back) is used at once.
+        Raise ``InvalidRequest`` for a malformed name, ``ModelNotFound`` for an unknown model or
+        version, ``RegistryUnavailable`` when the registry cannot be asked and nothing is cached.
+        Only a live version is served from the cache, so a model that comes back is used at once.
         """
-        cached = self._cache.get(name)
+        key = (name, version)
+        cached = self._cache.get(key)
         if cached is not None and cached[0] > time.monotonic() and cached[1].alive:
             return cached[1]
-        info = self._build(await self.describe(name))
-        self._cache[name] = (time.monotonic() + self._cache_seconds, info)
+        check_name(name, version)
+        try:
+            detail = await self.describe(name, version)
+        except RegistryUnavailable:
+            if cached is None:
+                raise
+            return cached[1]  # the last known description, while the registry is away
+        info = self._build(detail)
+        self._cache[key] = (time.monotonic() + self._cache_seconds, info)
         return info
 
     async def list(self) -> list[ModelSummary]:
         """Return the registry's model summaries."""
         try:
-            return await self._registry.list_models()
+            listed = await self._registry.list_models()
         except RegistryClientError as e:
+            self._note_outage(e)
             raise RegistryUnavailable(str(e)) from e
+        self._note_back()
+        return listed
 
-    async def describe(self, name: str) -> ModelDetail:
+    async def describe(self, name: str, version: str | None = None) -> ModelDetail:
         """Return the registry's full description of ``name`` (schemas, example request)."""
+        check_name(name, version)
         try:
-            return await self._registry.get_model(name)
+            detail = await self._registry.get_model(name, version)
         except ModelNotRegistered as e:
-            raise ModelNotFound(f"unknown model {name!r}", model=name) from e
+            self._note_back()
+            which = f"version {version!r} of model {name!r}" if version else f"model {name!r}"
+            raise ModelNotFound(f"unknown {which}", model=name) from e
         except RegistryClientError as e:
+            self._note_outage(e)
             raise RegistryUnavailable(str(e), model=name) from e
+        self._note_back()
+        return detail
 
     async def ping(self) -> bool:
         """Return True when the registry answers its health check."""
         return await self._registry.healthy()
+
+    def _note_outage(self, error: Exception) -> None:
+        if not self._registry_down:
+            logger.warning("registry unreachable (%s); serving what is cached", error)
+            self._registry_down = True
+
+    def _note_back(self) -> None:
+        if self._registry_down:
+            logger.warning("registry reachable again")
+            self._registry_down = False
 
     def _build(self, detail: ModelDetail) -> ModelInfo:
         try:
@@ -87,7 +143,7 @@ class ModelCatalog:
         return ModelInfo(
             name=detail.name,
             version=detail.version,
-            queue=detail.queue,
+            versions=tuple(v.version for v in detail.versions),
             instances=detail.instances,
             request_class=request_class,
             response_class=response_class,

@@ -1,10 +1,21 @@
-"""JSON (protobuf JSON mapping) <-> protobuf bytes for a model's messages."""
+"""JSON (protobuf JSON mapping) <-> protobuf bytes for a model's messages.
 
-import json
+The edge of the system: every request body is checked here before it becomes a task. It must
+be a JSON object no deeper than the limit, fit the model's request message, and hold only
+finite numbers (JSON has no NaN or infinity, and the protobuf mapping's "NaN" / "Infinity"
+strings are refused too: no model can do anything sensible with them).
+"""
+
+from __future__ import annotations
+
+import math
 import re
+from functools import cache
 from typing import Any
 
+import orjson
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from api.exceptions import InvalidRequest, InvalidResult
@@ -12,6 +23,7 @@ from api.exceptions import InvalidRequest, InvalidResult
 _UNKNOWN_FIELD = re.compile(r'has no field named "([^"]+)"')
 _BAD_FIELD = re.compile(r"Failed to parse (\S+) field")
 _AT_PATH = re.compile(r" at ([\w.\[\]]+)\.?$")
+_FLOATS = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
 
 
 def field_of(error: str) -> str | None:
@@ -30,23 +42,109 @@ def field_of(error: str) -> str | None:
     return None
 
 
-def parse_request(body: bytes, request_class: type[Message], model: str) -> bytes:
-    """Turn a JSON body into the serialized request message; raise ``InvalidRequest``."""
+def _depth(document: Any, limit: int) -> int:
+    """How deep ``document`` nests (stops counting past ``limit``)."""
+    deepest, stack = 0, [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                return deepest
+        if isinstance(node, dict):
+            stack.extend((value, depth + 1) for value in node.values())
+        elif isinstance(node, list):
+            stack.extend((value, depth + 1) for value in node)
+    return deepest
+
+
+def load_json_object(body: bytes, model: str, max_depth: int) -> dict[str, Any]:
+    """Parse a request body that must be a JSON object; raise ``InvalidRequest`` otherwise."""
     try:
-        document = json.loads(body) if body.strip() else None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        document = orjson.loads(body) if body.strip() else None
+    except orjson.JSONDecodeError as e:
         raise InvalidRequest(f"body is not valid JSON: {e}", model=model, field="body") from e
+    # Only a body with enough brackets can nest too deeply: count them before walking it.
+    if body.count(b"[") + body.count(b"{") > max_depth and _depth(document, max_depth) > max_depth:
+        raise InvalidRequest(
+            f"body nests deeper than {max_depth} levels", model=model, field="body"
+        )
     if not isinstance(document, dict):
         raise InvalidRequest(
             "body must be a JSON object (the model's request message)", model=model, field="body"
         )
+    return document
+
+
+def parse_request(
+    body: bytes, request_class: type[Message], model: str, max_depth: int = 32
+) -> bytes:
+    """Turn a JSON body into the serialized request message; raise ``InvalidRequest``."""
+    document = load_json_object(body, model, max_depth)
     message = request_class()
     try:
         json_format.ParseDict(document, message)
     except json_format.ParseError as e:
         text = str(e).splitlines()[0]
         raise InvalidRequest(text, model=model, field=field_of(text)) from e
+    except RecursionError as e:
+        raise InvalidRequest("body nests too deeply", model=model, field="body") from e
+    if _has_floats(message.DESCRIPTOR):
+        field = _non_finite(message)
+        if field is not None:
+            raise InvalidRequest(
+                f"{field} holds a number that is not finite (NaN or infinity)",
+                model=model,
+                field=field,
+            )
     return message.SerializeToString()
+
+
+@cache
+def _has_floats(descriptor: Descriptor) -> bool:
+    """True when a message type holds float or double fields (at any depth)."""
+    seen: set[str] = set()
+    stack = [descriptor]
+    while stack:
+        current = stack.pop()
+        if current.full_name in seen:
+            continue
+        seen.add(current.full_name)
+        for field in current.fields:
+            if field.type in _FLOATS:
+                return True
+            if field.message_type is not None:
+                stack.append(field.message_type)
+    return False
+
+
+def _non_finite(message: Message, prefix: str = "") -> str | None:
+    """The path of the first field holding NaN or infinity, or None."""
+    for field, value in message.ListFields():
+        name = prefix + field.name
+        if field.type in _FLOATS:
+            values = value if field.is_repeated else [value]
+            for i, number in enumerate(values):
+                if not math.isfinite(number):
+                    return f"{name}[{i}]" if field.is_repeated else name
+        elif field.message_type is not None:
+            if field.message_type.GetOptions().map_entry:
+                value_field = field.message_type.fields_by_name["value"]
+                for key, item in value.items():
+                    if value_field.type in _FLOATS and not math.isfinite(item):
+                        return f"{name}[{key}]"
+                    if value_field.message_type is not None:
+                        found = _non_finite(item, f"{name}[{key}].")
+                        if found:
+                            return found
+            else:
+                items = value if field.is_repeated else [value]
+                for i, item in enumerate(items):
+                    sub = f"{name}[{i}]." if field.is_repeated else f"{name}."
+                    found = _non_finite(item, sub)
+                    if found:
+                        return found
+    return None
 
 
 def render_response(payload: bytes, response_class: type[Message], model: str) -> dict[str, Any]:

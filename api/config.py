@@ -1,6 +1,9 @@
 """Configuration of the gateway, from the environment."""
 
-from pydantic import Field, model_validator
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from conveyor.settings import AmqpSettings, RedisSettings, RegistryClientSettings
 
@@ -13,15 +16,51 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings):
     default_timeout: float = Field(
         default=30.0, gt=0, description="Seconds a synchronous predict waits for its result."
     )
+    min_timeout: float = Field(default=0.01, gt=0, description="Smallest ?timeout= accepted.")
     max_timeout: float = Field(default=300.0, gt=0, description="Largest ?timeout= accepted.")
     async_deadline: float = Field(
         default=3600.0, gt=0, description="Seconds an async task may wait in its queue."
     )
     result_ttl: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     registry_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    max_inflight: int = Field(
+        default=512, ge=1, le=100_000, description="Requests in progress before 429."
+    )
+    retry_after: int = Field(
+        default=1, ge=1, le=3600, description="Seconds a 429 or 503 asks the client to wait."
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=1024**3, description="Largest request body (413)."
+    )
+    max_json_depth: int = Field(default=32, ge=2, le=1000, description="Deepest JSON body.")
+    sync_durable: bool = Field(
+        default=False,
+        description="Send synchronous tasks through the durable lane too (persistent, "
+        "replicated) instead of the fast lane.",
+    )
+    api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        repr=False,
+        description="Comma-separated keys; when set, predict, tasks and models need one as "
+        "'Authorization: Bearer <key>'.",
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_long_enough(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(len(key) < 16 for key in value):
+            raise ValueError("every API key must have at least 16 characters")
+        return value
 
     @model_validator(mode="after")
     def _timeouts_consistent(self) -> "Settings":
-        if self.default_timeout > self.max_timeout:
-            raise ValueError("default_timeout must not exceed max_timeout")
+        if not self.min_timeout <= self.default_timeout <= self.max_timeout:
+            raise ValueError("need min_timeout <= default_timeout <= max_timeout")
         return self

@@ -1,5 +1,16 @@
-"""Submitting tasks to model queues and reading their results back from Redis."""
+"""Submitting tasks to a model version's queues, and getting their results back.
 
+Synchronous tasks go to the version's fast lane (transient, with message priorities, expiring
+at the caller's deadline) and their results come back in the worker's notification; asynchronous
+tasks go to a durable lane (persistent, replicated, confirmed) and are polled. Every publish
+is confirmed and ``mandatory``: a full queue (the broker refuses the publish) is a 429, a
+missing queue a 503, a broker that cannot be reached a 503; a Redis outage is a 503 too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -7,14 +18,37 @@ from dataclasses import dataclass
 import aio_pika
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError, PublishError
 
 from api.catalog import ModelInfo
-from api.exceptions import ResultTimeout, TaskNotFound
-from conveyor.amqp import connect_amqp, declare_model_queue
-from conveyor.protocol import REPLY_CHANNEL_PREFIX, TASK_CONTENT_TYPE, result_key
-from conveyor.results import ResultBackend, TaskRecord, now_ms
+from api.exceptions import (
+    ModelUnavailable,
+    Overloaded,
+    ResultTimeout,
+    ServiceUnavailable,
+    TaskConflict,
+    TaskNotFound,
+)
+from conveyor.amqp import connect_amqp
+from conveyor.protocol import (
+    HIGH_PRIORITY,
+    TASK_CONTENT_TYPE,
+    dead_letter_queue,
+    durable_queue,
+    reply_channel,
+    result_key,
+    sync_queue,
+    task_key,
+)
+from conveyor.results import CancelOutcome, ResultBackend, TaskRecord, now_ms
 from conveyor.waiter import ResultWaiter
 from proto import task_pb2
+
+logger = logging.getLogger(__name__)
+
+_REDIS_ERRORS = (aioredis.RedisError, OSError)
+_AMQP_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError)
 
 
 @dataclass(frozen=True)
@@ -23,27 +57,51 @@ class TaskStatus:
 
     task_id: str
     model: str
+    version: str
     result: task_pb2.TaskResult | None
 
 
-class Dispatcher:
-    """Publishes ``Task`` envelopes (persistent) and waits for their ``TaskResult``."""
+@dataclass(frozen=True)
+class QueueDepths:
+    """Ready tasks of a model version (all lanes), and the model's dead letters."""
 
-    def __init__(self, amqp_url: str, results: ResultBackend, result_ttl: int) -> None:
+    queued: int
+    dead_letters: int
+
+
+class Dispatcher:
+    """Publishes ``Task`` envelopes and waits for, reads and cancels their ``TaskResult``."""
+
+    def __init__(
+        self,
+        amqp_url: str,
+        results: ResultBackend,
+        result_ttl: int,
+        sync_durable: bool = False,
+        retry_after: int = 1,
+        waiter: ResultWaiter | None = None,
+        channel: AbstractChannel | None = None,
+    ) -> None:
+        """``waiter`` and ``channel`` replace the Redis subscription and the RabbitMQ channel
+        (unit tests pass small fakes; ``start`` is then not called)."""
         self._amqp_url = amqp_url
         self._results = results
         self._result_ttl = result_ttl
+        self._sync_durable = sync_durable
+        self._retry_after = retry_after
         self.gateway_id = uuid.uuid4().hex
-        self._waiter = ResultWaiter(results.redis, REPLY_CHANNEL_PREFIX + self.gateway_id)
+        self._waiter = waiter or ResultWaiter(results.redis, reply_channel(self.gateway_id))
         self._connection: AbstractRobustConnection | None = None
-        self._channel: AbstractChannel | None = None
-        self._declared: set[str] = set()
+        self._channel: AbstractChannel | None = channel
+        self._inspect: AbstractChannel | None = None
 
     async def start(self, connect_timeout: float) -> None:
         """Connect to RabbitMQ (waiting up to ``connect_timeout`` s for it, reconnecting on its
-        own afterwards) and subscribe for notifications."""
+        own afterwards) and subscribe for results."""
         self._connection = await connect_amqp(self._amqp_url, connect_timeout)
-        self._channel = await self._connection.channel(publisher_confirms=True)
+        self._channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
         await self._waiter.start()
 
     async def stop(self) -> None:
@@ -57,82 +115,240 @@ class Dispatcher:
         """Report whether RabbitMQ and Redis are usable."""
         try:
             redis_ok = bool(await self._results.redis.ping())
-        except (aioredis.RedisError, OSError):
+        except _REDIS_ERRORS:
             redis_ok = False
-        amqp_ok = self._connection is not None and not self._connection.is_closed
-        return {"rabbitmq": amqp_ok, "redis": redis_ok}
+        amqp_ok = (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
+        return {"rabbitmq": amqp_ok, "redis": redis_ok and self._waiter.connected}
+
+    def _task(
+        self,
+        info: ModelInfo,
+        payload: bytes,
+        deadline_ms: int,
+        priority: int,
+        request_id: str,
+        reply: str,
+    ) -> task_pb2.Task:
+        task_id = uuid.uuid4().hex
+        return task_pb2.Task(
+            task_id=task_id,
+            model=info.name,
+            version=info.version,
+            payload=payload,
+            deadline_unix_ms=deadline_ms,
+            result_key=result_key(task_id),
+            reply_channel=reply,
+            result_ttl_seconds=self._result_ttl,
+            created_unix_ms=now_ms(),
+            attempt=1,
+            priority=priority,
+            request_id=request_id,
+        )
+
+    async def run(
+        self,
+        info: ModelInfo,
+        payload: bytes,
+        *,
+        seconds: float,
+        priority: int = 0,
+        request_id: str = "",
+    ) -> task_pb2.TaskResult:
+        """Run a task synchronously: publish it, wait up to ``seconds`` for its result.
+
+        On a timeout the task is recorded (so ``GET /tasks/{id}`` can follow it) and
+        ``ResultTimeout`` names it.
+        """
+        deadline = time.monotonic() + seconds
+        task = self._task(
+            info, payload, now_ms() + int(seconds * 1000), priority, request_id,
+            self._waiter.channel,
+        )  # fmt: skip
+        self._waiter.register(task.task_id)
+        try:
+            await self._publish(info, task, durable=self._sync_durable, seconds=seconds)
+            while True:
+                remaining = deadline - time.monotonic()
+                result = await self._waiter.wait(task.task_id, remaining) if remaining > 0 else None
+                if result is None:
+                    result = await self._read(task.task_id)
+                if result is not None:
+                    return result
+                if deadline - time.monotonic() <= 0:
+                    await self._record(task, info)
+                    raise ResultTimeout(
+                        f"no result within {seconds:g} s; poll /tasks/{task.task_id}",
+                        model=info.name,
+                        task_id=task.task_id,
+                    )
+        finally:
+            self._waiter.discard(task.task_id)
 
     async def submit(
-        self, model: ModelInfo, payload: bytes, deadline_seconds: float, wait: bool
-    ) -> str:
-        """Record and publish a task for ``model``; return its id.
+        self, info: ModelInfo, payload: bytes, *, deadline: float, priority: int = 0,
+        request_id: str = "",
+    ) -> str:  # fmt: skip
+        """Record and publish an asynchronous task (durable lane); return its id."""
+        task = self._task(info, payload, now_ms() + int(deadline * 1000), priority, request_id, "")
+        await self._record(task, info)
+        try:
+            await self._publish(info, task, durable=True, seconds=None)
+        except BaseException:
+            with contextlib.suppress(*_REDIS_ERRORS):
+                await self._results.redis.delete(task_key(task.task_id))
+            raise
+        return task.task_id
 
-        With ``wait`` the task names this gateway's reply channel and is registered with the
-        waiter before it is published, so its notification cannot be missed.
-        """
-        assert self._channel is not None, "Dispatcher.start() has not run"
-        task_id = uuid.uuid4().hex
-        now = now_ms()
-        task = task_pb2.Task(
-            task_id=task_id,
-            model=model.name,
-            payload=payload,
-            deadline_unix_ms=now + int(deadline_seconds * 1000),
-            result_key=result_key(task_id),
-            reply_channel=self._waiter.channel if wait else "",
-            result_ttl_seconds=self._result_ttl,
-            created_unix_ms=now,
-            attempt=1,
-        )
-        await self._results.record_task(
-            task_id,
-            TaskRecord(model=model.name, created_unix_ms=now),
-            ttl_seconds=self._result_ttl + int(deadline_seconds) + 1,
-        )
-        if model.queue not in self._declared:
-            await declare_model_queue(self._channel, model.name)
-            self._declared.add(model.queue)
-        if wait:
-            self._waiter.register(task_id)
-        await self._channel.default_exchange.publish(
-            aio_pika.Message(
+    async def _publish(
+        self, info: ModelInfo, task: task_pb2.Task, *, durable: bool, seconds: float | None
+    ) -> None:
+        if self._channel is None:
+            raise ServiceUnavailable(
+                "RabbitMQ is not connected", dependency="rabbitmq", model=info.name,
+                retry_after=self._retry_after,
+            )  # fmt: skip
+        if durable:
+            queue = durable_queue(info.name, info.version, high=task.priority >= HIGH_PRIORITY)
+            message = aio_pika.Message(
                 task.SerializeToString(),
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 content_type=TASK_CONTENT_TYPE,
-                message_id=task_id,
-                timestamp=now / 1000,
-            ),
-            routing_key=model.queue,
-        )
-        return task_id
-
-    async def wait_result(self, task_id: str, model: str, seconds: float) -> task_pb2.TaskResult:
-        """Wait for the result of a task submitted with ``wait``; raise ``ResultTimeout``."""
+                message_id=task.task_id,
+                priority=task.priority,
+            )
+        else:
+            queue = sync_queue(info.name, info.version)
+            message = aio_pika.Message(
+                task.SerializeToString(),
+                delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+                content_type=TASK_CONTENT_TYPE,
+                message_id=task.task_id,
+                priority=task.priority,
+                expiration=max(seconds or 0.0, 0.001),
+            )
         try:
-            deadline = time.monotonic() + seconds
-            while True:
-                result = await self._results.read(task_id)
-                if result is not None:
-                    return result
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise ResultTimeout(
-                        f"no result within {seconds:g} s; poll /tasks/{task_id}",
-                        model=model,
-                        task_id=task_id,
-                    )
-                await self._waiter.wait(task_id, remaining)
-        finally:
-            self._waiter.discard(task_id)
+            await self._channel.default_exchange.publish(
+                message, routing_key=queue, mandatory=True, timeout=seconds
+            )
+        except PublishError as e:  # returned: no queue of that name (before DeliveryError: a
+            # returned message is a DeliveryError too)
+            raise ModelUnavailable(
+                f"model {info.name!r} version {info.version!r} has no queue (no worker "
+                "declared it yet)",
+                model=info.name,
+            ) from e
+        except DeliveryError as e:  # nacked: the queue is at its length limit
+            raise Overloaded(
+                f"the queue of model {info.name!r} version {info.version!r} is full",
+                model=info.name,
+                retry_after=self._retry_after,
+            ) from e
+        except TimeoutError as e:
+            raise ServiceUnavailable(
+                "RabbitMQ did not confirm the task in time", dependency="rabbitmq",
+                model=info.name, retry_after=self._retry_after,
+            ) from e  # fmt: skip
+        except _AMQP_ERRORS as e:
+            raise ServiceUnavailable(
+                f"RabbitMQ is unreachable: {type(e).__name__}", dependency="rabbitmq",
+                model=info.name, retry_after=self._retry_after,
+            ) from e  # fmt: skip
+
+    async def _record(self, task: task_pb2.Task, info: ModelInfo) -> None:
+        record = TaskRecord(
+            model=info.name,
+            version=info.version,
+            created_unix_ms=task.created_unix_ms,
+            deadline_unix_ms=task.deadline_unix_ms,
+        )
+        ttl = self._result_ttl + max(0, (task.deadline_unix_ms - now_ms()) // 1000) + 1
+        try:
+            await self._results.record_task(task.task_id, record, int(ttl))
+        except _REDIS_ERRORS as e:
+            raise self._redis_down(e, info.name) from e
+
+    async def _read(self, task_id: str) -> task_pb2.TaskResult | None:
+        try:
+            return await self._results.read(task_id)
+        except _REDIS_ERRORS:
+            return None  # Redis is away: the waiter keeps waiting until the deadline
+
+    def _redis_down(self, error: Exception, model: str | None = None) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"Redis is unreachable: {type(error).__name__}", dependency="redis", model=model,
+            retry_after=self._retry_after,
+        )  # fmt: skip
 
     async def status(self, task_id: str) -> TaskStatus:
-        """Return the task's model and result (None while pending); raise ``TaskNotFound``."""
-        record = await self._results.task_record(task_id)
-        result = await self._results.read(task_id)
-        if record is not None:
-            model = record.model
-        elif result is not None:
-            model = result.model
-        else:
+        """Return the task's model, version and result (None while pending)."""
+        try:
+            record, result = await self._results.status(task_id)
+        except _REDIS_ERRORS as e:
+            raise self._redis_down(e) from e
+        if record is None and result is None:
             raise TaskNotFound(f"unknown or expired task {task_id!r}")
-        return TaskStatus(task_id=task_id, model=model, result=result)
+        model = record.model if record is not None else result.model if result else ""
+        version = record.version if record is not None and record.version else ""
+        if not version and result is not None:
+            version = result.version
+        return TaskStatus(task_id=task_id, model=model, version=version, result=result)
+
+    async def cancel(self, task_id: str) -> TaskStatus:
+        """Cancel a task still queued; raise ``TaskConflict`` if it finished or runs."""
+        status = await self.status(task_id)
+        cancelled = task_pb2.TaskResult(task_id=task_id, model=status.model, version=status.version)
+        cancelled.error.code = task_pb2.TaskError.CANCELLED
+        cancelled.error.message = "cancelled before a worker ran it"
+        cancelled.finished_unix_ms = now_ms()
+        try:
+            outcome, existing = await self._results.cancel(task_id, cancelled, self._result_ttl)
+        except _REDIS_ERRORS as e:
+            raise self._redis_down(e) from e
+        if outcome is CancelOutcome.RUNNING:
+            raise TaskConflict(
+                f"task {task_id!r} is running; it can no longer be cancelled",
+                task_id=task_id,
+                status="running",
+            )
+        if outcome is CancelOutcome.FINISHED:
+            assert existing is not None
+            if existing.WhichOneof("outcome") == "error" and (
+                existing.error.code == task_pb2.TaskError.CANCELLED
+            ):
+                return TaskStatus(task_id, status.model, status.version, existing)
+            raise TaskConflict(
+                f"task {task_id!r} has finished; there is nothing to cancel",
+                task_id=task_id,
+                status="done" if existing.WhichOneof("outcome") == "response" else "failed",
+            )
+        return TaskStatus(task_id, status.model, status.version, cancelled)
+
+    async def queue_depths(self, model: str, version: str) -> QueueDepths | None:
+        """Ready tasks in the version's lanes and the model's dead letters; None if unknown."""
+        if self._connection is None or self._connection.is_closed:
+            return None
+        names = (
+            sync_queue(model, version),
+            durable_queue(model, version),
+            durable_queue(model, version, high=True),
+        )
+        try:
+            if self._inspect is None or self._inspect.is_closed:
+                self._inspect = await self._connection.channel()
+            queued = 0
+            for name in names:
+                declared = await self._inspect.declare_queue(name, passive=True)
+                queued += declared.declaration_result.message_count or 0
+            dead = await self._inspect.declare_queue(dead_letter_queue(model), passive=True)
+            return QueueDepths(queued, dead.declaration_result.message_count or 0)
+        except ChannelNotFoundEntity:
+            self._inspect = None  # the broker closed the channel
+            return None
+        except (TimeoutError, *_AMQP_ERRORS):
+            self._inspect = None
+            return None

@@ -1,26 +1,20 @@
-"""RabbitMQ for the gateway and the workers: connecting, and declaring a model's queue.
+"""Connecting to RabbitMQ, for the gateway and the workers.
 
 ``aio_pika.connect_robust`` reconnects on its own once connected, but its first connection
 fails at once when the broker is not there yet (a compose stack starting, a broker restarting).
 Services call ``connect_amqp`` instead: it retries with exponential backoff until ``wait_seconds``
 seconds have passed, then raises ``BrokerUnavailable``.
-
-``declare_model_queue`` is the only place where a model queue's arguments are written; both
-sides call it, so they can never disagree.
 """
 
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any, Final
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
-from aiormq.exceptions import AMQPError, ChannelPreconditionFailed
+from aio_pika.abc import AbstractRobustConnection
+from aiormq.exceptions import AMQPError
 
 from conveyor.errors import BrokerUnavailable
-from conveyor.protocol import queue_name
 
 logger = logging.getLogger(__name__)
 
@@ -54,32 +48,3 @@ async def connect_amqp(url: str, wait_seconds: float) -> AbstractRobustConnectio
             logger.warning("RabbitMQ at %s not reachable (%s); retrying", redact(url), e)
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, _MAX_DELAY)
-
-
-MODEL_QUEUE_ARGUMENTS: Final[Mapping[str, Any]] = {}
-"""Arguments of every model queue (none yet: a durable classic queue)."""
-
-
-async def declare_model_queue(channel: AbstractChannel, model: str) -> AbstractQueue:
-    """Declare ``model``'s durable queue with ``MODEL_QUEUE_ARGUMENTS`` and return it.
-
-    A broker may already hold the queue with other arguments (declared by an older release):
-    RabbitMQ then refuses the declaration and closes the channel. Rather than fail, this logs
-    what differs and uses the queue as it is (a passive declaration on a fresh channel); the
-    queue keeps working, and an operator can move it to the new arguments with a policy or by
-    draining it (docs/protocol.md).
-    """
-    name = queue_name(model)
-    try:
-        return await channel.declare_queue(
-            name, durable=True, arguments=dict(MODEL_QUEUE_ARGUMENTS)
-        )
-    except ChannelPreconditionFailed as e:
-        logger.warning(
-            "queue %s exists with other arguments than %s (%s); using it as it is",
-            name,
-            dict(MODEL_QUEUE_ARGUMENTS),
-            e,
-        )
-    await channel.reopen()
-    return await channel.declare_queue(name, passive=True)

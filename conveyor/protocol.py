@@ -1,29 +1,103 @@
 """The wire protocol's names and keys, shared by the gateway, the registry and the workers.
 
 A worker written in another language uses the same values (see docs/protocol.md).
+
+Queues, per model version (``<m>`` a model name, ``<v>`` a version):
+
+- ``conveyor.tasks.<m>.<v>``: the durable lane, a quorum queue (replicated, persistent,
+  with a delivery limit): asynchronous tasks of priority 0-4.
+- ``conveyor.tasks.<m>.<v>.high``: the same for asynchronous tasks of priority 5-9.
+- ``conveyor.sync.<m>.<v>``: the fast lane, a transient classic queue with message priorities:
+  synchronous tasks (the caller waits, and retries on an error).
+- ``conveyor.dead.<m>``: dead letters of every version of the model (a quorum queue).
+- ``conveyor.model.<m>``: the classic queue of earlier releases; workers drain it if it exists.
 """
 
+import re
 from typing import Final
 
-QUEUE_PREFIX: Final = "conveyor.model."
-"""A model's durable RabbitMQ queue is ``QUEUE_PREFIX + model_name``."""
+MODEL_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+"""What a model name may be: letters, digits, ``_`` and ``-``, 1-100 characters."""
+
+VERSION_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+"""What a model version may be: letters, digits, ``_``, ``.`` and ``-``, 1-32 characters."""
+
+MIN_PRIORITY: Final = 0
+MAX_PRIORITY: Final = 9
+HIGH_PRIORITY: Final = 5
+"""Priorities from this one up go to the durable lane's ``.high`` queue."""
+
+LEGACY_QUEUE_PREFIX: Final = "conveyor.model."
+"""Earlier releases' classic queue of a model: ``LEGACY_QUEUE_PREFIX + model``."""
+
+DURABLE_QUEUE_PREFIX: Final = "conveyor.tasks."
+SYNC_QUEUE_PREFIX: Final = "conveyor.sync."
+DEAD_LETTER_QUEUE_PREFIX: Final = "conveyor.dead."
+HIGH_SUFFIX: Final = ".high"
+
+DEAD_LETTER_EXCHANGE: Final = "conveyor.dead"
+"""Direct exchange receiving dead letters; routing key = model name."""
 
 RESULT_KEY_PREFIX: Final = "conveyor:result:"
 """A task's serialized ``TaskResult`` lives at ``RESULT_KEY_PREFIX + task_id``."""
 
 TASK_KEY_PREFIX: Final = "conveyor:task:"
-"""The gateway's record of a submitted task (its model) at ``TASK_KEY_PREFIX + task_id``."""
+"""The gateway's record of a task (model, version, deadline): ``TASK_KEY_PREFIX + id``."""
+
+RUNNING_KEY_PREFIX: Final = "conveyor:running:"
+"""Set by a worker when it starts an asynchronous task, so a cancel can tell it is too late."""
 
 REPLY_CHANNEL_PREFIX: Final = "conveyor:reply:"
-"""A gateway instance listens for finished task ids on ``REPLY_CHANNEL_PREFIX + gateway_id``."""
+"""A gateway instance listens for finished tasks on ``REPLY_CHANNEL_PREFIX + gateway_id``."""
 
 TASK_CONTENT_TYPE: Final = "application/x-protobuf; messageType=conveyor.v1.Task"
 """Content type of the RabbitMQ messages carrying a ``Task``."""
 
 
-def queue_name(model: str) -> str:
-    """Return the RabbitMQ queue name of ``model``."""
-    return QUEUE_PREFIX + model
+def valid_model_name(name: str) -> bool:
+    """True when ``name`` matches ``MODEL_NAME_PATTERN``."""
+    return MODEL_NAME_PATTERN.fullmatch(name) is not None
+
+
+def valid_version(version: str) -> bool:
+    """True when ``version`` matches ``VERSION_PATTERN``."""
+    return VERSION_PATTERN.fullmatch(version) is not None
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key of versions: numeric parts compare as numbers ("10" > "9"), and after words."""
+    parts = re.split(r"[._-]", version)
+    return tuple((1, int(p)) if p.isdigit() else (0, p) for p in parts)
+
+
+def durable_queue(model: str, version: str, high: bool = False) -> str:
+    """The durable lane (quorum queue) of a model version; ``high`` for priorities 5-9."""
+    return f"{DURABLE_QUEUE_PREFIX}{model}.{version}{HIGH_SUFFIX if high else ''}"
+
+
+def sync_queue(model: str, version: str) -> str:
+    """The fast lane (transient classic queue with priorities) of a model version."""
+    return f"{SYNC_QUEUE_PREFIX}{model}.{version}"
+
+
+def dead_letter_queue(model: str) -> str:
+    """The dead-letter queue of a model (all versions)."""
+    return DEAD_LETTER_QUEUE_PREFIX + model
+
+
+def legacy_queue(model: str) -> str:
+    """The classic queue earlier releases used for every task of ``model``."""
+    return LEGACY_QUEUE_PREFIX + model
+
+
+def model_queues(model: str, version: str) -> tuple[str, ...]:
+    """Every queue of a model version, plus the model's dead letters (for clean-up tools)."""
+    return (
+        durable_queue(model, version),
+        durable_queue(model, version, high=True),
+        sync_queue(model, version),
+        dead_letter_queue(model),
+    )
 
 
 def result_key(task_id: str) -> str:
@@ -34,3 +108,13 @@ def result_key(task_id: str) -> str:
 def task_key(task_id: str) -> str:
     """Return the Redis key of the gateway's record of ``task_id``."""
     return TASK_KEY_PREFIX + task_id
+
+
+def running_key(task_id: str) -> str:
+    """Return the Redis key a worker sets when it starts an asynchronous task."""
+    return RUNNING_KEY_PREFIX + task_id
+
+
+def reply_channel(gateway_id: str) -> str:
+    """Return the pub/sub channel of gateway instance ``gateway_id``."""
+    return REPLY_CHANNEL_PREFIX + gateway_id

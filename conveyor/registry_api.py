@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from conveyor.protocol import VERSION_PATTERN
+
 __all__ = [
     "FieldSchema",
     "InstanceAck",
@@ -18,14 +20,19 @@ __all__ = [
     "ModelDetail",
     "ModelSummary",
     "Registration",
+    "VersionSummary",
 ]
 
 
 class Registration(BaseModel):
-    """What a worker instance sends to register: its model's version, queue and schemas."""
+    """What a worker instance sends to register: its model's version, queue and schemas.
 
-    version: str = Field(min_length=1, max_length=200)
-    queue: str = Field(min_length=1, max_length=255)
+    A version's schema (types and descriptor set) never changes once registered: the registry
+    refuses (409) a registration of an existing version with another schema.
+    """
+
+    version: str = Field(pattern=f"^{VERSION_PATTERN.pattern}$")
+    queue: str = Field(min_length=1, max_length=255, description="The version's durable queue.")
     request_type: str = Field(min_length=1, description="Full name of the request message.")
     response_type: str = Field(min_length=1, description="Full name of the response message.")
     descriptor_set: str = Field(
@@ -61,18 +68,32 @@ class MessageSchema(MessageFields):
     descriptor_set: str = Field(description="Base64 FileDescriptorSet (shared by both types).")
 
 
-class ModelSummary(BaseModel):
-    """A model as listed by ``GET /models``."""
+class VersionSummary(BaseModel):
+    """One version of a model: alive while it has a live instance."""
 
-    name: str
-    status: Literal["alive", "dead"]
     version: str
-    instances: int
+    status: Literal["alive", "dead"]
+    instances: int = Field(description="Live instances of this version.")
     queue: str
 
 
+class ModelSummary(VersionSummary):
+    """A model as listed by ``GET /models``: its default version, and every version.
+
+    ``version``, ``status``, ``instances`` and ``queue`` describe the default version: the
+    highest live one (the highest registered one when none is alive).
+    """
+
+    name: str
+    versions: list[VersionSummary] = Field(description="Every registered version, ascending.")
+
+
 class ModelDetail(ModelSummary):
-    """A model as shown by ``GET /models/{name}``."""
+    """A model as shown by ``GET /models/{name}[/versions/{version}]``.
+
+    ``version``, ``status``, ``instances``, ``queue`` and the schemas describe the version asked
+    for (the default version without one).
+    """
 
     request: MessageSchema
     response: MessageSchema

@@ -77,9 +77,13 @@ class RegistryClient:
         except ValidationError as e:
             raise RegistryUnavailable(f"the registry answered an unreadable list: {e}") from e
 
-    async def get_model(self, name: str) -> ModelDetail:
-        """One model's detail; raise ``ModelNotRegistered`` for an unknown name."""
-        return _parse(ModelDetail, await self._call("GET", f"/models/{_segment(name)}"))
+    async def get_model(self, name: str, version: str | None = None) -> ModelDetail:
+        """One model version's detail (default: the model's default version); raise
+        ``ModelNotRegistered`` for an unknown model or version."""
+        path = f"/models/{_segment(name)}"
+        if version is not None:
+            path += f"/versions/{_segment(version)}"
+        return _parse(ModelDetail, await self._call("GET", path))
 
     async def healthy(self) -> bool:
         """True when the registry answers its health check."""

@@ -1,19 +1,62 @@
-"""The result backend, used by both sides: workers store results and notify; gateways read them.
+"""The result backend, used by both sides: workers store results and announce them; gateways
+read, wait for and cancel them. Keys and channels are named in ``conveyor.protocol``.
 
-Keys and channels are named in ``conveyor.protocol``; docs/protocol.md has the rules.
+Each operation that must not race is one Lua script, so it is atomic and one round trip:
+
+- ``store``: ``SET result NX``; then publish on the task's reply channel whatever result is
+  stored (ours, or the one that won), so a waiting gateway gets the result itself in the
+  notification and need not read it back;
+- ``claim``: a worker about to run an asynchronous task checks that no result exists yet (it
+  may have been cancelled) and marks the task running;
+- ``cancel``: a gateway stores a ``CANCELLED`` result unless a result exists or the task runs.
 """
 
+from __future__ import annotations
+
+import enum
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError
 
-from conveyor.protocol import result_key, task_key
+from conveyor.protocol import result_key, running_key, task_key
 from proto import task_pb2
 
-__all__ = ["ResultBackend", "TaskRecord", "now_ms"]
+__all__ = ["CancelOutcome", "ResultBackend", "TaskRecord", "now_ms", "parse_result"]
+
+_STORE = """
+local stored = redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')
+local value = ARGV[1]
+if not stored then value = redis.call('GET', KEYS[1]) end
+if ARGV[3] ~= '' and value then redis.call('PUBLISH', ARGV[3], value) end
+if stored then return 1 end
+return 0
+"""
+
+_REPUBLISH = """
+local value = redis.call('GET', KEYS[1])
+if value and ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], value) end
+if value then return 1 end
+return 0
+"""
+
+_CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+return 1
+"""
+
+_CANCEL = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return {1, existing} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {2, ''} end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return {0, ''}
+"""
 
 
 def now_ms() -> int:
@@ -21,72 +64,140 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def parse_result(raw: bytes | str, task_id: str) -> task_pb2.TaskResult:
+    """Read a stored ``TaskResult``; a value that is not one reads as a ``BAD_TASK`` error."""
+    if isinstance(raw, str):
+        raw = raw.encode()
+    result = task_pb2.TaskResult()
+    try:
+        result.ParseFromString(raw)
+    except DecodeError:
+        result.Clear()
+        result.task_id = task_id
+        result.error.code = task_pb2.TaskError.BAD_TASK
+        result.error.message = "the stored result is not a conveyor.v1.TaskResult"
+    return result
+
+
 @dataclass(frozen=True)
 class TaskRecord:
-    """The gateway's record of a submitted task: which model it is for, and when it came."""
+    """The gateway's record of a task: its model and version, when it came, its deadline."""
 
     model: str
+    version: str
     created_unix_ms: int
+    deadline_unix_ms: int = 0
+
+    def dumps(self) -> str:
+        """The record as stored (JSON)."""
+        return json.dumps(
+            {
+                "model": self.model,
+                "version": self.version,
+                "created_unix_ms": self.created_unix_ms,
+                "deadline_unix_ms": self.deadline_unix_ms,
+            }
+        )
+
+    @classmethod
+    def loads(cls, raw: bytes | str) -> TaskRecord:
+        """Read a stored record (also those of earlier releases, which had no version)."""
+        document: dict[str, Any] = json.loads(raw)
+        return cls(
+            model=str(document["model"]),
+            version=str(document.get("version", "")),
+            created_unix_ms=int(document.get("created_unix_ms", 0)),
+            deadline_unix_ms=int(document.get("deadline_unix_ms", 0)),
+        )
+
+
+class CancelOutcome(enum.Enum):
+    """What ``ResultBackend.cancel`` did."""
+
+    CANCELLED = "cancelled"
+    FINISHED = "finished"
+    RUNNING = "running"
 
 
 class ResultBackend:
-    """``TaskResult`` messages in Redis: stored once, read back, announced on a channel."""
+    """``TaskResult`` messages in Redis: stored once, announced, read back, cancelled."""
 
-    def __init__(self, client: "aioredis.Redis") -> None:
+    def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
+        self._store = client.register_script(_STORE)
+        self._republish = client.register_script(_REPUBLISH)
+        self._claim = client.register_script(_CLAIM)
+        self._cancel = client.register_script(_CANCEL)
 
-    async def store(
-        self, task: task_pb2.Task, result: task_pb2.TaskResult, default_ttl: int
-    ) -> bool:
-        """Store ``result`` unless one exists already, then notify; return True if stored.
+    async def store(self, task: task_pb2.Task, result: task_pb2.TaskResult, ttl: int) -> bool:
+        """Store ``result`` unless one exists, announce the stored one; True if ours was stored.
 
-        The first stored result wins, so a task that ran twice still completes once.
-        The notification is sent either way: a waiter may have missed the first one.
+        The first stored result wins, so a task that ran twice (or was cancelled) completes once.
         """
-        ttl = task.result_ttl_seconds or default_ttl
-        stored = await self.redis.set(task.result_key, result.SerializeToString(), ex=ttl, nx=True)
-        await self.notify(task)
+        stored = await self._store(
+            keys=[task.result_key],
+            args=[result.SerializeToString(), task.result_ttl_seconds or ttl, task.reply_channel],
+        )
         return bool(stored)
 
-    async def exists(self, task: task_pb2.Task) -> bool:
-        """Return True when a result for ``task`` is already stored."""
-        return bool(await self.redis.exists(task.result_key))
+    async def store_many(
+        self, items: Sequence[tuple[task_pb2.Task, task_pb2.TaskResult]], ttl: int
+    ) -> list[bool]:
+        """``store`` for a batch, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for task, result in items:
+                await self._store(
+                    keys=[task.result_key],
+                    args=[
+                        result.SerializeToString(),
+                        task.result_ttl_seconds or ttl,
+                        task.reply_channel,
+                    ],
+                    client=pipe,
+                )
+            return [bool(stored) for stored in await pipe.execute()]
 
-    async def notify(self, task: task_pb2.Task) -> None:
-        """Publish the task id on the task's reply channel, if it names one."""
-        if task.reply_channel:
-            await self.redis.publish(task.reply_channel, task.task_id)
+    async def republish(self, task: task_pb2.Task) -> bool:
+        """Announce the stored result again (a redelivered task); False if there is none."""
+        return bool(await self._republish(keys=[task.result_key], args=[task.reply_channel]))
+
+    async def claim(self, task: task_pb2.Task, running_seconds: int) -> bool:
+        """Mark an asynchronous task running; False if it has a result already (e.g. cancelled)."""
+        claimed = await self._claim(
+            keys=[task.result_key, running_key(task.task_id)], args=[running_seconds]
+        )
+        return bool(claimed)
+
+    async def cancel(
+        self, task_id: str, result: task_pb2.TaskResult, ttl: int
+    ) -> tuple[CancelOutcome, task_pb2.TaskResult | None]:
+        """Store ``result`` (a ``CANCELLED`` error) unless the task finished or is running.
+
+        Returns the outcome and, when it had finished, its stored result.
+        """
+        code, existing = await self._cancel(
+            keys=[result_key(task_id), running_key(task_id)],
+            args=[result.SerializeToString(), ttl],
+        )
+        if int(code) == 1:
+            return CancelOutcome.FINISHED, parse_result(existing, task_id)
+        if int(code) == 2:
+            return CancelOutcome.RUNNING, None
+        return CancelOutcome.CANCELLED, None
 
     async def read(self, task_id: str) -> task_pb2.TaskResult | None:
-        """Return the stored result of ``task_id``, or None while there is none.
-
-        A stored value that is not a ``TaskResult`` reads as a ``BAD_TASK`` error result.
-        """
+        """Return the stored result of ``task_id``, or None while there is none."""
         raw = await self.redis.get(result_key(task_id))
-        if raw is None:
-            return None
-        if isinstance(raw, str):
-            raw = raw.encode()
-        result = task_pb2.TaskResult()
-        try:
-            result.ParseFromString(raw)
-        except DecodeError:
-            result.task_id = task_id
-            result.error.code = task_pb2.TaskError.BAD_TASK
-            result.error.message = "the stored result is not a conveyor.v1.TaskResult"
-        return result
+        return None if raw is None else parse_result(raw, task_id)
 
     async def record_task(self, task_id: str, record: TaskRecord, ttl_seconds: int) -> None:
-        """Remember which model ``task_id`` is for, so a poll can say ``pending``."""
-        value = json.dumps({"model": record.model, "created_unix_ms": record.created_unix_ms})
-        await self.redis.set(task_key(task_id), value, ex=ttl_seconds)
+        """Remember a task's model and version, so a poll can say ``pending``."""
+        await self.redis.set(task_key(task_id), record.dumps(), ex=ttl_seconds)
 
-    async def task_record(self, task_id: str) -> TaskRecord | None:
-        """Return the record of ``task_id``, or None if it is unknown or expired."""
-        raw = await self.redis.get(task_key(task_id))
-        if raw is None:
-            return None
-        document = json.loads(raw)
-        return TaskRecord(
-            model=str(document["model"]), created_unix_ms=int(document["created_unix_ms"])
+    async def status(self, task_id: str) -> tuple[TaskRecord | None, task_pb2.TaskResult | None]:
+        """The task's record and result, each None when absent, in one round trip."""
+        record, result = await self.redis.mget(task_key(task_id), result_key(task_id))
+        return (
+            None if record is None else TaskRecord.loads(record),
+            None if result is None else parse_result(result, task_id),
         )

@@ -1,37 +1,41 @@
-"""Waiting for task results without polling: one Redis pub/sub subscription per gateway."""
+"""Waiting for task results without polling: one Redis pub/sub subscription per gateway.
+
+Workers publish the stored ``TaskResult`` itself on the task's reply channel, so a waiting
+request gets its answer from the notification. After a lost subscription (Redis restarting)
+every waiter is woken with no result and reads the stored one, so a notification lost during
+the outage costs latency, never an answer.
+"""
+
+from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
 
 import redis.asyncio as aioredis
+from google.protobuf.message import DecodeError
 from redis.asyncio.client import PubSub
+
+from proto import task_pb2
 
 logger = logging.getLogger(__name__)
 
-_RECONNECT_DELAY = 0.5
+_RECONNECT_DELAY = 0.2
 
 
 class ResultWaiter:
-    """Maps task ids to futures, resolved when a worker publishes the id on our channel.
+    """Maps task ids to futures, resolved when a worker publishes the task's result."""
 
-    Register a task *before* publishing it; after a wake-up or a timeout the caller re-reads the
-    stored result, so a notification lost during a reconnect costs nothing but latency.
-    """
-
-    def __init__(self, client: "aioredis.Redis", channel: str) -> None:
+    def __init__(self, client: aioredis.Redis, channel: str) -> None:
         self._redis = client
         self.channel = channel
-        self._futures: dict[str, asyncio.Future[None]] = {}
+        self._futures: dict[str, asyncio.Future[task_pb2.TaskResult | None]] = {}
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
+        self.connected = False
 
     async def start(self) -> None:
-        """Subscribe to the channel and start listening."""
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(self.channel)
-        self._subscribed.set()
+        """Subscribe to the channel and start listening (retrying while Redis is away)."""
         self._listener = asyncio.create_task(self._listen())
 
     async def stop(self) -> None:
@@ -40,12 +44,10 @@ class ResultWaiter:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._close_pubsub()
 
     def register(self, task_id: str) -> None:
-        """Start expecting a notification for ``task_id``."""
+        """Start expecting the result of ``task_id`` (call before publishing the task)."""
         self._futures[task_id] = asyncio.get_running_loop().create_future()
 
     def discard(self, task_id: str) -> None:
@@ -54,36 +56,69 @@ class ResultWaiter:
         if future is not None and not future.done():
             future.cancel()
 
-    async def wait(self, task_id: str, seconds: float) -> None:
-        """Wait up to ``seconds`` for the notification of ``task_id`` (no error)."""
+    async def wait(self, task_id: str, seconds: float) -> task_pb2.TaskResult | None:
+        """Wait up to ``seconds`` for the result of ``task_id``.
+
+        Returns the result, or None on a timeout or when the caller must read the stored
+        result itself (the subscription was lost meanwhile). The task stays registered.
+        """
         future = self._futures.get(task_id)
         if future is None or seconds <= 0:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(future), seconds)
-        if future.done() and task_id in self._futures:
-            self.register(task_id)  # re-arm for a spurious wake-up
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), seconds)
+        except TimeoutError:
+            return None
+        finally:
+            if future.done() and self._futures.get(task_id) is future:
+                self.register(task_id)  # re-arm for a later notification
 
-    def _wake(self, task_id: str) -> None:
+    def _resolve(self, task_id: str, result: task_pb2.TaskResult | None) -> None:
         future = self._futures.get(task_id)
         if future is not None and not future.done():
-            future.set_result(None)
+            future.set_result(result)
 
-    def _wake_all(self) -> None:
-        for task_id in list(self._futures):
-            self._wake(task_id)
+    def _on_message(self, data: bytes | str) -> None:
+        raw = data.encode() if isinstance(data, str) else data
+        result = task_pb2.TaskResult()
+        try:
+            result.ParseFromString(raw)
+        except DecodeError:
+            # Earlier workers published the bare task id.
+            self._resolve(raw.decode(errors="replace"), None)
+            return
+        self._resolve(result.task_id, result)
+
+    async def _close_pubsub(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            self._pubsub = None
 
     async def _listen(self) -> None:
-        assert self._pubsub is not None
+        outage = False
         while True:
             try:
+                if self._pubsub is None:
+                    self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                    await self._pubsub.subscribe(self.channel)
+                    self.connected = True
+                    if outage:
+                        logger.warning("result channel back")
+                        outage = False
+                    # Results published while we were away: waiters read them from storage.
+                    for task_id in list(self._futures):
+                        self._resolve(task_id, None)
                 message = await self._pubsub.get_message(timeout=1.0)
             except (aioredis.RedisError, OSError) as e:
-                logger.warning("result channel lost (%s); reconnecting", e)
+                self.connected = False
+                if not outage:
+                    logger.warning("result channel lost (%s); resubscribing", e)
+                    outage = True
+                await self._close_pubsub()
+                for task_id in list(self._futures):
+                    self._resolve(task_id, None)
                 await asyncio.sleep(_RECONNECT_DELAY)
-                self._wake_all()  # waiters re-read their stored results
                 continue
-            if message is None or message.get("type") != "message":
-                continue
-            data = message["data"]
-            self._wake(data.decode() if isinstance(data, bytes) else str(data))
+            if message is not None and message.get("type") == "message":
+                self._on_message(message["data"])

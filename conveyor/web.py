@@ -66,7 +66,7 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+def error_body(code: str, message: str, /, **extra: Any) -> dict[str, Any]:
     """Build the JSON error body."""
     return {"error": {"code": code, "message": message, **extra}}
 
@@ -75,6 +75,7 @@ def error_response(
     status: int,
     code: str,
     message: str,
+    /,
     headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:

@@ -28,12 +28,12 @@ from typing import Final
 import aio_pika
 import redis
 
+from conveyor.protocol import model_queues
+
 __all__ = ["Stack", "StackError", "free_port"]
 
 DEFAULT_AMQP_URL: Final = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
-QUEUE_PREFIX: Final = "conveyor.model."
-"""Mirror of ``conveyor.protocol.QUEUE_PREFIX`` (the wire protocol's queue naming)."""
 RESULT_TTL_S: Final = 300
 
 
@@ -196,7 +196,8 @@ class Stack:
         async with connection:
             channel = await connection.channel()
             for model in (self.model_a, self.model_b):
-                await channel.queue_delete(QUEUE_PREFIX + model)
+                for queue in model_queues(model, "1"):
+                    await channel.queue_delete(queue)
 
     def __enter__(self) -> Stack:
         return self.start()

@@ -15,3 +15,9 @@ class Settings(RedisSettings):
         default=5.0, gt=0, le=3600, description="Seconds without heartbeat before 'dead'."
     )
     registry_key_prefix: str = Field(default=DEFAULT_KEY_PREFIX, min_length=1)
+    registry_key: str | None = Field(
+        default=None,
+        min_length=16,
+        repr=False,
+        description="When set, registering, heartbeats and removals need it as a Bearer token.",
+    )

@@ -7,8 +7,14 @@ DEFAULT_KEY_PREFIX: Final = "conveyor:registry:"
 MODELS_SET: Final = "models"
 """Set of every model name ever registered."""
 
-MODEL_HASH: Final = "model:"
-"""Hash ``model:<name>``: version, queue, request/response types, descriptor set, example."""
+VERSIONS_HASH: Final = "versions:"
+"""Hash ``versions:<name>``: version -> its registration (JSON)."""
+
+SCHEMAS_HASH: Final = "schemas:"
+"""Hash ``schemas:<name>``: version -> fingerprint of its schema (never changes once set)."""
 
 INSTANCES_ZSET: Final = "instances:"
 """Sorted set ``instances:<name>``: instance id scored by its expiry time (Unix ms)."""
+
+INSTANCE_VERSIONS_HASH: Final = "instance-versions:"
+"""Hash ``instance-versions:<name>``: instance id -> the version it serves."""

@@ -1,10 +1,12 @@
 """FastAPI dependencies of the registry as ``Annotated`` aliases."""
 
+import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from registry.config import Settings
+from registry.exceptions import Unauthorized
 from registry.store import RegistryStore
 
 
@@ -22,3 +24,21 @@ def get_store(request: Request) -> RegistryStore:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[RegistryStore, Depends(get_store)]
+
+
+def require_key(request: Request) -> None:
+    """When ``REGISTRY_KEY`` is set, a mutating call must carry it as a Bearer token.
+
+    Compared in constant time; a missing or wrong key is a 401 that says no more than that.
+    """
+    expected = get_settings(request).registry_key
+    if expected is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(
+        given.strip().encode(), expected.encode()
+    ):
+        raise Unauthorized("missing or wrong registry key")
+
+
+KeyDep = Depends(require_key)

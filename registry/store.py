@@ -1,83 +1,190 @@
-"""Registrations and liveness kept in Redis, so a registry restart loses nothing."""
+"""Registrations and liveness kept in Redis, so a registry restart loses nothing.
 
-import json
+Per model: a hash of its versions' registrations, a hash of their schema fingerprints (set
+once per version), a sorted set of live instances scored by expiry, and which version each
+instance serves.
+"""
+
+from __future__ import annotations
+
+import hashlib
 import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from conveyor.protocol import version_key
 from conveyor.registry_api import Registration
-from registry.constants import INSTANCES_ZSET, MODEL_HASH, MODELS_SET
-from registry.exceptions import InstanceNotFound, ModelNotFound
+from registry.constants import (
+    INSTANCE_VERSIONS_HASH,
+    INSTANCES_ZSET,
+    MODELS_SET,
+    SCHEMAS_HASH,
+    VERSIONS_HASH,
+)
+from registry.exceptions import InstanceNotFound, ModelNotFound, SchemaConflict, VersionInUse
+
+# KEYS: versions, schemas, models, instances, instance-versions
+# ARGV: version, fingerprint, registration JSON, name, now, expiry, instance id
+_REGISTER = """
+local known = redis.call('HGET', KEYS[2], ARGV[1])
+if known and known ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[5])
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[7])
+redis.call('HSET', KEYS[5], ARGV[7], ARGV[1])
+return 1
+"""
+
+
+def fingerprint(registration: Registration) -> str:
+    """What must not change within a version: the message types and their descriptor set."""
+    parts = (registration.request_type, registration.response_type, registration.descriptor_set)
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A stored version: its registration and how many of its instances are alive."""
+
+    registration: Registration
+    instances: int
 
 
 @dataclass(frozen=True)
 class ModelRecord:
-    """A stored model registration with its current number of live instances."""
+    """A stored model: its versions, ascending."""
 
     name: str
-    registration: Registration
-    instances: int
+    versions: dict[str, VersionRecord]
+
+    def ordered(self) -> list[str]:
+        """The versions, lowest first (numeric parts compare as numbers)."""
+        return sorted(self.versions, key=version_key)
+
+    def default_version(self) -> str:
+        """The highest live version, or the highest registered one when none is alive."""
+        ordered = self.ordered()
+        live = [v for v in ordered if self.versions[v].instances > 0]
+        return (live or ordered)[-1]
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class RegistryStore:
-    """Model registrations (hashes) and instance liveness (sorted sets scored by expiry)."""
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
-    def __init__(self, client: "aioredis.Redis", key_prefix: str, liveness_window: float) -> None:
+
+class RegistryStore:
+    """Model registrations by version, and instance liveness, in Redis."""
+
+    def __init__(self, client: aioredis.Redis, key_prefix: str, liveness_window: float) -> None:
         self._redis = client
         self._prefix = key_prefix
         self._window_ms = int(liveness_window * 1000)
+        self._register = client.register_script(_REGISTER)
 
-    def _model_key(self, name: str) -> str:
-        return f"{self._prefix}{MODEL_HASH}{name}"
-
-    def _instances_key(self, name: str) -> str:
-        return f"{self._prefix}{INSTANCES_ZSET}{name}"
+    def _key(self, kind: str, name: str) -> str:
+        return f"{self._prefix}{kind}{name}"
 
     async def register(self, name: str, instance_id: str, registration: Registration) -> None:
-        """Store the model's registration and mark the instance alive for one window."""
+        """Store the version's registration and mark the instance alive for one window.
+
+        Raise ``SchemaConflict`` when the version is registered with another schema.
+        """
         now = _now_ms()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._model_key(name), mapping={"json": registration.model_dump_json()})
-            pipe.sadd(self._prefix + MODELS_SET, name)
-            pipe.zremrangebyscore(self._instances_key(name), "-inf", now)
-            pipe.zadd(self._instances_key(name), {instance_id: now + self._window_ms})
-            await pipe.execute()
+        accepted = await self._register(
+            keys=[
+                self._key(VERSIONS_HASH, name),
+                self._key(SCHEMAS_HASH, name),
+                self._prefix + MODELS_SET,
+                self._key(INSTANCES_ZSET, name),
+                self._key(INSTANCE_VERSIONS_HASH, name),
+            ],
+            args=[
+                registration.version,
+                fingerprint(registration),
+                registration.model_dump_json(),
+                name,
+                now,
+                now + self._window_ms,
+                instance_id,
+            ],
+        )
+        if not accepted:
+            raise SchemaConflict(
+                f"version {registration.version!r} of {name!r} is registered with another "
+                "schema; register the changed schema under a new version"
+            )
 
     async def heartbeat(self, name: str, instance_id: str) -> None:
         """Extend the instance's liveness; raise ``InstanceNotFound`` if it already expired."""
         now = _now_ms()
-        expiry = await self._redis.zscore(self._instances_key(name), instance_id)
+        key = self._key(INSTANCES_ZSET, name)
+        expiry = await self._redis.zscore(key, instance_id)
         if expiry is None or expiry < now:
             raise InstanceNotFound(f"instance {instance_id!r} of {name!r} is not registered")
-        await self._redis.zadd(
-            self._instances_key(name), {instance_id: now + self._window_ms}, xx=True
-        )
+        await self._redis.zadd(key, {instance_id: now + self._window_ms}, xx=True)
 
     async def deregister(self, name: str, instance_id: str) -> None:
         """Forget the instance; raise ``InstanceNotFound`` if it was not there."""
-        if not await self._redis.zrem(self._instances_key(name), instance_id):
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self._key(INSTANCES_ZSET, name), instance_id)
+            pipe.hdel(self._key(INSTANCE_VERSIONS_HASH, name), instance_id)
+            removed, _ = await pipe.execute()
+        if not removed:
             raise InstanceNotFound(f"instance {instance_id!r} of {name!r} is not registered")
+
+    async def forget_version(self, name: str, version: str) -> None:
+        """Remove a version with no live instance (e.g. to register a new schema under it)."""
+        record = await self.get(name)
+        if version not in record.versions:
+            raise ModelNotFound(f"model {name!r} has no version {version!r}")
+        if record.versions[version].instances:
+            raise VersionInUse(
+                f"version {version!r} of {name!r} has "
+                f"{record.versions[version].instances} live instance(s)"
+            )
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._key(VERSIONS_HASH, name), version)
+            pipe.hdel(self._key(SCHEMAS_HASH, name), version)
+            await pipe.execute()
+        if len(record.versions) == 1:
+            await self._redis.srem(self._prefix + MODELS_SET, name)
 
     async def get(self, name: str) -> ModelRecord:
         """Return the model's record; raise ``ModelNotFound`` if it was never registered."""
-        raw = await self._redis.hget(self._model_key(name), "json")
-        if raw is None:
+        now = _now_ms()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._key(VERSIONS_HASH, name))
+            pipe.zrangebyscore(self._key(INSTANCES_ZSET, name), now, "+inf")
+            pipe.hgetall(self._key(INSTANCE_VERSIONS_HASH, name))
+            raw_versions, live, served = await pipe.execute()
+        if not raw_versions:
             raise ModelNotFound(f"model {name!r} is not registered")
-        registration = Registration.model_validate(json.loads(raw))
-        live = await self._redis.zcount(self._instances_key(name), _now_ms(), "+inf")
-        return ModelRecord(name=name, registration=registration, instances=int(live))
+        served_by = {_text(k): _text(v) for k, v in served.items()}
+        counts: dict[str, int] = {}
+        for instance in live:
+            version = served_by.get(_text(instance))
+            if version is not None:
+                counts[version] = counts.get(version, 0) + 1
+        versions = {
+            _text(version): VersionRecord(
+                registration=Registration.model_validate_json(raw),
+                instances=counts.get(_text(version), 0),
+            )
+            for version, raw in raw_versions.items()
+        }
+        await self._prune(name, now, served_by, {_text(i) for i in live})
+        return ModelRecord(name=name, versions=versions)
 
     async def list(self) -> list[ModelRecord]:
         """Return every registered model, sorted by name."""
-        names = sorted(
-            n.decode() if isinstance(n, bytes) else str(n)
-            for n in await self._redis.smembers(self._prefix + MODELS_SET)
-        )
+        names = sorted(_text(n) for n in await self._redis.smembers(self._prefix + MODELS_SET))
         records = []
         for name in names:
             try:
@@ -85,3 +192,13 @@ class RegistryStore:
             except ModelNotFound:
                 continue
         return records
+
+    async def _prune(self, name: str, now: int, served_by: dict[str, str], live: set[str]) -> None:
+        """Forget instances whose liveness expired long ago (keeps the hashes small)."""
+        gone = [instance for instance in served_by if instance not in live]
+        if len(gone) < 16:
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(self._key(INSTANCES_ZSET, name), "-inf", now)
+            pipe.hdel(self._key(INSTANCE_VERSIONS_HASH, name), *gone)
+            await pipe.execute()

@@ -11,7 +11,36 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings):
     model_name: str | None = Field(
         default=None, description="Overrides the model class's name (e.g. for tests)."
     )
-    worker_prefetch: int = Field(default=4, ge=1, le=1000)
+    model_version: str | None = Field(
+        default=None, description="Overrides the model class's version."
+    )
+    worker_prefetch: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description="Unacknowledged tasks per queue; default: concurrency x batch, at least 4.",
+    )
+    worker_concurrency: int = Field(
+        default=4, ge=1, le=1000, description="Tasks (or batches) the worker runs at once."
+    )
+    max_batch_size: int | None = Field(
+        default=None, ge=1, le=4096, description="Overrides the model's batch size; 1: no batching."
+    )
+    max_batch_delay_ms: float | None = Field(
+        default=None, ge=0, le=10000, description="Overrides the model's batch delay."
+    )
+    max_queued_tasks: int = Field(
+        default=1000, ge=1, le=10_000_000, description="Ready tasks per queue before 429."
+    )
+    max_deliveries: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="A task whose worker died this many times is dead-lettered.",
+    )
     heartbeat_interval: float = Field(default=1.0, gt=0, le=60)
     default_result_ttl: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     shutdown_grace: float = Field(default=30.0, gt=0, le=3600)
+    registry_key: str | None = Field(
+        default=None, repr=False, description="Sent to the registry when it requires one."
+    )

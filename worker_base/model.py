@@ -1,6 +1,7 @@
-"""The model contract: a model is a small class; all plumbing lives in the runner."""
+"""The model contract: a model is a small class; all plumbing lives in the worker base."""
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from google.protobuf.message import Message
@@ -12,11 +13,18 @@ class Model(ABC):
     """Base class of every model served by Conveyor.
 
     A subclass sets ``name`` (and optionally ``version``) and implements the seed's three methods.
-    The runner calls ``load`` once before taking tasks and ``close`` once after the last one.
+    The worker calls ``load`` once before taking tasks and ``close`` once after the last one.
+
+    Dynamic batching: a model that overrides ``process_batch`` and sets ``max_batch_size`` above 1
+    gets up to that many tasks per call, collected for at most ``max_batch_delay_ms`` after the
+    first one (``MAX_BATCH_SIZE`` / ``MAX_BATCH_DELAY_MS`` override both; ``MAX_BATCH_SIZE=1``
+    turns batching off). Each task is still answered on its own.
     """
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
+    max_batch_size: ClassVar[int] = 1
+    max_batch_delay_ms: ClassVar[float] = 2.0
 
     @abstractmethod
     async def process_request(self, body: bytes) -> Message:
@@ -27,6 +35,21 @@ class Model(ABC):
         loop (``await asyncio.to_thread(...)``): the loop also sends the worker's heartbeats,
         and a loop blocked longer than the registry's liveness window makes the model look dead.
         """
+
+    async def process_batch(self, bodies: Sequence[bytes]) -> Sequence[Message | Exception]:
+        """Process several requests at once; return one response or exception per request.
+
+        An exception in the returned list fails only its own task (``InvalidRequest`` ->
+        ``INVALID_ARGUMENT``, anything else -> ``MODEL_ERROR``); raising fails the whole batch.
+        The default calls ``process_request`` for each body in turn.
+        """
+        outcomes: list[Message | Exception] = []
+        for body in bodies:
+            try:
+                outcomes.append(await self.process_request(body))
+            except Exception as e:
+                outcomes.append(e)
+        return outcomes
 
     @abstractmethod
     def get_request_format(self) -> MessageDescriptor:
@@ -47,3 +70,8 @@ class Model(ABC):
     def example_request(self) -> dict[str, Any]:
         """Return an example request in the protobuf JSON mapping (shown by registry and docs)."""
         return {}
+
+    @classmethod
+    def implements_batching(cls) -> bool:
+        """True when the class implements ``process_batch`` itself."""
+        return cls.process_batch is not Model.process_batch

@@ -13,12 +13,12 @@ from worker_base.model import Model
 logger = logging.getLogger(__name__)
 
 
-def registration_of(model: Model, queue: str) -> Registration:
-    """What a worker of ``model`` consuming ``queue`` tells the registry."""
+def registration_of(model: Model, version: str, queue: str) -> Registration:
+    """What a worker of ``model`` (``version``, durable queue ``queue``) tells the registry."""
     request, response = model.get_request_format(), model.get_response_format()
     descriptor_set = file_descriptor_set(request, response)
     return Registration(
-        version=model.version,
+        version=version,
         queue=queue,
         request_type=request.full_name,
         response_type=response.full_name,
@@ -36,19 +36,26 @@ async def keep_alive(
 ) -> None:
     """Register, then heartbeat every ``interval`` seconds, re-registering when forgotten.
 
-    Runs until cancelled; registry outages are logged and retried, never fatal.
+    Runs until cancelled; a registry outage is logged once (and its end), retried, never fatal.
     """
     registered = False
+    failing: str | None = None
     while True:
         try:
             if not registered:
                 await client.register(model, instance_id, registration)
                 registered = True
-                logger.info("registered with the registry")
+                logger.info("registered %s version %s", model, registration.version)
             elif not await client.heartbeat(model, instance_id):
                 registered = False
                 continue
         except RegistryClientError as e:
             registered = False
-            logger.warning("registry: %s", e)
+            if failing != type(e).__name__:
+                logger.warning("registry: %s; retrying every %g s", e, interval)
+                failing = type(e).__name__
+        else:
+            if failing is not None:
+                logger.warning("registry reachable again")
+                failing = None
         await asyncio.sleep(interval)

@@ -1,82 +1,151 @@
-"""The worker: consumes a model's queue, runs the model, stores results, stays registered."""
+"""The worker: consumes a model version's queues, runs the model, stores results, stays alive.
+
+One process serves one model version. It declares the version's queues (docs/protocol.md),
+takes deliveries into a local priority queue (``scheduler``), runs them alone or in batches
+(``execution``), stores each result before acknowledging its task, and keeps itself registered.
+"""
+
+from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import redis.asyncio as aioredis
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 
-from conveyor.amqp import connect_amqp, declare_model_queue
-from conveyor.protocol import queue_name
+from conveyor.amqp import connect_amqp
+from conveyor.protocol import dead_letter_queue, durable_queue
+from conveyor.queues import QueueLimits, declare_legacy_queue, declare_model_queues
+from conveyor.redis import redis_client
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend, now_ms
 from proto import task_pb2
 from worker_base.config import Settings
-from worker_base.exceptions import InvalidRequest
+from worker_base.execution import Executor
 from worker_base.model import Model
 from worker_base.registration import keep_alive, registration_of
+from worker_base.scheduler import Delivery, Scheduler
 
 logger = logging.getLogger(__name__)
 
-_STORE_RETRY_DELAY = 1.0
+_T = TypeVar("_T")
+
+_STORE_RETRY_DELAY = 0.5
 _CLOSE_TIMEOUT = 2.0
+_DURABLE_LANES = frozenset({"durable", "durable_high"})
 
 
 class Worker:
-    """Serves one ``Model`` instance: queue consumption, results, registration, shutdown."""
+    """Serves one ``Model`` instance: queues, batches, results, registration, shutdown."""
 
     def __init__(self, model: Model, settings: Settings | None = None) -> None:
         self.model = model
         self.settings = settings or Settings()
         self.model_name = self.settings.model_name or model.name
+        self.version = self.settings.model_version or model.version
         self.instance_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.queue_name = queue_name(self.model_name)
-        self._in_flight = 0
+        self.batch_size = self.settings.max_batch_size or model.max_batch_size
+        delay_ms = self.settings.max_batch_delay_ms
+        self.batch_delay = (model.max_batch_delay_ms if delay_ms is None else delay_ms) / 1000
+        self.executor = Executor(model, self.model_name, self.instance_id, self.batch_size)
+        if not self.executor.batching:
+            self.batch_size = 1
+        self.prefetch = self.settings.worker_prefetch or max(
+            4, self.settings.worker_concurrency * self.batch_size
+        )
+        self.scheduler = Scheduler()
+        self._results: ResultBackend | None = None
+        self._unsettled = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._store: ResultBackend | None = None
+        self._stopping = False
+
+    @property
+    def queue_name(self) -> str:
+        """The durable queue of this model version (what the registry shows)."""
+        return durable_queue(self.model_name, self.version)
+
+    async def execute(self, task: task_pb2.Task, redelivered: bool = False) -> task_pb2.TaskResult:
+        """Run the model on ``task`` and return its result; never raises for model failures."""
+        return await self.executor.execute(task, redelivered)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set, then drain in-flight tasks and deregister."""
+        """Serve until ``stop`` is set, then finish the delivered tasks and deregister."""
         settings = self.settings
         await self.model.load()
-        redis_client = aioredis.from_url(settings.redis_url)
-        self._store = ResultBackend(redis_client)
+        client = redis_client(settings.redis_url, settings.worker_concurrency + 4)
+        self._results = ResultBackend(client)
         connection = await connect_amqp(settings.amqp_url, settings.broker_connect_timeout)
-        registry = RegistryClient(settings.registry_url, settings.registry_timeout)
-        heartbeat: asyncio.Task[None] | None = None
+        headers = (
+            {"Authorization": f"Bearer {settings.registry_key}"} if settings.registry_key else None
+        )
+        registry = RegistryClient(settings.registry_url, settings.registry_timeout, headers=headers)
+        tasks: list[asyncio.Task[None]] = []
+        consumers: list[tuple[AbstractQueue, str]] = []
         try:
             channel = await connection.channel()
-            await channel.set_qos(prefetch_count=settings.worker_prefetch)
-            queue = await declare_model_queue(channel, self.model_name)
-            consumer_tag = await queue.consume(self._on_message)
-            registration = registration_of(self.model, self.queue_name)
-            heartbeat = asyncio.create_task(
-                keep_alive(
-                    registry,
-                    self.model_name,
-                    self.instance_id,
-                    registration,
-                    settings.heartbeat_interval,
+            await channel.set_qos(prefetch_count=self.prefetch)
+            limits = QueueLimits(settings.max_queued_tasks, settings.max_deliveries)
+            queues = await declare_model_queues(
+                connection, channel, self.model_name, self.version, limits
+            )
+            lanes: list[tuple[str, AbstractQueue]] = [
+                ("sync", queues.sync),
+                ("durable_high", queues.durable_high),
+                ("durable", queues.durable),
+            ]
+            legacy = await declare_legacy_queue(connection, channel, self.model_name)
+            if legacy is not None:
+                logger.info("draining %s, the queue of an earlier release", legacy.name)
+                lanes.append(("legacy", legacy))
+            for lane, queue in lanes:
+                tag = await queue.consume(functools.partial(self._on_message, lane))
+                consumers.append((queue, tag))
+            for _ in range(settings.worker_concurrency):
+                tasks.append(asyncio.create_task(self._run_batches()))
+            tasks.append(
+                asyncio.create_task(
+                    keep_alive(
+                        registry,
+                        self.model_name,
+                        self.instance_id,
+                        registration_of(self.model, self.version, self.queue_name),
+                        settings.heartbeat_interval,
+                    )
                 )
             )
-            logger.info("serving %s on queue %s", self.model_name, self.queue_name)
+            logger.info(
+                "serving %s version %s (batch %d, delay %.0f ms, concurrency %d, prefetch %d)",
+                self.model_name,
+                self.version,
+                self.batch_size,
+                self.batch_delay * 1000,
+                settings.worker_concurrency,
+                self.prefetch,
+            )
             await stop.wait()
-            logger.info("stopping: no new tasks, draining %d in flight", self._in_flight)
-            await queue.cancel(consumer_tag)
+            self._stopping = True
+            logger.info("stopping: no new tasks, finishing %d delivered", self._unsettled)
+            for queue, tag in consumers:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(queue.cancel(tag), _CLOSE_TIMEOUT)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), settings.shutdown_grace)
         finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
+                    await task
             # Bounded: when the whole stack stops at once, registry and broker may be gone.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -85,86 +154,146 @@ class Worker:
             await registry.aclose()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), _CLOSE_TIMEOUT)
-            await redis_client.aclose()
+            await client.aclose()
             await self.model.close()
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            await self._handle(message)
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
+    def _settled(self) -> None:
+        self._unsettled -= 1
+        if self._unsettled == 0:
+            self._idle.set()
 
-    async def _handle(self, message: AbstractIncomingMessage) -> None:
-        assert self._store is not None
+    async def _on_message(self, lane: str, message: AbstractIncomingMessage) -> None:
+        self._unsettled += 1
+        self._idle.clear()
         task = task_pb2.Task()
         try:
             task.ParseFromString(message.body)
         except DecodeError:
-            logger.error("dropping a message that is not a conveyor.v1.Task")
-            await message.reject(requeue=False)
+            logger.error("rejecting a message on %s that is not a conveyor.v1.Task", lane)
+            await self._settle(None, message.reject(requeue=False))
             return
         if not task.result_key:
-            logger.error("dropping task %s without a result key", task.task_id)
-            await message.reject(requeue=False)
+            logger.error("rejecting task %s without a result key", task.task_id)
+            await self._settle(None, message.reject(requeue=False))
             return
-        try:
-            if await self._store.exists(task):
-                # Redelivered after its result was stored: do not run it twice.
-                await self._store.notify(task)
-                await message.ack()
+        if lane in _DURABLE_LANES and _deliveries(message) >= self.settings.max_deliveries:
+            await self._dead_letter(task, message)
+            return
+        await self.scheduler.put(self.scheduler.make(task, message, lane))
+
+    async def _settle(self, delivery: Delivery | None, action: Awaitable[None]) -> None:
+        """Acknowledge or reject a delivery, once; a broker error is logged, never raised (the
+        broker returns an unsettled message to its queue when the channel closes)."""
+        if delivery is not None:
+            if delivery.settled:
                 return
-            result = await self.execute(task, redelivered=bool(message.redelivered))
-            await self._store.store(task, result, self.settings.default_result_ttl)
-        except (aioredis.RedisError, OSError):
-            logger.exception("cannot store the result of %s; requeueing", task.task_id)
-            await asyncio.sleep(_STORE_RETRY_DELAY)
-            await message.nack(requeue=True)
-            return
-        await message.ack()
-
-    async def execute(self, task: task_pb2.Task, redelivered: bool = False) -> task_pb2.TaskResult:
-        """Run the model on ``task`` and return its result; never raises for model failures."""
-        result = task_pb2.TaskResult(
-            task_id=task.task_id,
-            model=self.model_name,
-            worker_id=self.instance_id,
-            redelivered=redelivered,
-        )
-        if task.deadline_unix_ms and now_ms() > task.deadline_unix_ms:
-            result.error.code = task_pb2.TaskError.DEADLINE_EXCEEDED
-            result.error.message = "the deadline passed before a worker took the task"
-        else:
-            await self._run_model(task, result)
-        result.finished_unix_ms = now_ms()
-        return result
-
-    async def _run_model(self, task: task_pb2.Task, result: task_pb2.TaskResult) -> None:
-        expected = self.model.get_response_format().full_name
+            delivery.settled = True
         try:
-            response = await self.model.process_request(task.payload)
-        except InvalidRequest as e:
-            result.error.code = task_pb2.TaskError.INVALID_ARGUMENT
-            result.error.message = str(e)
-            result.error.field = e.field
-        except DecodeError as e:
-            result.error.code = task_pb2.TaskError.BAD_TASK
-            result.error.message = f"cannot decode the request payload: {e}"
+            await action
         except Exception as e:
-            logger.exception("model %s failed on task %s", self.model_name, task.task_id)
-            result.error.code = task_pb2.TaskError.MODEL_ERROR
-            result.error.message = f"{type(e).__name__}: {e}"
-        else:
-            if response.DESCRIPTOR.full_name != expected:
-                result.error.code = task_pb2.TaskError.MODEL_ERROR
-                result.error.message = (
-                    f"model returned {response.DESCRIPTOR.full_name}, expected {expected}"
-                )
+            logger.warning("could not settle a delivery: %s", e)
+        finally:
+            self._settled()
+
+    async def _dead_letter(self, task: task_pb2.Task, message: AbstractIncomingMessage) -> None:
+        """Answer a task that killed its workers too often, and move it to the dead letters."""
+        result = self.executor.result_for(task, redelivered=True)
+        result.error.code = task_pb2.TaskError.DEAD_LETTERED
+        result.error.message = (
+            f"workers died running this task {_deliveries(message)} times; it was moved to "
+            f"{dead_letter_queue(self.model_name)}"
+        )
+        result.finished_unix_ms = now_ms()
+        logger.error("dead-lettering task %s: %s", task.task_id, result.error.message)
+        await self._store([(task, result)])
+        await self._settle(None, message.reject(requeue=False))
+
+    async def _run_batches(self) -> None:
+        while True:
+            batch = await self.scheduler.take(self.batch_size, self.batch_delay)
+            try:
+                await self._process(batch)
+            except Exception:
+                logger.exception("a batch of %d tasks failed unexpectedly; requeueing", len(batch))
+                for delivery in batch:
+                    if not delivery.settled:
+                        await self._settle(delivery, delivery.message.nack(requeue=True))
+
+    async def _process(self, batch: list[Delivery]) -> None:
+        assert self._results is not None
+        runnable: list[Delivery] = []
+        for delivery in batch:
+            if await self._already_answered(delivery):
+                await self._settle(delivery, delivery.message.ack())
             else:
-                result.response = response.SerializeToString()
+                runnable.append(delivery)
+        if not runnable:
+            return
+        results = await self.executor.execute_batch(
+            [d.task for d in runnable], [bool(d.message.redelivered) for d in runnable]
+        )
+        await self._store([(d.task, r) for d, r in zip(runnable, results, strict=True)])
+        for delivery in runnable:
+            await self._settle(delivery, delivery.message.ack())
+
+    async def _already_answered(self, delivery: Delivery) -> bool:
+        """True when the task has a result already and must not run (again).
+
+        An asynchronous task is claimed first (it may have been cancelled while queued); a
+        synchronous one is checked only when redelivered, and its stored result re-announced.
+        """
+        assert self._results is not None
+        task = delivery.task
+        call: Callable[[], Awaitable[bool]]
+        if not task.reply_channel:
+            running = max(1, int(self.settings.shutdown_grace) + 3600)
+
+            async def call() -> bool:
+                assert self._results is not None
+                return not await self._results.claim(task, running)
+
+        elif delivery.message.redelivered:
+
+            async def call() -> bool:
+                assert self._results is not None
+                return await self._results.republish(task)
+
+        else:
+            return False
+        return await self._with_redis(call)
+
+    async def _store(self, items: list[tuple[task_pb2.Task, task_pb2.TaskResult]]) -> None:
+        assert self._results is not None
+        results = self._results
+
+        async def call() -> list[bool]:
+            return await results.store_many(items, self.settings.default_result_ttl)
+
+        await self._with_redis(call)
+
+    async def _with_redis(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``call``, retrying while Redis is unreachable: a computed result is kept (the
+        task stays unacknowledged, so nothing is lost or run twice) until it can be stored."""
+        outage = False
+        while True:
+            try:
+                value = await call()
+            except (aioredis.RedisError, OSError) as e:
+                if not outage:
+                    logger.warning("Redis unreachable (%s); holding results until it is back", e)
+                    outage = True
+                await asyncio.sleep(_STORE_RETRY_DELAY)
+                continue
+            if outage:
+                logger.warning("Redis back; results stored")
+            return value
+
+
+def _deliveries(message: AbstractIncomingMessage) -> int:
+    """How often the broker delivered this message before (quorum queues count it)."""
+    headers = message.headers or {}
+    count = headers.get("x-delivery-count", 0)
+    return int(count) if isinstance(count, int | str) and str(count).isdigit() else 0
 
 
 def run_model(model: Model, settings: Settings | None = None) -> None:

@@ -14,7 +14,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "A dependency is not reachable"}})
+@router.get(
+    "/readyz",
+    responses={
+        200: {"description": "Ready"},
+        503: {"description": "A dependency is not reachable"},
+    },
+)
 async def readyz(catalog: CatalogDep, dispatcher: DispatcherDep) -> JSONResponse:
     """The gateway can serve: RabbitMQ, Redis and the registry answer."""
     checks = {**await dispatcher.ready(), "registry": await catalog.ping()}

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from api.catalog import ModelCatalog
-from api.exceptions import ModelNotFound, RegistryUnavailable
+from api.exceptions import InvalidRequest, ModelNotFound, RegistryUnavailable
 from conveyor.descriptors import describe_message, file_descriptor_set
 from conveyor.registry_client import RegistryClient
 from proto import model_a_pb2
@@ -20,7 +20,15 @@ def _detail(name: str, instances: int) -> dict[str, object]:
         "status": "alive" if instances else "dead",
         "version": "3",
         "instances": instances,
-        "queue": f"conveyor.model.{name}",
+        "queue": f"conveyor.tasks.{name}.3",
+        "versions": [
+            {
+                "version": "3",
+                "status": "alive" if instances else "dead",
+                "instances": instances,
+                "queue": f"conveyor.tasks.{name}.3",
+            }
+        ],
         "request": {**describe_message(request.DESCRIPTOR), "descriptor_set": fds},
         "response": {**describe_message(response.DESCRIPTOR), "descriptor_set": fds},
         "example_request": {"data": "example"},
@@ -55,7 +63,7 @@ async def test_builds_working_message_classes_from_the_descriptor_set() -> None:
     catalog = _catalog(FakeRegistry())
     info = await catalog.get("echo")
     await catalog.aclose()
-    assert (info.version, info.queue, info.alive) == ("3", "conveyor.model.echo", True)
+    assert (info.version, info.versions, info.alive) == ("3", ("3",), True)
     message = info.request_class(data="hi")
     assert model_a_pb2.ModelARequest.FromString(message.SerializeToString()).data == "hi"
 
@@ -86,4 +94,27 @@ async def test_unknown_and_unreachable() -> None:
     with pytest.raises(RegistryUnavailable) as down:
         await catalog.get("echo")
     assert down.value.model == "echo"
+    await catalog.aclose()
+
+
+@pytest.mark.asyncio
+async def test_the_last_known_model_is_served_while_the_registry_is_away() -> None:
+    registry = FakeRegistry()
+    catalog = _catalog(registry, cache_seconds=0.0)
+    known = await catalog.get("echo")
+    registry.down = True
+    assert await catalog.get("echo") == known
+    await catalog.aclose()
+
+
+@pytest.mark.asyncio
+async def test_malformed_names_never_reach_the_registry() -> None:
+    registry = FakeRegistry()
+    catalog = _catalog(registry)
+    for name in ("bad\x00name", "a\r\nb", "model_a?x=1", "", "x" * 101):
+        with pytest.raises(InvalidRequest):
+            await catalog.get(name)
+    with pytest.raises(InvalidRequest):
+        await catalog.get("echo", "1/../2")
+    assert registry.calls == 0
     await catalog.aclose()

@@ -15,7 +15,10 @@ SUMMARY = {
     "status": "alive",
     "version": "1",
     "instances": 2,
-    "queue": "conveyor.model.m",
+    "queue": "conveyor.tasks.m.1",
+    "versions": [
+        {"version": "1", "status": "alive", "instances": 2, "queue": "conveyor.tasks.m.1"}
+    ],
 }
 
 

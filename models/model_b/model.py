@@ -1,10 +1,14 @@
 """ModelB classifies iris flowers: four measurements in, label and probabilities out."""
 
 import asyncio
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
+from google.protobuf.message import DecodeError, Message
 
 from models.model_b import train
 from models.model_b.config import BUNDLED_MODEL, DEV_MODEL, ModelBSettings
@@ -24,10 +28,12 @@ def resolve_model_path(settings: ModelBSettings) -> Path:
 
 
 class ModelB(Model):
-    """A scikit-learn logistic regression trained on iris."""
+    """A scikit-learn logistic regression trained on iris; batches up to 32 flowers per call."""
 
     name = "model_b"
     version = "1"
+    max_batch_size = 32
+    max_batch_delay_ms = 2.0
 
     def __init__(self, model_path: Path | None = None) -> None:
         self._path = model_path
@@ -38,29 +44,65 @@ class ModelB(Model):
         path = self._path or resolve_model_path(ModelBSettings())
         self._artifact = await asyncio.to_thread(joblib.load, path)
 
-    async def process_request(self, body: bytes) -> model_b_pb2.ModelBResponse:
-        """Predict the class of one flower."""
-        if self._artifact is None:
-            raise RuntimeError("ModelB.load() has not run")
-        request = model_b_pb2.ModelBRequest()
-        request.ParseFromString(body)
-        expected = len(self._artifact["feature_names"])
-        if len(request.features) != expected:
+    def _features(self, body: bytes) -> list[float]:
+        """The request's features, checked: the right number, all finite."""
+        assert self._artifact is not None
+        request = model_b_pb2.ModelBRequest.FromString(body)
+        names: list[str] = self._artifact["feature_names"]
+        if len(request.features) != len(names):
             raise InvalidRequest(
-                f"expected {expected} features "
-                f"({', '.join(self._artifact['feature_names'])}), got {len(request.features)}",
+                f"expected {len(names)} features ({', '.join(names)}), got {len(request.features)}",
                 field="features",
             )
-        # Compute off the event loop, so heartbeats and other tasks go on meanwhile.
-        pipeline = self._artifact["pipeline"]
-        batch = [list(request.features)]
-        probabilities = (await asyncio.to_thread(pipeline.predict_proba, batch))[0]
+        for i, value in enumerate(request.features):
+            if not math.isfinite(value):
+                raise InvalidRequest(f"feature {names[i]} is not finite", field=f"features[{i}]")
+        return list(request.features)
+
+    def _response(self, probabilities: Sequence[float]) -> model_b_pb2.ModelBResponse:
+        assert self._artifact is not None
         names: list[str] = self._artifact["class_names"]
         best = max(range(len(names)), key=lambda i: probabilities[i])
         return model_b_pb2.ModelBResponse(
             label=names[best],
             probabilities={name: float(p) for name, p in zip(names, probabilities, strict=True)},
         )
+
+    async def process_request(self, body: bytes) -> model_b_pb2.ModelBResponse:
+        """Predict the class of one flower."""
+        return (await self._predict([body]))[0]  # type: ignore[return-value]
+
+    async def process_batch(self, bodies: Sequence[bytes]) -> Sequence[Message | Exception]:
+        """Predict the classes of several flowers in one scikit-learn call.
+
+        A request that is not valid fails alone; the others are predicted together.
+        """
+        return await self._predict(bodies, per_item_errors=True)
+
+    async def _predict(
+        self, bodies: Sequence[bytes], per_item_errors: bool = False
+    ) -> list[Message | Exception]:
+        if self._artifact is None:
+            raise RuntimeError("ModelB.load() has not run")
+        outcomes: list[Message | Exception | None] = [None] * len(bodies)
+        rows: list[list[float]] = []
+        positions: list[int] = []
+        for i, body in enumerate(bodies):
+            try:
+                rows.append(self._features(body))
+                positions.append(i)
+            except (InvalidRequest, DecodeError) as e:
+                if not per_item_errors:
+                    raise
+                outcomes[i] = e
+        if rows:
+            # Compute off the event loop, so heartbeats and other tasks go on meanwhile.
+            pipeline = self._artifact["pipeline"]
+            table = np.asarray(rows, dtype=np.float64)
+            probabilities = await asyncio.to_thread(pipeline.predict_proba, table)
+            for position, row in zip(positions, probabilities, strict=True):
+                outcomes[position] = self._response(row)
+        return [outcome for outcome in outcomes if outcome is not None]
 
     def get_request_format(self) -> MessageDescriptor:
         """Return the ModelBRequest descriptor."""

@@ -50,3 +50,37 @@ def test_bundled_model_is_used_when_present() -> None:
         assert resolve_model_path(ModelBSettings()) == BUNDLED_MODEL
     else:
         assert resolve_model_path(ModelBSettings()).exists()
+
+
+@pytest.mark.asyncio
+async def test_non_finite_features_are_invalid_requests() -> None:
+    model = ModelB()
+    await model.load()
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(InvalidRequest) as caught:
+            await _predict(model, [5.1, bad, 1.4, 0.2])
+        assert caught.value.field == "features[1]"
+
+
+@pytest.mark.asyncio
+async def test_a_batch_answers_each_flower_and_fails_only_the_bad_one() -> None:
+    model = ModelB()
+    await model.load()
+    assert ModelB.implements_batching() and ModelB.max_batch_size > 1
+    bodies = [
+        model_b_pb2.ModelBRequest(features=[5.1, 3.5, 1.4, 0.2]).SerializeToString(),
+        model_b_pb2.ModelBRequest(features=[1.0]).SerializeToString(),
+        model_b_pb2.ModelBRequest(features=[6.7, 3.0, 5.2, 2.3]).SerializeToString(),
+        b"\xff\xff",
+    ]
+    outcomes = await model.process_batch(bodies)
+    assert len(outcomes) == 4
+    first, second, third, fourth = outcomes
+    assert isinstance(first, model_b_pb2.ModelBResponse) and first.label == "setosa"
+    assert isinstance(second, InvalidRequest) and second.field == "features"
+    assert isinstance(third, model_b_pb2.ModelBResponse) and third.label == "virginica"
+    assert isinstance(fourth, Exception)
+    alone = await _predict(model, [6.7, 3.0, 5.2, 2.3])
+    assert alone.label == third.label  # batching changes the answer by rounding at most
+    for name, probability in alone.probabilities.items():
+        assert math.isclose(probability, third.probabilities[name], rel_tol=1e-9)

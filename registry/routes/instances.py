@@ -1,30 +1,46 @@
 """Worker instances: register, heartbeat, deregister (docs/protocol.md, section 1)."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
+from conveyor.protocol import MODEL_NAME_PATTERN
 from conveyor.registry_api import InstanceAck, Registration
 from conveyor.web import ErrorBody
-from registry.deps import SettingsDep, StoreDep
+from registry.deps import KeyDep, SettingsDep, StoreDep
 from registry.views import validate
 
-router = APIRouter(tags=["instances"])
+router = APIRouter(tags=["instances"], dependencies=[KeyDep])
 
+ModelName = Annotated[str, Path(pattern=f"^{MODEL_NAME_PATTERN.pattern}$")]
+InstanceId = Annotated[str, Path(min_length=1, max_length=200)]
+
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or wrong registry key"}
+}
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "Unknown or expired instance"}
+    404: {"model": ErrorBody, "description": "Unknown or expired instance"},
+    **_UNAUTHORIZED,
 }
 
 
 @router.post(
     "/models/{name}/instances/{instance_id}",
     status_code=201,
-    responses={422: {"model": ErrorBody, "description": "Invalid body or schema"}},
+    responses={
+        409: {"model": ErrorBody, "description": "The version has another schema"},
+        422: {"model": ErrorBody, "description": "Invalid name, body or schema"},
+        **_UNAUTHORIZED,
+    },
 )
 async def register(
-    name: str, instance_id: str, registration: Registration, store: StoreDep, settings: SettingsDep
+    name: ModelName,
+    instance_id: InstanceId,
+    registration: Registration,
+    store: StoreDep,
+    settings: SettingsDep,
 ) -> InstanceAck:
-    """Register (or re-register) a live instance of model ``name``."""
+    """Register (or re-register) a live instance of a version of model ``name``."""
     validate(registration)
     await store.register(name, instance_id, registration)
     return InstanceAck(

@@ -138,3 +138,75 @@ def test_restart_loses_nothing(settings: Settings) -> None:
         first.post("/models/m/instances/i1", json=_registration())
     with TestClient(create_app(settings)) as second:
         assert second.get("/models/m").json()["instances"] == 1
+
+
+def test_versions_are_listed_and_the_default_is_the_highest_live_one(client: TestClient) -> None:
+    assert client.post("/models/m/instances/a", json=_registration()).status_code == 201
+    v10 = {**_registration(), "version": "10"}
+    assert client.post("/models/m/instances/b", json=v10).status_code == 201
+    detail = client.get("/models/m").json()
+    assert detail["version"] == "10"  # numeric order: 10 > 7
+    assert [v["version"] for v in detail["versions"]] == ["7", "10"]
+    assert client.get("/models/m/versions/7").json()["version"] == "7"
+    assert client.get("/models/m/versions/8").status_code == 404
+    client.delete("/models/m/instances/b")
+    assert client.get("/models/m").json()["version"] == "7"  # 10 has no live instance
+
+
+def test_a_changed_schema_needs_a_new_version(client: TestClient) -> None:
+    assert client.post("/models/m/instances/a", json=_registration()).status_code == 201
+    other = file_descriptor_set(
+        model_a_pb2.ModelAResponse.DESCRIPTOR, model_a_pb2.ModelARequest.DESCRIPTOR
+    )
+    changed = {
+        **_registration(),
+        "request_type": "conveyor.v1.ModelAResponse",
+        "response_type": "conveyor.v1.ModelARequest",
+        "descriptor_set": base64.b64encode(other).decode(),
+    }
+    refused = client.post("/models/m/instances/b", json=changed)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "schema_conflict"
+    assert client.post("/models/m/instances/b", json={**changed, "version": "8"}).status_code == 201
+    # The same schema again (a restarted worker) is fine, also with another example.
+    same = {**_registration(), "example_request": {"data": "other"}}
+    assert client.post("/models/m/instances/c", json=same).status_code == 201
+    # A version without live instances can be forgotten, then take a new schema.
+    assert client.delete("/models/m/versions/7").status_code == 409  # a and c are alive
+    client.delete("/models/m/instances/a")
+    client.delete("/models/m/instances/c")
+    assert client.delete("/models/m/versions/7").status_code == 204
+    assert client.post("/models/m/instances/d", json=changed).status_code == 201
+
+
+def test_bad_model_names_and_versions_are_refused(client: TestClient) -> None:
+    for name in ("a%20b", "a.b", "x" * 101):
+        assert client.post(f"/models/{name}/instances/i", json=_registration()).status_code == 422
+    bad_version = {**_registration(), "version": "1/2"}
+    response = client.post("/models/m/instances/i", json=bad_version)
+    assert (response.status_code, response.json()["error"]["field"]) == (422, "version")
+
+
+def test_mutations_need_the_registry_key_when_one_is_set(settings: Settings) -> None:
+    key = "k" * 32
+    keyed = settings.model_copy(update={"registry_key": key})
+    with TestClient(create_app(keyed)) as client:
+        missing = client.post("/models/m/instances/i", json=_registration())
+        assert missing.status_code == 401
+        assert missing.json() == {
+            "error": {"code": "unauthorized", "message": "missing or wrong registry key"}
+        }
+        wrong = {"Authorization": "Bearer " + "x" * 32}
+        assert (
+            client.post("/models/m/instances/i", json=_registration(), headers=wrong).status_code
+            == 401
+        )
+        right = {"Authorization": f"Bearer {key}"}
+        assert (
+            client.post("/models/m/instances/i", json=_registration(), headers=right).status_code
+            == 201
+        )
+        assert client.put("/models/m/instances/i").status_code == 401
+        assert client.put("/models/m/instances/i", headers=right).status_code == 200
+        assert client.get("/models/m").status_code == 200  # reading stays open
+        assert client.delete("/models/m/versions/7").status_code == 401

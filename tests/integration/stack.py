@@ -23,7 +23,7 @@ import aio_pika
 import httpx
 import redis
 
-from conveyor.protocol import queue_name
+from conveyor.protocol import model_queues
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -207,7 +207,7 @@ class Stack:
         self.http.close()
         for service in [*self.workers, self.gateway, self.registry]:
             service.stop()
-        asyncio.run(_delete_queues([queue_name(model) for model in self.models]))
+        asyncio.run(_delete_queues([q for model in self.models for q in model_queues(model, "1")]))
         client = redis.Redis.from_url(REDIS_URL)
         try:
             keys = list(client.scan_iter(match=f"test:{self.id}:*", count=500))

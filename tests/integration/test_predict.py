@@ -74,6 +74,7 @@ def test_async_submit_and_poll(stack: Served) -> None:
     assert status == {
         "task_id": body["task_id"],
         "model": model,
+        "version": "1",
         "status": "done",
         "result": {"reply": "Processed message: later"},
     }

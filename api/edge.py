@@ -1,0 +1,153 @@
+"""The gateway's edge: what every request goes through before any route runs.
+
+One plain ASGI middleware (cheaper than a stack of them) that
+- notes the arrival time, from which a request's ``timeout`` counts;
+- gives the request an id (the client's ``X-Request-ID`` if it is sane, else a new one) and
+  echoes it in the response;
+- bounds the requests in progress (``MAX_INFLIGHT``): past it, a 429 with ``Retry-After`` at
+  once, before the body is read;
+- refuses a body over ``MAX_BODY_BYTES`` (413), by its Content-Length or as it streams in;
+- checks the API key (``API_KEYS``) on predict, tasks and models; health stays open.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+import uuid
+from typing import Any
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.exceptions import PayloadTooLarge
+from conveyor.web import error_response
+
+__all__ = ["Edge", "arrival_of", "request_id_of"]
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
+_OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/v2/health/", "/docs", "/openapi.json")
+_PROTECTED_PREFIXES = ("/predict", "/tasks", "/models", "/v2")
+
+
+def arrival_of(scope: Scope) -> float:
+    """When the request arrived (``time.monotonic()``); now, for a request the edge did not see."""
+    value = scope.get("state", {}).get("arrival")
+    return float(value) if value is not None else time.monotonic()
+
+
+def request_id_of(scope: Scope) -> str:
+    """The request's id (empty for a request the edge did not see)."""
+    return str(scope.get("state", {}).get("request_id", ""))
+
+
+def _refuse(
+    path: str, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """An edge refusal in the shape of the path's API: the Open Inference Protocol's
+    ``{"error": "<message>"}`` under ``/v2``, the gateway's error object elsewhere."""
+    if path.startswith("/v2"):
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return error_response(status, code, message, headers=headers, model=None, field=None)
+
+
+class Edge:
+    """Arrival time, request id, in-flight bound, body limit, API keys (see the module doc)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_inflight: int,
+        max_body_bytes: int,
+        api_keys: tuple[str, ...] = (),
+        retry_after: int = 1,
+    ) -> None:
+        self.app = app
+        self.max_inflight = max_inflight
+        self.max_body_bytes = max_body_bytes
+        self._keys = tuple(key.encode() for key in api_keys)
+        self.retry_after = retry_after
+        self.inflight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        arrival = time.monotonic()
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"")
+        request_id = given.decode() if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["arrival"] = arrival
+        state["request_id"] = request_id
+        echo = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), echo]
+            await send(message)
+
+        path: str = scope["path"]
+        if path.startswith(_OPEN_PATHS):
+            await self.app(scope, receive, send_with_id)
+            return
+        refusal: JSONResponse | None = None
+        if self._keys and path.startswith(_PROTECTED_PREFIXES) and not self._authorized(headers):
+            refusal = _refuse(
+                path,
+                401,
+                "unauthorized",
+                "missing or wrong API key",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        elif self.inflight >= self.max_inflight:
+            refusal = _refuse(
+                path,
+                429,
+                "overloaded",
+                f"the gateway has {self.inflight} requests in progress; retry later",
+                {"Retry-After": str(self.retry_after)},
+            )
+        else:
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                refusal = _refuse(
+                    path,
+                    413,
+                    "body_too_large",
+                    f"the body is larger than {self.max_body_bytes} bytes",
+                )
+        if refusal is not None:
+            await refusal(scope, receive, send_with_id)
+            return
+        self.inflight += 1
+        try:
+            await self.app(scope, self._limited(receive), send_with_id)
+        finally:
+            self.inflight -= 1
+
+    def _authorized(self, headers: dict[bytes, bytes]) -> bool:
+        scheme, _, key = headers.get(b"authorization", b"").partition(b" ")
+        if scheme.lower() != b"bearer":
+            return False
+        key = key.strip()
+        # Every key is compared, each in constant time, so timing tells nothing about which.
+        matches = [secrets.compare_digest(key, expected) for expected in self._keys]
+        return any(matches)
+
+    def _limited(self, receive: Receive) -> Receive:
+        received = 0
+        limit = self.max_body_bytes
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+            return message
+
+        return limited

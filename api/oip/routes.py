@@ -1,0 +1,245 @@
+"""The Open Inference Protocol (KServe v2) REST API of the gateway, under ``/v2``.
+
+Errors on every ``/v2`` path, unknown paths included, are ``{"error": "<message>"}`` (the
+protocol's error object, which tritonclient reads), with the gateway's statuses: a bad request
+or a wrong datatype 400, an unknown model or version 404, no live worker or an unreachable
+registry 503, a timeout 504, an overloaded gateway 429, a failed model 500.
+"""
+
+import logging
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Final, NoReturn
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from google.protobuf.message import DecodeError, Message
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from api.deps import SettingsDep
+from api.edge import arrival_of
+from api.exceptions import InvalidResult, ModelUnavailable, ResultTimeout, TaskFailed
+from api.oip.binary import HEADER_LENGTH
+from api.oip.exceptions import OipError
+from api.oip.infer import (
+    decode_inputs,
+    infer_options,
+    parse_body,
+    render_response,
+    request_payload,
+    wanted_outputs,
+)
+from api.oip.ports import CatalogDep, DispatcherDep, ModelView
+from api.oip.tensors import mapping_for
+from api.routes.errors import status_of
+from conveyor.errors import ConveyorError
+from proto import task_pb2
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME: Final = "conveyor"
+EXTENSIONS: Final = ("binary_tensor_data",)
+"""The protocol extensions the gateway implements (``GET /v2``)."""
+
+PLATFORM: Final = "conveyor_protobuf"
+"""The ``platform`` of every model: a Conveyor worker speaking protobuf (information only)."""
+
+
+def oip_error(exc: Exception) -> JSONResponse:
+    """The protocol's error answer for any exception raised on a ``/v2`` path."""
+    headers: Mapping[str, str] | None = None
+    if isinstance(exc, OipError):
+        status, message = exc.status, exc.message
+    elif isinstance(exc, ConveyorError):
+        status, extra = status_of(exc)
+        headers = extra.get("headers")
+        # The gateway's 422 (a request that does not fit) is the protocol's 400.
+        status, message = (400 if status == 422 else status), exc.message
+    elif isinstance(exc, RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        status, message = 400, f"{where}: {first.get('msg', 'invalid')}"
+    elif isinstance(exc, StarletteHTTPException):
+        status, message, headers = exc.status_code, str(exc.detail), exc.headers
+    else:
+        logger.exception("unhandled error on a v2 path", exc_info=exc)
+        status, message = 500, "internal error; see the gateway's log"
+    return JSONResponse(status_code=status, content={"error": message}, headers=headers)
+
+
+class OipRoute(APIRoute):
+    """A route whose every error is answered as ``{"error": "<message>"}``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except Exception as exc:
+                return oip_error(exc)
+
+        return answer
+
+
+router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"], route_class=OipRoute)
+
+
+@router.get("")
+async def server_metadata(request: Request) -> dict[str, Any]:
+    """Server metadata: name, version, and the extensions implemented."""
+    return {"name": SERVER_NAME, "version": request.app.version, "extensions": list(EXTENSIONS)}
+
+
+@router.get("/health/live")
+async def server_live() -> dict[str, bool]:
+    """The gateway process is up."""
+    return {"live": True}
+
+
+@router.get("/health/ready")
+async def server_ready(catalog: CatalogDep, dispatcher: DispatcherDep) -> JSONResponse:
+    """The gateway can serve: RabbitMQ, Redis and the registry answer (else 503)."""
+    checks = {**await dispatcher.ready(), "registry": await catalog.ping()}
+    failing = sorted(name for name, ok in checks.items() if not ok)
+    if failing:
+        body = {"ready": False, "error": f"not ready: {', '.join(failing)} unreachable"}
+        return JSONResponse(status_code=503, content=body)
+    return JSONResponse(content={"ready": True})
+
+
+@router.get("/models/{model}")
+@router.get("/models/{model}/versions/{version}")
+async def model_metadata(
+    model: str, catalog: CatalogDep, version: str | None = None
+) -> dict[str, Any]:
+    """Model metadata: versions, platform, and the input and output tensors."""
+    info = await catalog.get(model, version)
+    return {
+        "name": info.name,
+        "versions": list(info.versions),
+        "platform": PLATFORM,
+        "inputs": [spec.metadata() for spec in mapping_for(info.request_class.DESCRIPTOR).specs],
+        "outputs": [spec.metadata() for spec in mapping_for(info.response_class.DESCRIPTOR).specs],
+    }
+
+
+@router.get("/models/{model}/ready")
+@router.get("/models/{model}/versions/{version}/ready")
+async def model_ready(model: str, catalog: CatalogDep, version: str | None = None) -> JSONResponse:
+    """200 when the model (version) has a live worker, else 503."""
+    info = await catalog.get(model, version)
+    if not info.alive:
+        body = {"name": info.name, "ready": False, "error": _no_worker(info)}
+        return JSONResponse(status_code=503, content=body)
+    return JSONResponse(content={"name": info.name, "ready": True})
+
+
+@router.post("/models/{model}/infer")
+@router.post("/models/{model}/versions/{version}/infer")
+async def infer(
+    model: str,
+    request: Request,
+    catalog: CatalogDep,
+    dispatcher: DispatcherDep,
+    settings: SettingsDep,
+    version: str | None = None,
+) -> Response:
+    """Run the model on the request's input tensors; answer its output tensors (JSON, or JSON
+    and binary data when asked)."""
+    info = await catalog.get(model, version)
+    request_mapping = mapping_for(info.request_class.DESCRIPTOR)
+    response_mapping = mapping_for(info.response_class.DESCRIPTOR)
+    parsed, binary = parse_body(
+        await request.body(),
+        request.headers.get(HEADER_LENGTH),
+        request.headers.get("content-encoding"),
+    )
+    options = infer_options(parsed, settings.default_timeout, settings.max_timeout)
+    wanted = wanted_outputs(parsed, response_mapping.specs, options.binary_output)
+    payload, batched = request_payload(
+        request_mapping, info.request_class, decode_inputs(parsed, binary), info.name
+    )
+    if not info.alive:
+        raise ModelUnavailable(_no_worker(info), model=info.name)
+    remaining = options.timeout - (time.monotonic() - arrival_of(request.scope))
+    if remaining <= 0:
+        raise ResultTimeout(
+            f"the request spent its {options.timeout:g} s timeout waiting in the gateway",
+            model=info.name,
+            task_id=None,
+        )
+    result = await dispatcher.run(
+        info,
+        payload,
+        seconds=remaining,
+        priority=options.priority,
+        request_id=options.request_id,
+    )
+    return render_response(
+        model_name=info.name,
+        model_version=info.version,
+        request_id=options.request_id,
+        outputs=response_mapping.from_message(_response_message(result, info)),
+        wanted=wanted,
+        batched=batched,
+    )
+
+
+@router.api_route(
+    "",
+    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+    include_in_schema=False,
+    response_model=None,
+)
+@router.api_route(
+    "/{path:path}",
+    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+    include_in_schema=False,
+    response_model=None,
+)
+async def unknown_path(request: Request) -> NoReturn:
+    """404 for a path the protocol API does not have; 405 for a known path's wrong method."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.endpoint is not unknown_path:
+            match, _ = route.matches(request.scope)
+            if match is Match.PARTIAL:
+                allowed = ", ".join(sorted(route.methods or ()))
+                raise StarletteHTTPException(
+                    405,
+                    f"{request.method} is not allowed on {request.url.path} (use {allowed})",
+                    headers={"Allow": allowed},
+                )
+    raise StarletteHTTPException(
+        404,
+        f"no such path: {request.url.path} (the v2 API has /v2, /v2/health/live, "
+        "/v2/health/ready, /v2/models/{name}[/versions/{version}] and its /ready and /infer)",
+    )
+
+
+def _no_worker(info: ModelView) -> str:
+    return f"model {info.name!r} version {info.version} has no live worker"
+
+
+def _response_message(result: task_pb2.TaskResult, info: ModelView) -> Message:
+    if result.WhichOneof("outcome") != "response":
+        error = result.error
+        raise TaskFailed(
+            error.message or "the task failed",
+            code=task_pb2.TaskError.Code.Name(error.code),
+            model=info.name,
+            task_id=result.task_id,
+            field=error.field or None,
+        )
+    message = info.response_class()
+    try:
+        message.ParseFromString(result.response)
+    except DecodeError as e:
+        raise InvalidResult(
+            f"the worker returned an unreadable {info.response_class.DESCRIPTOR.full_name}",
+            model=info.name,
+        ) from e
+    return message

@@ -1,0 +1,171 @@
+"""In-memory stand-ins for the catalog and the dispatcher, and a gateway app built on them.
+
+They follow the interface the v2 routes code against (``api.oip.ports``): a catalog that
+resolves versions and a dispatcher with ``run``. ``echo`` and ``iris`` answer like model_a and
+model_b do (iris with a fixed rule, not the trained classifier).
+"""
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from google.protobuf.message import Message
+
+from api.config import Settings
+from api.exceptions import ModelNotFound
+from api.main import create_app
+from proto import model_a_pb2, model_b_pb2, task_pb2
+
+
+@dataclass(frozen=True)
+class FakeModel:
+    """One version of a model, shaped like the interface's ``ModelInfo``."""
+
+    name: str
+    version: str
+    versions: tuple[str, ...]
+    instances: int
+    request_class: type[Message]
+    response_class: type[Message]
+
+    @property
+    def alive(self) -> bool:
+        return self.instances > 0
+
+
+def model_a(name: str = "model_a", versions: tuple[str, ...] = ("1",)) -> list[FakeModel]:
+    """Every version of an echo model."""
+    return [
+        FakeModel(name, v, versions, 1, model_a_pb2.ModelARequest, model_a_pb2.ModelAResponse)
+        for v in versions
+    ]
+
+
+def model_b(name: str = "model_b", versions: tuple[str, ...] = ("1", "2")) -> list[FakeModel]:
+    """Every version of an iris classifier."""
+    return [
+        FakeModel(name, v, versions, 1, model_b_pb2.ModelBRequest, model_b_pb2.ModelBResponse)
+        for v in versions
+    ]
+
+
+class FakeCatalog:
+    """Resolves ``name`` (and ``version``; default: the highest live one, else the highest)."""
+
+    def __init__(self, models: Iterable[FakeModel]) -> None:
+        self.models = {(m.name, m.version): m for m in models}
+        self.registry_up = True
+
+    def put(self, model: FakeModel) -> None:
+        """Add or replace a model version."""
+        self.models[(model.name, model.version)] = model
+
+    async def get(self, name: str, version: str | None = None) -> FakeModel:
+        versions = sorted((m for (n, _), m in self.models.items() if n == name), key=_order)
+        if not versions:
+            raise ModelNotFound(f"unknown model {name!r}", model=name)
+        if version is None:
+            live = [m for m in versions if m.alive]
+            return (live or versions)[-1]
+        for model in versions:
+            if model.version == version:
+                return model
+        raise ModelNotFound(f"model {name!r} has no version {version!r}", model=name)
+
+    async def ping(self) -> bool:
+        return self.registry_up
+
+
+def _order(model: FakeModel) -> tuple[int, str]:
+    return (int(model.version), "") if model.version.isdigit() else (-1, model.version)
+
+
+Responder = Callable[[FakeModel, bytes], task_pb2.TaskResult]
+
+
+@dataclass
+class Run:
+    """One ``Dispatcher.run`` call."""
+
+    model: FakeModel
+    payload: bytes
+    timeout: float
+    priority: int
+    request_id: str
+
+
+def echo(model: FakeModel, payload: bytes) -> task_pb2.TaskResult:
+    """model_a: ``reply = "Processed message: " + data``."""
+    data = model_a_pb2.ModelARequest.FromString(payload).data
+    reply = model_a_pb2.ModelAResponse(reply=f"Processed message: {data}")
+    return task_pb2.TaskResult(model=model.name, response=reply.SerializeToString())
+
+
+IRIS_CLASSES = ("setosa", "versicolor", "virginica")
+
+
+def iris(model: FakeModel, payload: bytes) -> task_pb2.TaskResult:
+    """model_b with a fixed rule on petal length: < 2.5 setosa, < 4.9 versicolor, else
+    virginica; four features or an INVALID_ARGUMENT error, as the real model."""
+    features = list(model_b_pb2.ModelBRequest.FromString(payload).features)
+    if len(features) != 4:
+        error = task_pb2.TaskError(
+            code=task_pb2.TaskError.INVALID_ARGUMENT,
+            message=f"expected 4 features, got {len(features)}",
+            field="features",
+        )
+        return task_pb2.TaskResult(model=model.name, error=error)
+    petal = features[2]
+    winner = 0 if petal < 2.5 else 1 if petal < 4.9 else 2
+    scores = [math.exp(3.0 if i == winner else 0.0) for i in range(3)]
+    total = sum(scores)
+    response = model_b_pb2.ModelBResponse(
+        label=IRIS_CLASSES[winner],
+        probabilities={name: s / total for name, s in zip(IRIS_CLASSES, scores, strict=True)},
+    )
+    return task_pb2.TaskResult(model=model.name, response=response.SerializeToString())
+
+
+@dataclass
+class FakeDispatcher:
+    """Runs tasks at once through a responder per model; records every call."""
+
+    responders: dict[str, Responder] = field(default_factory=dict)
+    runs: list[Run] = field(default_factory=list)
+    error: Exception | None = None
+    brokers_up: bool = True
+
+    async def run(
+        self,
+        info: FakeModel,
+        payload: bytes,
+        *,
+        seconds: float,
+        priority: int,
+        request_id: str,
+    ) -> task_pb2.TaskResult:
+        self.runs.append(Run(info, payload, seconds, priority, request_id))
+        if self.error is not None:
+            raise self.error
+        result = self.responders[info.name](info, payload)
+        result.task_id = f"t{len(self.runs)}"
+        return result
+
+    async def ready(self) -> dict[str, bool]:
+        return {"rabbitmq": self.brokers_up, "redis": self.brokers_up}
+
+
+def fake_gateway(
+    catalog: FakeCatalog | None = None, dispatcher: FakeDispatcher | None = None
+) -> FastAPI:
+    """The real gateway app with fakes in its state (run it without its lifespan).
+
+    Without arguments: model_a (version 1, echo) and model_b (versions 1 and 2, iris).
+    """
+    settings = Settings(default_timeout=5.0, max_timeout=60.0)
+    app = create_app(settings)
+    app.state.settings = settings
+    app.state.catalog = catalog or FakeCatalog([*model_a(), *model_b()])
+    app.state.dispatcher = dispatcher or FakeDispatcher({"model_a": echo, "model_b": iris})
+    return app

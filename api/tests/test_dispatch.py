@@ -1,0 +1,220 @@
+"""The dispatcher over small in-memory fakes of the RabbitMQ channel, the result store and the
+waiter: which lane a task takes, what it carries, and how broker answers become errors."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiormq.exceptions import ChannelInvalidStateError, DeliveryError, PublishError
+
+from api.catalog import ModelInfo
+from api.dispatch import Dispatcher
+from api.exceptions import (
+    ModelUnavailable,
+    Overloaded,
+    ResultTimeout,
+    ServiceUnavailable,
+    TaskConflict,
+)
+from conveyor.results import CancelOutcome, TaskRecord
+from proto import model_a_pb2, task_pb2
+
+INFO = ModelInfo(
+    name="echo",
+    version="2",
+    versions=("1", "2"),
+    instances=1,
+    request_class=model_a_pb2.ModelARequest,
+    response_class=model_a_pb2.ModelAResponse,
+)
+
+
+class FakeExchange:
+    def __init__(self) -> None:
+        self.published: list[tuple[Any, str, bool]] = []
+        self.fail: Exception | None = None
+        self.on_publish: Any = None
+
+    async def publish(
+        self, message: Any, routing_key: str, mandatory: bool = False, **options: Any
+    ) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.published.append((message, routing_key, mandatory))
+        if self.on_publish is not None:
+            self.on_publish(task_pb2.Task.FromString(message.body))
+
+
+class FakeChannel:
+    def __init__(self) -> None:
+        self.default_exchange = FakeExchange()
+        self.is_closed = False
+
+
+class FakeResults:
+    """The ResultBackend's methods the dispatcher uses, over dicts."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, task_pb2.TaskResult] = {}
+        self.records: dict[str, TaskRecord] = {}
+        self.redis = self  # delete() below stands in for the client
+
+    async def delete(self, key: str) -> None:
+        self.records.pop(key.rsplit(":", 1)[1], None)
+
+    async def read(self, task_id: str) -> task_pb2.TaskResult | None:
+        return self.results.get(task_id)
+
+    async def record_task(self, task_id: str, record: TaskRecord, ttl_seconds: int) -> None:
+        self.records[task_id] = record
+
+    async def status(self, task_id: str) -> tuple[TaskRecord | None, task_pb2.TaskResult | None]:
+        return self.records.get(task_id), self.results.get(task_id)
+
+    async def cancel(
+        self, task_id: str, result: task_pb2.TaskResult, ttl: int
+    ) -> tuple[CancelOutcome, task_pb2.TaskResult | None]:
+        if task_id in self.results:
+            return CancelOutcome.FINISHED, self.results[task_id]
+        self.results[task_id] = result
+        return CancelOutcome.CANCELLED, None
+
+
+class FakeWaiter:
+    channel = "conveyor:reply:test"
+    connected = True
+
+    def __init__(self) -> None:
+        self.futures: dict[str, asyncio.Future[task_pb2.TaskResult | None]] = {}
+
+    def register(self, task_id: str) -> None:
+        self.futures[task_id] = asyncio.get_running_loop().create_future()
+
+    def discard(self, task_id: str) -> None:
+        self.futures.pop(task_id, None)
+
+    async def wait(self, task_id: str, seconds: float) -> task_pb2.TaskResult | None:
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.futures[task_id]), seconds)
+        except TimeoutError:
+            return None
+
+
+def _dispatcher(**kwargs: Any) -> tuple[Dispatcher, FakeChannel, FakeResults, FakeWaiter]:
+    channel, results, waiter = FakeChannel(), FakeResults(), FakeWaiter()
+    dispatcher = Dispatcher(
+        "amqp://unused",
+        results,  # type: ignore[arg-type]
+        result_ttl=60,
+        waiter=waiter,  # type: ignore[arg-type]
+        channel=channel,  # type: ignore[arg-type]
+        **kwargs,
+    )
+    return dispatcher, channel, results, waiter
+
+
+def _answer(waiter: FakeWaiter) -> Any:
+    def on_publish(task: task_pb2.Task) -> None:
+        response = model_a_pb2.ModelAResponse(reply=task.request_id)
+        result = task_pb2.TaskResult(task_id=task.task_id, response=response.SerializeToString())
+        waiter.futures[task.task_id].set_result(result)
+
+    return on_publish
+
+
+@pytest.mark.asyncio
+async def test_a_sync_task_takes_the_fast_lane_and_gets_its_result_from_the_notification() -> None:
+    dispatcher, channel, results, waiter = _dispatcher()
+    channel.default_exchange.on_publish = _answer(waiter)
+    result = await dispatcher.run(INFO, b"payload", seconds=5.0, priority=7, request_id="r-1")
+    assert model_a_pb2.ModelAResponse.FromString(result.response).reply == "r-1"
+    message, queue, mandatory = channel.default_exchange.published[0]
+    assert (queue, mandatory) == ("conveyor.sync.echo.2", True)
+    assert message.priority == 7
+    assert message.delivery_mode == 1  # transient
+    assert 4.0 <= message.expiration <= 5.0  # expires with the caller's deadline
+    task = task_pb2.Task.FromString(message.body)
+    assert (task.model, task.version, task.reply_channel) == ("echo", "2", waiter.channel)
+    assert results.records == {}  # a sync task that answers in time leaves no record
+
+
+@pytest.mark.asyncio
+async def test_an_async_task_is_recorded_and_takes_a_durable_lane_by_priority() -> None:
+    dispatcher, channel, results, _ = _dispatcher()
+    low = await dispatcher.submit(INFO, b"p", deadline=60.0, priority=0)
+    high = await dispatcher.submit(INFO, b"p", deadline=60.0, priority=5)
+    queues = [queue for _, queue, _ in channel.default_exchange.published]
+    assert queues == ["conveyor.tasks.echo.2", "conveyor.tasks.echo.2.high"]
+    assert channel.default_exchange.published[0][0].delivery_mode == 2  # persistent
+    assert set(results.records) == {low, high}
+    assert results.records[low].version == "2"
+
+
+@pytest.mark.asyncio
+async def test_sync_durable_sends_sync_tasks_through_the_durable_lane() -> None:
+    dispatcher, channel, _, waiter = _dispatcher(sync_durable=True)
+    channel.default_exchange.on_publish = _answer(waiter)
+    await dispatcher.run(INFO, b"p", seconds=5.0)
+    assert channel.default_exchange.published[0][1] == "conveyor.tasks.echo.2"
+
+
+@pytest.mark.asyncio
+async def test_no_result_in_time_is_a_timeout_and_the_task_is_recorded_for_polling() -> None:
+    dispatcher, _, results, _ = _dispatcher()
+    with pytest.raises(ResultTimeout) as caught:
+        await dispatcher.run(INFO, b"p", seconds=0.05)
+    assert caught.value.task_id in results.records
+
+
+@pytest.mark.asyncio
+async def test_a_result_whose_notification_was_lost_is_read_from_storage() -> None:
+    dispatcher, channel, results, waiter = _dispatcher()
+
+    def store_silently(task: task_pb2.Task) -> None:
+        results.results[task.task_id] = task_pb2.TaskResult(task_id=task.task_id, response=b"")
+        waiter.futures[task.task_id].set_result(None)  # woken without a result
+
+    channel.default_exchange.on_publish = store_silently
+    result = await dispatcher.run(INFO, b"p", seconds=5.0)
+    assert result.WhichOneof("outcome") == "response"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("failure", "expected", "status_code"),
+    [
+        (DeliveryError(None, None), Overloaded, "overloaded"),  # type: ignore[arg-type]
+        (PublishError.__new__(PublishError), ModelUnavailable, "model_unavailable"),
+        (ChannelInvalidStateError("closed"), ServiceUnavailable, "service_unavailable"),
+        (ConnectionResetError(), ServiceUnavailable, "service_unavailable"),
+    ],
+)
+async def test_broker_answers_become_gateway_errors(
+    failure: Exception, expected: type[Exception], status_code: str
+) -> None:
+    dispatcher, channel, results, _ = _dispatcher()
+    channel.default_exchange.fail = failure
+    with pytest.raises(expected) as caught:
+        await dispatcher.run(INFO, b"p", seconds=1.0)
+    assert caught.value.code == status_code  # type: ignore[attr-defined]
+    with pytest.raises(expected):
+        await dispatcher.submit(INFO, b"p", deadline=60.0)
+    assert results.records == {}  # a task that was not published leaves no record
+
+
+@pytest.mark.asyncio
+async def test_cancel_a_queued_task_then_a_finished_one() -> None:
+    dispatcher, _, results, _ = _dispatcher()
+    task_id = await dispatcher.submit(INFO, b"p", deadline=60.0)
+    status = await dispatcher.cancel(task_id)
+    assert status.result is not None
+    assert status.result.error.code == task_pb2.TaskError.CANCELLED
+    again = await dispatcher.cancel(task_id)  # cancelling twice is the same answer
+    assert again.result is not None and again.result.error.code == task_pb2.TaskError.CANCELLED
+    done = await dispatcher.submit(INFO, b"p", deadline=60.0)
+    results.results[done] = task_pb2.TaskResult(task_id=done, response=b"")
+    with pytest.raises(TaskConflict) as caught:
+        await dispatcher.cancel(done)
+    assert caught.value.status == "done"

@@ -1,0 +1,80 @@
+"""Tasks delivered to a worker wait here, highest priority first, until a runner takes a batch.
+
+The broker delivers from several queues at once (the fast lane, the durable lanes); taking from
+one local heap lets a high-priority task overtake what was delivered before it, and lets a
+runner collect a batch: up to ``max_size`` tasks, waiting at most ``max_delay`` seconds after
+the first one for more to arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from proto import task_pb2
+
+__all__ = ["Delivery", "Scheduler"]
+
+
+@dataclass(order=True)
+class Delivery:
+    """A delivered task: ordered by priority (highest first), then by arrival."""
+
+    sort_key: tuple[int, int]
+    task: task_pb2.Task = field(compare=False)
+    message: AbstractIncomingMessage = field(compare=False)
+    lane: str = field(compare=False)
+    received: float = field(compare=False, default_factory=time.monotonic)
+    settled: bool = field(compare=False, default=False)
+
+
+class Scheduler:
+    """A priority queue of deliveries that hands them out in batches."""
+
+    def __init__(self) -> None:
+        self._heap: list[Delivery] = []
+        self._seq = itertools.count()
+        self._ready = asyncio.Condition()
+        self._collecting = asyncio.Lock()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def make(self, task: task_pb2.Task, message: AbstractIncomingMessage, lane: str) -> Delivery:
+        """Wrap a delivered task, numbered in arrival order."""
+        return Delivery((-task.priority, next(self._seq)), task, message, lane)
+
+    async def put(self, delivery: Delivery) -> None:
+        """Add a delivery and wake a waiting runner."""
+        async with self._ready:
+            heapq.heappush(self._heap, delivery)
+            self._ready.notify()
+
+    async def take(self, max_size: int, max_delay: float) -> list[Delivery]:
+        """Wait for a delivery, then return up to ``max_size`` of them, highest priority first.
+
+        After the first one, waits up to ``max_delay`` seconds for the batch to fill; returns
+        at once when it is full. Runners take turns, so one batch fills at a time.
+        """
+        async with self._collecting, self._ready:
+            await self._ready.wait_for(lambda: bool(self._heap))
+            if max_size > 1 and max_delay > 0 and len(self._heap) < max_size:
+                deadline = time.monotonic() + max_delay
+                while len(self._heap) < max_size:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        await asyncio.wait_for(self._ready.wait(), remaining)
+                    except TimeoutError:
+                        break
+            count = min(max_size, len(self._heap))
+            batch = [heapq.heappop(self._heap) for _ in range(count)]
+            if self._heap:
+                self._ready.notify()
+            return batch
