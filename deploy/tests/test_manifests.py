@@ -27,7 +27,7 @@ SECRET_ENV = {"AMQP_URL", "API_KEYS", "REGISTRY_KEY"}
 K8S_ONLY_ENV = {
     # Set explicitly: Kubernetes' service links would set API_PORT/REGISTRY_PORT to
     # tcp://<ip>:<port> for the Services `api` and `registry` (they are also turned off).
-    "api": {"API_PORT", "API_KEYS", "REGISTRY_KEY"},
+    "api": {"API_PORT", "API_KEYS"},
     "registry": {"REGISTRY_PORT", "REGISTRY_KEY"},
     "model_a": {"REGISTRY_KEY"},
     "model_b": {"REGISTRY_KEY"},

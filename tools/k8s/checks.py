@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from conveyor.protocol import queue_name
+from conveyor.protocol import durable_queue, sync_queue
 from tools.k8s.kustomize import resource_id
 from tools.k8s.stack import BROKERS, StackService
 
@@ -26,6 +26,8 @@ NONROOT_UID = 65532
 """The user every Conveyor image runs as (tools/oci/defs.bzl)."""
 MODEL_LABEL = "conveyor/model"
 """Pod label naming the model a worker Deployment serves."""
+VERSION_LABEL = "conveyor/version"
+"""Pod label naming the model version its image serves."""
 
 Resource = dict[str, Any]
 _WORKLOAD_KINDS = ("Deployment", "StatefulSet")
@@ -288,20 +290,28 @@ def check_stack(
 
 
 def check_queues(resources: list[Resource]) -> list[str]:
-    """Every worker Deployment has one ScaledObject, on its model's queue (conveyor.protocol)."""
+    """Every worker Deployment has one ScaledObject, whose rabbitmq triggers read exactly the
+    queues of its model version (conveyor.protocol: durable, durable high, sync)."""
     problems: list[str] = []
     scaled = list(_of_kind(resources, "ScaledObject"))
     for deployment in _of_kind(resources, "Deployment"):
-        model = _pod_labels(deployment).get(MODEL_LABEL)
+        labels = _pod_labels(deployment)
+        model, version = labels.get(MODEL_LABEL), labels.get(VERSION_LABEL)
         if model is None:
+            continue
+        if version is None:
+            problems.append(f"{resource_id(deployment)}: no {VERSION_LABEL} label")
             continue
         mine = [s for s in scaled if s["spec"]["scaleTargetRef"]["name"] == _name(deployment)]
         if len(mine) != 1:
             problems.append(f"{resource_id(deployment)}: {len(mine)} ScaledObjects, want 1")
             continue
-        for trigger in mine[0]["spec"]["triggers"]:
-            queue = trigger["metadata"].get("queueName")
-            if trigger["type"] == "rabbitmq" and queue != queue_name(model):
-                wanted = queue_name(model)
-                problems.append(f"{resource_id(mine[0])}: queue {queue!r}, protocol {wanted!r}")
+        wanted = {
+            durable_queue(model, version),
+            durable_queue(model, version, high=True),
+            sync_queue(model, version),
+        }
+        queues = [t["metadata"].get("queueName") for t in mine[0]["spec"]["triggers"]]
+        if sorted(queues) != sorted(wanted):
+            problems.append(f"{resource_id(mine[0])}: queues {queues}, protocol {sorted(wanted)}")
     return problems
