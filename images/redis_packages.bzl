@@ -3,6 +3,7 @@
 REDIS_PACKAGES = {
     "redis-server": ("5:7.0.15-1~deb12u10", "784e17b51024ff878fd7d709a68346658fa9b21f6de740cb75e474f28790971c"),
     "redis-tools": ("5:7.0.15-1~deb12u10", "f791cfcbf3054832bd6e786546acb0d4e046888f8e63bcf567c1c65fbfaf69e2"),
+    "dash": ("0.5.12-2", "33ea40061da2f1a861ec46212b2b6a34f0776a049b1a3f0abce2fb8cb994258f"),
     "libc6": ("2.36-9+deb12u14", "ba4f88f73dbc3ae9055f3c20f4523bfdbaf1ad13ff95e258924f77d20b4fbedf"),
     "libgcc-s1": ("12.2.0-14+deb12u1", "3016e62cb4b7cd8038822870601f5ed131befe942774d0f745622cc77d8a88f7"),
     "gcc-12-base": ("12.2.0-14+deb12u1", "1896a2aacf4ad681ff5eacc24a5b0ca4d5d9c9b9c9e4b6de5197bc1e116ea619"),

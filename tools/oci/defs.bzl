@@ -202,6 +202,9 @@ def http_healthcheck(port_env, default_port, path = "/healthz"):
 def oci_image(name, tag, binary = None, module = "", **kwargs):
     """An OCI image of a Python program; `bazel run` loads it, `bazel build` writes `<name>.tar`.
 
+    Also creates its push target, `push` for an image named `image` (else `<name>_push`):
+    `bazel run //api:push -- --repository registry.example.com/conveyor/api --tag 1.2.0`.
+
     Args:
       name: target name (by convention `image`).
       binary: the py_binary (or py_library) whose runfiles make the image; None for an image
@@ -213,6 +216,13 @@ def oci_image(name, tag, binary = None, module = "", **kwargs):
         `directories` ({path: 'root' | 'nonroot'}), and the common attributes.
     """
     _oci_image(name = name, binary = binary, tag = tag, module = module, **kwargs)
+    oci_push(
+        name = "push" if name == "image" else name + "_push",
+        images = [":" + name],
+        tags = kwargs.get("tags"),
+        testonly = kwargs.get("testonly"),
+        visibility = kwargs.get("visibility"),
+    )
 
 def _oci_images_impl(ctx):
     images = [image[OciImageInfo] for image in ctx.attr.images]
@@ -246,4 +256,46 @@ oci_images = rule(
         "_loader": attr.label(default = "//tools/oci:load", executable = True, cfg = "target"),
     },
     doc = "Several oci_image targets: `bazel build` writes them all, `bazel run` loads them all.",
+)
+
+_PUSH_LAUNCHER = """#!/bin/sh
+# Pushes {tags} to the registry given by --repository/--registry or CONVEYOR_PUSH_* (tools/oci/push.py).
+set -e
+exec "./{pusher}" {images} "$@"
+"""
+
+def _repository_path(tag):
+    """`conveyor/api:dev` -> `conveyor/api` (the path the image gets under a registry)."""
+    return tag.rpartition(":")[0] if ":" in tag.rpartition("/")[2] else tag
+
+def _oci_push_impl(ctx):
+    images = [image[OciImageInfo] for image in ctx.attr.images]
+    launcher = ctx.actions.declare_file(ctx.label.name + ".push.sh")
+    ctx.actions.write(launcher, _PUSH_LAUNCHER.format(
+        pusher = ctx.executable._pusher.short_path,
+        images = " ".join([
+            "--tarball \"./%s\" --name \"%s\"" % (i.tarball.short_path, _repository_path(i.tag))
+            for i in images
+        ]),
+        tags = ", ".join([i.tag for i in images]),
+    ), is_executable = True)
+    runfiles = ctx.runfiles(files = [i.tarball for i in images])
+    runfiles = runfiles.merge(ctx.attr._pusher[DefaultInfo].default_runfiles)
+    return [DefaultInfo(executable = launcher, runfiles = runfiles)]
+
+oci_push = rule(
+    implementation = _oci_push_impl,
+    executable = True,
+    attrs = {
+        "images": attr.label_list(providers = [OciImageInfo], mandatory = True),
+        "_pusher": attr.label(default = "//tools/oci:push", executable = True, cfg = "target"),
+    },
+    doc = """`bazel run` pushes the images to a registry and prints `repo@sha256:...` for each.
+
+    One image: `-- --repository registry.example.com/conveyor/api --tag 1.2.0`. Several: each goes
+    to `<registry>/<its local name>` (`-- --registry registry.example.com --tag 1.2.0`).
+    Environment: CONVEYOR_PUSH_REPOSITORY, CONVEYOR_PUSH_REGISTRY, CONVEYOR_PUSH_TAG,
+    CONVEYOR_PUSH_INSECURE; credentials from CONVEYOR_PUSH_USERNAME/PASSWORD or a docker/podman
+    auth file (tools/oci/credentials.py).
+    """,
 )

@@ -88,3 +88,26 @@ def write_spec(path: Path, spec: dict[str, Any]) -> Path:
     """Writes ``spec`` as JSON and returns its path."""
     path.write_text(json.dumps(spec))
     return path
+
+
+def make_image_tarball(path: Path, tag: str, layers: list[dict[str, bytes]]) -> Path:
+    """Writes an OCI layout tarball of ``tag`` whose layers hold ``layers`` (path -> content)."""
+    from tools.oci.layout import assemble, write_layout_tar
+    from tools.oci.spec import ImageConfig, ImageSpec, LayerSpec
+    from tools.oci.tarlayer import build_layer
+    from tools.oci.tree import LayerTree
+
+    built = []
+    for files in layers:
+        tree = LayerTree()
+        for name, content in files.items():
+            tree.add_file(name, content)
+        built.append(build_layer(tree))
+    names = [f"layer{i}" for i in range(len(layers))]
+    spec = ImageSpec(
+        tag=tag,
+        layers=tuple(LayerSpec(name=n) for n in names),
+        config=ImageConfig(entrypoint=("/bin/true",), user="65532:65532"),
+    )
+    write_layout_tar(assemble(spec, built, names), path)
+    return path
