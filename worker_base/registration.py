@@ -5,7 +5,7 @@ import base64
 import logging
 
 from conveyor.descriptors import file_descriptor_set
-from conveyor.errors import RegistryClientError
+from conveyor.errors import RegistryClientError, RegistryRefused
 from conveyor.registry_api import Registration
 from conveyor.registry_client import RegistryClient
 from worker_base.model import Model
@@ -37,6 +37,8 @@ async def keep_alive(
     """Register, then heartbeat every ``interval`` seconds, re-registering when forgotten.
 
     Runs until cancelled; a registry outage is logged once (and its end), retried, never fatal.
+    A refused registration is fatal (``RegistryRefused`` is raised): the version is registered
+    with another schema (409), or the worker lacks the registry key (401); retrying cannot help.
     """
     registered = False
     failing: str | None = None
@@ -49,6 +51,14 @@ async def keep_alive(
             elif not await client.heartbeat(model, instance_id):
                 registered = False
                 continue
+        except RegistryRefused as e:
+            if e.status in (401, 403, 409, 422):
+                logger.error(
+                    "the registry refused %s version %s: %s", model, registration.version, e
+                )
+                raise
+            registered = False
+            logger.warning("registry: %s", e)
         except RegistryClientError as e:
             registered = False
             if failing != type(e).__name__:

@@ -67,7 +67,6 @@ class Worker:
         self._unsettled = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._stopping = False
 
     @property
     def queue_name(self) -> str:
@@ -112,17 +111,16 @@ class Worker:
                 consumers.append((queue, tag))
             for _ in range(settings.worker_concurrency):
                 tasks.append(asyncio.create_task(self._run_batches()))
-            tasks.append(
-                asyncio.create_task(
-                    keep_alive(
-                        registry,
-                        self.model_name,
-                        self.instance_id,
-                        registration_of(self.model, self.version, self.queue_name),
-                        settings.heartbeat_interval,
-                    )
+            registering = asyncio.create_task(
+                keep_alive(
+                    registry,
+                    self.model_name,
+                    self.instance_id,
+                    registration_of(self.model, self.version, self.queue_name),
+                    settings.heartbeat_interval,
                 )
             )
+            tasks.append(registering)
             logger.info(
                 "serving %s version %s (batch %d, delay %.0f ms, concurrency %d, prefetch %d)",
                 self.model_name,
@@ -132,8 +130,11 @@ class Worker:
                 settings.worker_concurrency,
                 self.prefetch,
             )
-            await stop.wait()
-            self._stopping = True
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({stopping, registering}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if registering.done():
+                registering.result()  # the registry refused this worker: raise why
             logger.info("stopping: no new tasks, finishing %d delivered", self._unsettled)
             for queue, tag in consumers:
                 with contextlib.suppress(Exception):
