@@ -2,7 +2,8 @@
 
 Request ``{"data": "<tag>:<seconds>"}``; the reply names the worker process. Redis counters
 ``<SLOW_MODEL_COUNTER_PREFIX><tag>:started`` / ``:finished`` count runs, so tests can see a
-task run twice but complete once. Run with ``python -m tests.integration.slow_model``.
+task run twice but complete once, and the list ``<SLOW_MODEL_COUNTER_PREFIX>order`` holds the tags
+in the order their runs finished. Run with ``python -m tests.integration.slow_model``.
 """
 
 import asyncio
@@ -30,6 +31,7 @@ class SlowModel(Model):
         await self._redis.incr(f"{self._prefix}{tag}:started")
         await asyncio.sleep(float(seconds))
         await self._redis.incr(f"{self._prefix}{tag}:finished")
+        await self._redis.rpush(f"{self._prefix}order", tag)
         return model_a_pb2.ModelAResponse(reply=f"pid={os.getpid()} tag={tag}")
 
     def get_request_format(self) -> MessageDescriptor:
