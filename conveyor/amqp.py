@@ -37,7 +37,6 @@ _NOISE = (
     "error when creating transport",
     "Connection attempt to",
     "closed. Reconnecting after",
-    "Reconnect attempt failed",
     "Callback <OneShotCallback",
 )
 
