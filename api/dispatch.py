@@ -349,6 +349,7 @@ class Dispatcher:
         except ChannelNotFoundEntity:
             self._inspect = None  # the broker closed the channel
             return None
-        except (TimeoutError, *_AMQP_ERRORS):
+        except (TimeoutError, RuntimeError, *_AMQP_ERRORS):  # RuntimeError: the robust
+            # connection is between two attempts ("Connection was not opened")
             self._inspect = None
             return None

@@ -86,9 +86,12 @@ class Overloaded(GatewayError):
 
 
 class ModelUnavailable(GatewayError):
-    """The model (version) is registered but no instance is alive."""
+    """The model (version) is registered but no instance is alive (or its queue is not there
+    yet, as after a broker restart until a worker declares it again)."""
 
     code = "model_unavailable"
+    retry_after = 1
+    """Seconds the 503 asks the client to wait: workers come back on their own."""
 
 
 class ServiceUnavailable(GatewayError):

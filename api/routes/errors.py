@@ -67,7 +67,7 @@ def status_of(exc: ConveyorError) -> tuple[int, dict[str, Any]]:
         extra["dependency"] = exc.dependency
         extra["headers"] = {"Retry-After": str(exc.retry_after)}
         return 503, extra
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, Overloaded | ModelUnavailable):
         extra["headers"] = {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, Unauthorized):
         extra["headers"] = {"WWW-Authenticate": "Bearer"}
