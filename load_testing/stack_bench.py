@@ -5,11 +5,12 @@ Usage::
     python -m load_testing.stack_bench [--users 8] [--run-time 20s] [--out DIR]
     bazel run //load_testing:stack_bench
 
-Users send requests back to back (no think time), so the numbers are the stack's capacity on
-this machine. The same stack is first driven with the ``baseline`` scenario (``GET /healthz``:
-the gateway alone, no queue hop) and then with ``sync`` (predict on model_a and model_b); the
-line gives both, and their ratio, which moves far less than raw numbers on a shared, noisy
-machine::
+The brokers are those at ``AMQP_URL`` / ``REDIS_URL`` when they answer, else private ones
+(local binaries, else the loaded broker images). Users send requests back to back (no think
+time), so the numbers are the stack's capacity on this machine. The same stack is first
+driven with the ``baseline`` scenario (``GET /healthz``: the gateway alone, no queue hop) and
+then with ``sync`` (predict on model_a and model_b); the line gives both, and their ratio,
+which moves far less than raw numbers on a shared, noisy machine::
 
     stack_bench <commit> sync 8u/20s: 412.0 req/s, p50 17 ms, p99 60 ms, errors 0/8240 |
     baseline /healthz 1650.0 req/s, p50 4 ms | sync/baseline 0.25
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from load_testing import history, runner
 from load_testing.stack import Stack, StackError
+from tools.stack.brokers import DEFAULT_URLS, BrokerError, ensure
 
 __all__ = ["main"]
 
@@ -64,7 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY") or Path.cwd())
     out_dir: Path = args.out or base / "bench-results" / f"stack-{stamp}"
     try:
-        with Stack(out_dir / "logs") as stack:
+        brokers = ensure(
+            os.environ.get("AMQP_URL", DEFAULT_URLS["rabbitmq"]),
+            os.environ.get("REDIS_URL", DEFAULT_URLS["redis"]),
+            out_dir / "brokers",
+        )
+    except BrokerError as e:
+        print(f"stack_bench: no brokers: {e}", file=sys.stderr)
+        return runner.EXIT_LOCUST
+    try:
+        with Stack(out_dir / "logs", brokers.amqp_url, brokers.redis_url) as stack:
             rc = 0
             for scenario in (BASELINE, SCENARIO):
                 rc = rc or runner.main(
@@ -85,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackError as e:
         print(f"stack_bench: the stack did not start: {e}", file=sys.stderr)
         return runner.EXIT_LOCUST
+    finally:
+        brokers.stop()
     base_stats = out_dir / BASELINE / f"{runner.CSV_PREFIX}_stats.csv"
     stats = out_dir / SCENARIO / f"{runner.CSV_PREFIX}_stats.csv"
     if stats.exists() and base_stats.exists():

@@ -1,20 +1,20 @@
-"""Runs the services of ``stack.SERVICES`` in a container engine on a private network."""
+"""Runs the services of ``tools.stack.services.SERVICES`` in a container engine on a private
+network, publishing what ``docker-compose.yml`` publishes (on free host ports)."""
 
 from __future__ import annotations
 
 import json
 import tarfile
-import time
 import uuid
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from tests.container.stack import SERVICES, Service
 from tools.oci.engine import Engine
 from tools.oci.load import load_image
+from tools.stack.services import COMPOSE_ENDPOINTS, SERVICES, Service
+from tools.stack.waiting import wait_until
 
-__all__ = ["Stack", "image_tag", "wait_until"]
+__all__ = ["Stack", "image_tag"]
 
 
 def image_tag(tarball: Path) -> str:
@@ -24,16 +24,6 @@ def image_tag(tarball: Path) -> str:
         assert index is not None
         manifest = json.load(index)["manifests"][0]
     return str(manifest["annotations"]["io.containerd.image.name"])
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 1.0) -> None:
-    """Polls ``check`` until it returns True; raises TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not reached within {timeout:.0f}s")
 
 
 class Stack:
@@ -68,19 +58,22 @@ class Stack:
             for dependency in service.depends_on:
                 if dependency not in healthy:
                     check = partial(self.healthy, by_name[dependency])
-                    wait_until(check, health_timeout, f"{dependency} healthy")
+                    wait_until(check, health_timeout, 1.0, f"{dependency} healthy")
                     healthy.add(dependency)
             self._start(service)
         for service in SERVICES:
-            wait_until(partial(self.healthy, service), health_timeout, f"{service.name} healthy")
+            wait_until(
+                partial(self.healthy, service), health_timeout, 1.0, f"{service.name} healthy"
+            )
 
     def _start(self, service: Service) -> None:
         args = ["run", "-d", "--name", self.container(service.name), "--network", self.network]
         args += ["--network-alias", service.name]
-        for key, value in sorted(service.env.items()):
+        for key, value in sorted(service.environment(COMPOSE_ENDPOINTS).items()):
             args += ["-e", f"{key}={value}"]
-        if service.name == "api":
-            args += ["-p", "127.0.0.1::8000"]
+        for port in service.ports:
+            if port.publish:
+                args += ["-p", f"127.0.0.1::{port.container}"]
         self.engine.run(*args, service.image)
 
     def healthy(self, service: Service) -> bool:
@@ -91,11 +84,19 @@ class Stack:
         self.last_health[service.name] = f"rc={result.returncode} {result.stdout}{result.stderr}"
         return result.returncode == 0
 
+    def published(self, service: str) -> dict[int, int]:
+        """The container ports of ``service`` published on the host, and their host ports."""
+        out = self.engine.run("port", self.container(service), check=False).stdout
+        ports = {}
+        for line in out.splitlines():  # "8000/tcp -> 127.0.0.1:40123"
+            inner, _, outer = line.partition(" -> ")
+            if outer:
+                ports[int(inner.split("/")[0])] = int(outer.rsplit(":", 1)[1])
+        return ports
+
     def api_url(self) -> str:
         """The host URL of the gateway's published port."""
-        out = self.engine.run("port", self.container("api"), "8000/tcp").stdout.strip()
-        host_port = out.splitlines()[0].rsplit(":", 1)[1]
-        return f"http://127.0.0.1:{host_port}"
+        return f"http://127.0.0.1:{self.published('api')[8000]}"
 
     def logs(self) -> str:
         """The last lines of every container's log (for failure messages)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.container.stack import SERVICES
+from tools.stack.services import SERVICES
 
 _BUILD_TIMEOUT_SECONDS = 600
 

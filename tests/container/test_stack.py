@@ -13,9 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.container.engine_stack import Stack, wait_until
-from tests.container.stack import SERVICES
+from tests.container.engine_stack import Stack
 from tools.oci.engine import detect_engine
+from tools.stack.services import SERVICES
+from tools.stack.waiting import wait_until
 
 LIVENESS_MARGIN_SECONDS = 90  # registry liveness window (5 s) + heartbeats on a loaded machine
 
@@ -53,7 +54,7 @@ def test_predict_both_models_then_model_a_goes_away_and_comes_back(stack: Stack)
         wait_until(
             lambda: _predict(client, "model_a", {"data": "example"}).status_code == 200,
             120,
-            "model_a served",
+            what="model_a served",
         )
         reply_a = _predict(client, "model_a", {"data": "example"})
         assert reply_a.status_code == 200, reply_a.text
@@ -65,7 +66,7 @@ def test_predict_both_models_then_model_a_goes_away_and_comes_back(stack: Stack)
         wait_until(
             lambda: _predict(client, "model_a", {"data": "x"}).status_code == 503,
             LIVENESS_MARGIN_SECONDS,
-            "503 for model_a after it stopped",
+            what="503 for model_a after it stopped",
         )
         assert _predict(client, "model_b", {"features": [6.0, 2.9, 4.5, 1.5]}).status_code == 200
 
@@ -73,5 +74,13 @@ def test_predict_both_models_then_model_a_goes_away_and_comes_back(stack: Stack)
         wait_until(
             lambda: _predict(client, "model_a", {"data": "again"}).status_code == 200,
             LIVENESS_MARGIN_SECONDS,
-            "model_a served again",
+            what="model_a served again",
         )
+
+
+def test_brokers_are_reached_on_the_network_not_published(stack: Stack) -> None:
+    """As in docker-compose.yml: only the gateway and the management UI reach the host, so the
+    stack runs beside brokers already listening on the host's 5672 and 6379."""
+    assert set(stack.published("rabbitmq")) == {15672}
+    assert stack.published("redis") == {}
+    assert set(stack.published("api")) == {8000}

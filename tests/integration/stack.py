@@ -1,107 +1,46 @@
-"""Start Conveyor's services as real processes on free ports, for integration tests.
+"""Conveyor's services as real processes on free ports, for integration tests.
 
-Each ``Stack`` has its own registry key prefix and its own model names, so test files can run
-in parallel against the same RabbitMQ and Redis; ``close()`` stops every process it started and
-deletes the queues and keys it created.
+Built on ``tools/stack`` (processes, ports, waiting, the service list). Each ``Stack`` has its
+own registry key prefix and its own model names, so tests never collide even on shared
+brokers; the brokers come from ``AMQP_URL`` / ``REDIS_URL``, read when a ``Stack`` is made
+(the test target's broker plugin sets them at session start). ``close()`` stops every process
+it started and deletes the queues and keys it created.
 """
 
-import asyncio
-import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import aio_pika
 import httpx
-import redis
 
 from conveyor.protocol import model_queues
+from tools.stack.brokers import DEFAULT_URLS
+from tools.stack.cleanup import delete_keys, delete_queues
+from tools.stack.ports import free_port
+from tools.stack.probes import http_ok
+from tools.stack.process import Service, stop_all
+from tools.stack.services import Endpoints, by_name
+from tools.stack.waiting import wait_until
 
-AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+__all__ = [
+    "AMQP_URL",
+    "REDIS_URL",
+    "SLOW_MODEL",
+    "Service",
+    "Stack",
+    "free_port",
+    "wait_until",
+]
+
+AMQP_URL = os.environ.get("AMQP_URL", DEFAULT_URLS["rabbitmq"])
+"""The brokers when this module was imported; a ``Stack`` reads the environment again."""
+REDIS_URL = os.environ.get("REDIS_URL", DEFAULT_URLS["redis"])
 
 START_TIMEOUT = 60.0
+"""Generous: a loaded 2-core machine may take long to import scikit-learn."""
 # The test-only model whose tasks take a while (tests/integration/slow_model.py).
 SLOW_MODEL = "tests.integration.slow_model"
-"""Generous: a loaded 2-core machine may take long to import scikit-learn."""
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(
-    condition: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition"
-) -> Any:
-    """Poll ``condition`` until it returns a truthy value; return it or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except (httpx.HTTPError, OSError) as e:
-            last_error = e
-        else:
-            if value:
-                return value
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not met within {timeout:g} s (last error: {last_error})")
-
-
-class Service:
-    """One child process (``python -m module``) with its output in a log file."""
-
-    def __init__(self, module: str, env: dict[str, str], log_dir: Path, label: str) -> None:
-        self.module = module
-        self.label = label
-        self.log_path = log_dir / f"{label}.log"
-        full_env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(sys.path)}
-        full_env.setdefault("PYTHONUNBUFFERED", "1")
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", module],
-                env=full_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    @property
-    def pid(self) -> int:
-        """The process id."""
-        return self.process.pid
-
-    def signal(self, signum: int) -> None:
-        """Send ``signum`` to the process."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signum)
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM (SIGCONT first, in case it is stopped), then SIGKILL; return the exit code."""
-        if self.process.poll() is None:
-            self.signal(signal.SIGCONT)
-            self.signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def log(self) -> str:
-        """The process's output so far (for failure messages)."""
-        return self.log_path.read_text(errors="replace")
 
 
 class Stack:
@@ -111,18 +50,21 @@ class Stack:
         self.id = uuid.uuid4().hex[:10]
         self.log_dir = Path(tempfile.mkdtemp(prefix=f"conveyor-{self.id}-"))
         self.key_prefix = f"test:{self.id}:registry:"
+        self.amqp_url = os.environ.get("AMQP_URL", DEFAULT_URLS["rabbitmq"])
+        self.redis_url = os.environ.get("REDIS_URL", DEFAULT_URLS["redis"])
         self.registry_port = free_port()
         self.api_port = free_port()
-        self.registry_url = f"http://127.0.0.1:{self.registry_port}"
-        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.endpoints = Endpoints.local(
+            self.amqp_url, self.redis_url, self.api_port, self.registry_port
+        )
+        self.registry_url = self.endpoints.registry_url
+        self.api_url = self.endpoints.api_url
         self.models: set[str] = set()
         self.workers: list[Service] = []
-        common = {"AMQP_URL": AMQP_URL, "REDIS_URL": REDIS_URL}
         self.registry = Service(
             "registry",
             {
-                **common,
-                "REGISTRY_PORT": str(self.registry_port),
+                **by_name("registry").environment(self.endpoints),
                 "REGISTRY_KEY_PREFIX": self.key_prefix,
                 "LIVENESS_WINDOW": str(liveness_window),
             },
@@ -131,12 +73,7 @@ class Stack:
         )
         self.gateway = Service(
             "api",
-            {
-                **common,
-                "API_PORT": str(self.api_port),
-                "REGISTRY_URL": self.registry_url,
-                **gateway_env,
-            },
+            {**by_name("api").environment(self.endpoints), **gateway_env},
             self.log_dir,
             "api",
         )
@@ -159,13 +96,7 @@ class Stack:
         before = self.instances(model)
         worker = Service(
             module,
-            {
-                "AMQP_URL": AMQP_URL,
-                "REDIS_URL": REDIS_URL,
-                "REGISTRY_URL": self.registry_url,
-                "MODEL_NAME": model,
-                **env,
-            },
+            {**by_name("model_a").environment(self.endpoints), "MODEL_NAME": model, **env},
             self.log_dir,
             f"{model}-{len(self.workers)}",
         )
@@ -173,7 +104,7 @@ class Stack:
         self.models.add(model)
 
         def registered() -> bool:
-            if worker.process.poll() is not None:
+            if not worker.alive():
                 raise AssertionError(f"worker exited early:\n{worker.log()}")
             return self.instances(model) > before
 
@@ -190,9 +121,9 @@ class Stack:
 
     def _wait_http(self, service: Service, url: str) -> None:
         def up() -> bool:
-            if service.process.poll() is not None:
+            if not service.alive():
                 raise AssertionError(f"{service.label} exited early:\n{service.log()}")
-            return httpx.get(url, timeout=5.0).status_code == 200
+            return http_ok(url)
 
         wait_until(up, START_TIMEOUT, what=f"{service.label} ready")
 
@@ -205,26 +136,7 @@ class Stack:
     def close(self) -> None:
         """Stop every process, delete this stack's queues and Redis keys."""
         self.http.close()
-        for service in [*self.workers, self.gateway, self.registry]:
-            service.stop()
-        asyncio.run(_delete_queues([q for model in self.models for q in model_queues(model, "1")]))
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            keys = list(client.scan_iter(match=f"test:{self.id}:*", count=500))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
-
-
-async def _delete_queues(names: list[str]) -> None:
-    if not names:
-        return
-    connection = await aio_pika.connect(AMQP_URL)
-    try:
-        for name in names:
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                await channel.queue_delete(name)
-    finally:
-        await connection.close()
+        stop_all(self.workers)
+        stop_all([self.gateway, self.registry])
+        delete_queues(self.amqp_url, (q for m in self.models for q in model_queues(m, "1")))
+        delete_keys(self.redis_url, f"test:{self.id}:*")

@@ -1,12 +1,8 @@
 """The services of the compose stack, in the shape the manifest checks compare against.
 
-One small adapter, :func:`stack_services`, so the source can change in one place. Today the
-services are described once in ``tests/container/stack.py`` (``SERVICES``), which Bazel does not
-let other packages depend on; ``docker-compose.yml`` is rendered from it and
-``//tests/container:test_compose_file`` keeps the two equal, so the adapter reads that file.
-When ``tools/stack/services.py`` lands, build the same :class:`StackService` values from its
-``SERVICES`` instead (``service.image``, ``{p.container for p in service.ports}``,
-``service.environment(COMPOSE_ENDPOINTS)``, ``service.healthcheck[1:]``).
+One small adapter, :func:`stack_services`, over the one description of the services,
+``tools/stack/services.py`` (``docker-compose.yml`` is rendered from it, and
+``//tests/container:test_compose_file`` keeps the file equal to that rendering).
 """
 
 from __future__ import annotations
@@ -16,12 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml  # type: ignore[import-untyped]
+from tools.stack.services import BROKERS, COMPOSE_ENDPOINTS, SERVICES
 
 __all__ = ["BROKERS", "StackService", "stack_services"]
-
-BROKERS = frozenset({"rabbitmq", "redis"})
-"""Services that Kubernetes runs differently (an operator, Sentinel), not as Deployments."""
 
 _HEALTH_PORT = re.compile(r"//127\.0\.0\.1:(\d+)/")
 
@@ -45,24 +38,22 @@ class StackService:
         return (int(found.group(1)), found.group(2)) if found else None
 
 
-def _container_port(mapping: str) -> int:
-    return int(str(mapping).rsplit(":", 1)[-1].split("/")[0])
+def stack_services(compose_file: Path | None = None) -> dict[str, StackService]:
+    """The stack's services by name, as compose runs them.
 
-
-def stack_services(compose_file: Path) -> dict[str, StackService]:
-    """The stack's services by name, read from ``docker-compose.yml``."""
-    compose = yaml.safe_load(compose_file.read_text())
+    ``compose_file`` is accepted for older callers and not read: the file is a rendering of
+    ``tools.stack.services``, which this reads directly.
+    """
     services: dict[str, StackService] = {}
-    for name, spec in compose["services"].items():
-        image = re.sub(r"^\$\{[A-Z_]+:-(.*)\}$", r"\1", spec["image"])
-        test = tuple(str(part) for part in spec.get("healthcheck", {}).get("test", []))
-        ports = {_container_port(p) for p in spec.get("ports", [])}
+    for service in SERVICES:
+        test = service.healthcheck
+        ports = {port.container for port in service.ports}
         ports |= {int(port) for port in _HEALTH_PORT.findall(" ".join(test))}
-        services[name] = StackService(
-            name=name,
-            image=image,
+        services[service.name] = StackService(
+            name=service.name,
+            image=service.image,
             ports=frozenset(ports),
-            env={str(k): str(v) for k, v in (spec.get("environment") or {}).items()},
+            env=service.environment(COMPOSE_ENDPOINTS),
             healthcheck=test[1:] if test[:1] == ("CMD",) else test,
         )
     return services

@@ -1,78 +1,100 @@
 """Start Conveyor locally: ``python -m tools.up`` (``bazel run //:up``).
 
-Uses the brokers at AMQP_URL / REDIS_URL, or starts private ones; then the registry, the
-gateway, model_a and model_b. Prints where to send requests; SIGINT/SIGTERM stops everything
-it started.
+Checks that the gateway's and the registry's ports are free (exits at once naming a taken one),
+uses the brokers at AMQP_URL / REDIS_URL or starts private ones, then the registry, the
+gateway, model_a and model_b. A service that dies is restarted with a growing back-off (and
+logged); the others keep serving, and the gateway answers 503 for a model with no live worker
+meanwhile. SIGINT/SIGTERM stops everything it started.
 """
+
+from __future__ import annotations
 
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-import httpx
+from tools.stack.brokers import DEFAULT_URLS, BrokerError, Brokers, ensure
+from tools.stack.ports import port_in_use
+from tools.stack.probes import http_ok, models_alive
+from tools.stack.process import Service, stop_all
+from tools.stack.services import PROCESSES, Endpoints
+from tools.stack.supervisor import Backoff, Supervisor
+from tools.stack.waiting import wait_until
 
-from tools.up import brokers
-
-SERVICES = ("registry", "api", "models.model_a", "models.model_b")
 READY_TIMEOUT = 90.0
+MODELS = frozenset(s.name for s in PROCESSES if s.module.startswith("models."))
 
 
-def _spawn(module: str, env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
-    log = (logs / f"{module}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT
+def _say(message: str) -> None:
+    print(f"up: {message}", file=sys.stderr, flush=True)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="up", description=__doc__)
+    parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", "8000")))
+    parser.add_argument(
+        "--registry-port", type=int, default=int(os.environ.get("REGISTRY_PORT", "8001"))
     )
+    parser.add_argument(
+        "--restart-delay",
+        type=float,
+        default=float(os.environ.get("CONVEYOR_UP_RESTART_DELAY", "1")),
+        help="seconds before the first restart of a dead service (doubles, up to 30 s)",
+    )
+    return parser.parse_args(argv)
 
 
-def _wait_ready(url: str, children: dict[str, subprocess.Popen[bytes]]) -> bool:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        for name, child in children.items():
-            if child.poll() is not None:
-                print(f"up: {name} exited with {child.returncode}", file=sys.stderr)
-                return False
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    return False
+def taken_ports(ports: dict[str, int]) -> list[str]:
+    """Messages for the ports among ``ports`` (flag name -> port) that are in use."""
+    return [
+        f"port {port} is taken (needed by {flag}); stop what listens there or pass {flag}"
+        for flag, port in ports.items()
+        if port_in_use(port)
+    ]
 
 
-def _models_alive(api_url: str) -> bool:
-    try:
-        listed = httpx.get(f"{api_url}/models", timeout=2.0).json()
-    except (httpx.HTTPError, ValueError):
-        return False
-    alive = {m["name"] for m in listed if m.get("status") == "alive"}
-    return {"model_a", "model_b"} <= alive
+def _wait_ready(api_url: str, services: list[Service], stopping: Callable[[], bool]) -> None:
+    def ready() -> bool:
+        if stopping():
+            raise AssertionError("stop requested")
+        for service in services:
+            if not service.alive():
+                raise AssertionError(f"{service.label} exited with {service.returncode}")
+        return http_ok(f"{api_url}/readyz") and models_alive(api_url, MODELS)
+
+    wait_until(ready, READY_TIMEOUT, interval=0.5, what="gateway and models ready")
 
 
-def _terminate(children: dict[str, subprocess.Popen[bytes]]) -> None:
-    for child in reversed(list(children.values())):
-        if child.poll() is None:
-            child.terminate()
-    for child in children.values():
-        try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+def _banner(brokers: Brokers, endpoints: Endpoints, services: list[Service], logs: Path) -> None:
+    for broker in (brokers.rabbitmq, brokers.redis):
+        origin = "started privately" if broker.started else "already running"
+        _say(f"{broker.kind} at {broker.url} ({origin})")
+    pids = ", ".join(f"{s.label} {s.pid}" for s in services)
+    _say(f"registry at {endpoints.registry_url}, gateway at {endpoints.api_url}")
+    _say(f"pids: {pids}; logs in {logs}")
+    _say("send a request:")
+    print(
+        f'  curl -X POST {endpoints.api_url}/predict/model_a -H "Content-Type: application/json" '
+        '-d \'{"data": "example"}\'',
+        file=sys.stderr,
+    )
+    _say("Ctrl-C stops everything")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run until SIGINT/SIGTERM; return the exit code."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--api-port", default=os.environ.get("API_PORT", "8000"))
-    parser.add_argument("--registry-port", default=os.environ.get("REGISTRY_PORT", "8001"))
-    args = parser.parse_args()
+    args = _parse(argv)
+    problems = taken_ports({"--api-port": args.api_port, "--registry-port": args.registry_port})
+    if problems:
+        for problem in problems:
+            _say(problem)
+        return 2
     stop_requested = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -83,58 +105,39 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     workdir = Path(tempfile.mkdtemp(prefix="conveyor-up-"))
-    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     try:
-        started = brokers.ensure(amqp_url, redis_url, workdir)
-    except brokers.BrokerError as e:
-        print(f"up: {e}", file=sys.stderr)
-        return 1
-    urls = {b.kind: b.url for b in started}
-    registry_url = f"http://127.0.0.1:{args.registry_port}"
-    api_url = f"http://127.0.0.1:{args.api_port}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(sys.path),
-        "PYTHONUNBUFFERED": "1",
-        "AMQP_URL": urls["rabbitmq"],
-        "REDIS_URL": urls["redis"],
-        "REGISTRY_URL": registry_url,
-        "REGISTRY_PORT": str(args.registry_port),
-        "API_PORT": str(args.api_port),
-    }
-    children: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        for module in SERVICES:
-            children[module] = _spawn(module, env, workdir)
-        ready = _wait_ready(f"{api_url}/readyz", children)
-        while ready and not stop_requested and not _models_alive(api_url):
-            time.sleep(0.5)
-        if not ready:
-            print(f"up: services did not become ready; logs in {workdir}", file=sys.stderr)
-            return 1
-        for broker in started:
-            origin = "started privately" if broker.process else "already running"
-            print(f"up: {broker.kind} at {broker.url} ({origin})")
-        print(f"up: registry at {registry_url}, gateway at {api_url} (docs: {api_url}/docs)")
-        print(f"up: logs in {workdir}")
-        print("up: send a request:")
-        print(
-            f'  curl -X POST {api_url}/predict/model_a -H "Content-Type: application/json" '
-            '-d \'{"data": "example"}\''
+        brokers = ensure(
+            os.environ.get("AMQP_URL", DEFAULT_URLS["rabbitmq"]),
+            os.environ.get("REDIS_URL", DEFAULT_URLS["redis"]),
+            workdir,
         )
-        print("up: Ctrl-C stops everything", flush=True)
+    except BrokerError as e:
+        _say(str(e))
+        return 1
+    endpoints = Endpoints.local(
+        brokers.amqp_url, brokers.redis_url, args.api_port, args.registry_port
+    )
+    services: list[Service] = []
+    try:
+        for spec in PROCESSES:
+            services.append(Service(spec.module, spec.environment(endpoints), workdir, spec.name))
+        try:
+            _wait_ready(endpoints.api_url, services, lambda: stop_requested)
+        except (AssertionError, TimeoutError) as e:
+            _say(f"services did not become ready ({e}); logs in {workdir}")
+            return 1
+        _banner(brokers, endpoints, services, workdir)
+        supervisor = Supervisor(services, _say, Backoff(initial=args.restart_delay))
         while not stop_requested:
-            for name, child in children.items():
-                if child.poll() is not None:
-                    print(f"up: {name} exited with {child.returncode}; stopping", file=sys.stderr)
-                    return 1
-            time.sleep(0.5)
+            supervisor.poll()
+            time.sleep(0.2)
         return 0
     finally:
-        _terminate(children)
-        brokers.stop(started)
-        print("up: stopped", file=sys.stderr)
+        # Workers first (they deregister), then the gateway, then the registry.
+        stop_all([s for s in services if s.label in MODELS])
+        stop_all([s for s in reversed(services) if s.label not in MODELS])
+        brokers.stop()
+        _say("stopped")
 
 
 if __name__ == "__main__":

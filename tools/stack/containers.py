@@ -1,16 +1,30 @@
-"""Private brokers from Conveyor's broker images, for machines without broker binaries.
+"""Broker containers from Conveyor's own images (built by Bazel from Debian packages).
 
-``bazel run //:images`` loads ``conveyor/rabbitmq:dev`` and ``conveyor/redis:dev`` (built from
-Debian packages) into Docker or podman; the launcher runs one on a free loopback port when no
-broker answers at the configured URL and no local binary exists.
+``bazel run //:images`` loads ``conveyor/rabbitmq:dev`` and ``conveyor/redis:dev``; tests get
+the image tarballs as data and load them here (:func:`load_broker_images`). Nothing is ever
+pulled. Every container gets a network of its own (podman's default network may not forward
+loopback ports) and both are removed by :meth:`BrokerContainer.stop`.
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from tools.oci.engine import Engine, detect_engine
+from tools.oci.load import image_id, load_image
+
+__all__ = [
+    "BROKER_IMAGES",
+    "CONTAINER_PORTS",
+    "BrokerContainer",
+    "find_engine_with",
+    "image_available",
+    "load_broker_images",
+    "run_broker",
+]
 
 BROKER_IMAGES = {"rabbitmq": "conveyor/rabbitmq:dev", "redis": "conveyor/redis:dev"}
 CONTAINER_PORTS = {"rabbitmq": 5672, "redis": 6379}
@@ -18,20 +32,32 @@ CONTAINER_PORTS = {"rabbitmq": 5672, "redis": 6379}
 
 @dataclass(frozen=True)
 class BrokerContainer:
-    """A broker container this launcher started, on a network of its own (same name)."""
+    """A broker container we started, on a network of its own (same name)."""
 
     engine: Engine
     name: str
 
     def stop(self) -> None:
         """Remove the container (and with it its anonymous volumes), then its network."""
-        self.engine.run("rm", "--force", "--volumes", self.name, check=False, timeout=120)
+        self.engine.run("rm", "--force", "--volumes", "--time", "5", self.name, check=False,
+                        timeout=120)  # fmt: skip
         self.engine.run("network", "rm", "--force", self.name, check=False, timeout=60)
 
 
 def image_available(engine: Engine, image: str) -> bool:
-    """True when ``image`` is in the engine's local store (nothing is ever pulled)."""
+    """True when ``image`` (a tag or an ID) is in the engine's local store."""
     return engine.run("image", "inspect", image, check=False, timeout=60).returncode == 0
+
+
+def load_broker_images(engine: Engine, tarballs: Iterable[Path]) -> None:
+    """Load the broker image tarballs, skipping those whose image ID the engine already holds."""
+    for tarball in tarballs:
+        kind = "rabbitmq" if "rabbitmq" in tarball.name else "redis"
+        wanted = image_id(tarball)
+        if image_available(engine, wanted):
+            engine.run("tag", wanted, BROKER_IMAGES[kind], timeout=60)
+        else:
+            load_image(engine, tarball, BROKER_IMAGES[kind])
 
 
 def find_engine_with(kind: str) -> Engine | None:
@@ -42,12 +68,11 @@ def find_engine_with(kind: str) -> Engine | None:
     return engine
 
 
-def run_broker(engine: Engine, kind: str, host_port: int) -> BrokerContainer:
+def run_broker(engine: Engine, kind: str, host_port: int, label: str = "up") -> BrokerContainer:
     """Start the broker image of ``kind`` publishing its port on 127.0.0.1:``host_port``."""
-    name = f"conveyor-up-{kind}-{host_port}"
+    name = f"conveyor-{label}-{kind}-{host_port}"
     container = BrokerContainer(engine, name)
     try:
-        # A network of its own: podman's default network may not forward loopback ports.
         engine.run("network", "create", name, timeout=60)
         engine.run(
             "run", "--detach", "--rm", "--name", name, "--network", name,
