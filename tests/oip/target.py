@@ -7,7 +7,6 @@ the fake catalog and dispatcher of ``api/oip/tests/fakes.py``, served by uvicorn
 """
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from api.oip.tests.fakes import fake_gateway
+from tools.stack.ports import free_port
 
 START_TIMEOUT = 30.0
 
@@ -47,7 +47,7 @@ def gateway_target() -> Iterator[Target]:
             os.environ.get("OIP_MODEL_B", "model_b"),
         )
         return
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         fake_gateway(), host="127.0.0.1", port=port, lifespan="off", log_level="warning"
     )
@@ -64,9 +64,3 @@ def gateway_target() -> Iterator[Target]:
     finally:
         server.should_exit = True
         thread.join(10)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
