@@ -158,8 +158,10 @@ def _wait_started(broker: Broker, what: str) -> Broker:
 
     try:
         wait_until(ready, BROKER_START_TIMEOUT, interval=0.3, what=f"{what} at {broker.url}")
-    except BaseException:
+    except BaseException as e:
         broker.stop()
+        if isinstance(e, TimeoutError):
+            raise BrokerError(str(e)) from e
         raise
     return broker
 
