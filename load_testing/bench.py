@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scenario", choices=("main", "overload", "batching"), default="main")
+    parser.add_argument("--scenario", choices=("main", "overload", "batching", "profile"), default="main")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0, help="per round")
     parser.add_argument("--connections", type=int, default=32)
@@ -166,10 +166,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from load_testing.overload import run_overload
 
             run_overload(args, out)
-        else:
+        elif args.scenario == "batching":
             from load_testing.batching import run_batching
 
             run_batching(args, out)
+        else:
+            from load_testing.profiling import run_profile
+
+            run_profile(args, out)
     except (StackError, wrk.WrkError) as e:
         print(f"bench: {e}", file=sys.stderr)
         return 3
