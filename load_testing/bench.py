@@ -141,7 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scenario", choices=("main", "overload", "batching", "profile"), default="main")
+    parser.add_argument(
+        "--scenario", choices=("main", "overload", "batching", "profile"), default="main"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0, help="per round")
     parser.add_argument("--connections", type=int, default=32)

@@ -106,7 +106,9 @@ def run(
     wrk = find_wrk()
     script = SCRIPT.read_text()
     if delay_ms > 0:
-        script += f"\nfunction delay()\n   return math.random(0, {max(1, round(2 * delay_ms))})\nend\n"
+        script += (
+            f"\nfunction delay()\n   return math.random(0, {max(1, round(2 * delay_ms))})\nend\n"
+        )
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as file:
         file.write(script)
         file.flush()
