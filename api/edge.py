@@ -52,6 +52,11 @@ def _refuse(
     return error_response(status, code, message, headers=headers, model=None, field=None)
 
 
+def _prerendered(response: JSONResponse) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes]:
+    """A response's status, headers and body, to send again and again as they are."""
+    return response.status_code, tuple(response.raw_headers), bytes(response.body)
+
+
 class Edge:
     """Arrival time, request id, in-flight bound, body limit, API keys (see the module doc)."""
 
@@ -70,6 +75,19 @@ class Edge:
         self._keys = tuple(key.encode() for key in api_keys)
         self.retry_after = retry_after
         self.inflight = 0
+        busy = f"the gateway has its limit of {max_inflight} requests in progress; retry later"
+        self._busy = {
+            oip: _prerendered(
+                _refuse(
+                    "/v2" if oip else "/",
+                    429,
+                    "overloaded",
+                    busy,
+                    {"Retry-After": str(retry_after)},
+                )
+            )
+            for oip in (False, True)
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,13 +121,14 @@ class Edge:
                 {"WWW-Authenticate": "Bearer"},
             )
         elif self.inflight >= self.max_inflight:
-            refusal = _refuse(
-                path,
-                429,
-                "overloaded",
-                f"the gateway has {self.inflight} requests in progress; retry later",
-                {"Retry-After": str(self.retry_after)},
+            # Under overload most answers are this one: sent prerendered, it costs the gateway
+            # almost nothing, which leaves its CPU to the requests it accepted.
+            status, raw_headers, body = self._busy[path.startswith("/v2")]
+            await send_with_id(
+                {"type": "http.response.start", "status": status, "headers": list(raw_headers)}
             )
+            await send_with_id({"type": "http.response.body", "body": body})
+            return
         else:
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:

@@ -23,6 +23,11 @@ logger = logging.getLogger(__name__)
 _RECONNECT_DELAY = 0.2
 
 
+def _expire(future: asyncio.Future[task_pb2.TaskResult | None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class ResultWaiter:
     """Maps task ids to futures, resolved when a worker publishes the task's result."""
 
@@ -65,11 +70,13 @@ class ResultWaiter:
         future = self._futures.get(task_id)
         if future is None or seconds <= 0:
             return None
+        # A timer that resolves the future with None costs one handle; wait_for(shield(...))
+        # costs two more futures and their callbacks on every request.
+        timer = asyncio.get_running_loop().call_later(seconds, _expire, future)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), seconds)
-        except TimeoutError:
-            return None
+            return await future
         finally:
+            timer.cancel()
             if future.done() and self._futures.get(task_id) is future:
                 self.register(task_id)  # re-arm for a later notification
 

@@ -18,7 +18,7 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings):
         default=None,
         ge=1,
         le=10000,
-        description="Unacknowledged tasks per queue; default: concurrency x batch, at least 4.",
+        description="Unacknowledged tasks per queue; default: concurrency x batch, at least 64.",
     )
     worker_concurrency: int = Field(
         default=4, ge=1, le=1000, description="Tasks (or batches) the worker runs at once."

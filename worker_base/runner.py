@@ -41,6 +41,7 @@ _T = TypeVar("_T")
 
 _STORE_RETRY_DELAY = 0.5
 _CLOSE_TIMEOUT = 2.0
+_MIN_PREFETCH = 64
 _DURABLE_LANES = frozenset({"durable", "durable_high"})
 
 
@@ -59,8 +60,10 @@ class Worker:
         self.executor = Executor(model, self.model_name, self.instance_id, self.batch_size)
         if not self.executor.batching:
             self.batch_size = 1
+        # A few prefetched tasks per runner keep the worker busy while acks and new deliveries
+        # cross the broker; with only one per runner it waits on that round trip every task.
         self.prefetch = self.settings.worker_prefetch or max(
-            4, self.settings.worker_concurrency * self.batch_size
+            _MIN_PREFETCH, self.settings.worker_concurrency * self.batch_size
         )
         self.scheduler = Scheduler()
         self._results: ResultBackend | None = None

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import QueryParams
+from starlette.requests import ClientDisconnect
 
 from api.catalog import ModelCatalog, check_name
 from api.codec import parse_request
@@ -171,7 +172,11 @@ async def predict(model: str, request: Request) -> Response:
     options = predict_options(request.query_params, settings, model)
     check_name(model, options.version)
     info = await catalog.get(model, options.version)
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        # The client hung up before sending its body (it gave up waiting): nobody reads this.
+        return Response(b'{"error": "client disconnected"}', 400, media_type="application/json")
     payload = parse_request(body, info.request_class, model, settings.max_json_depth)
     request_id = request_id_of(request.scope)
     if options.asynchronous:

@@ -1,0 +1,59 @@
+"""The edge's in-flight bound: past it, an immediate JSON 429 with Retry-After."""
+
+import asyncio
+import json
+from collections.abc import MutableMapping
+from typing import Any
+
+import pytest
+
+from api.edge import Edge
+
+
+def _scope(path: str) -> dict[str, Any]:
+    return {"type": "http", "method": "POST", "path": path, "headers": []}
+
+
+async def _call(edge: Edge, path: str) -> tuple[int, dict[bytes, bytes], bytes]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    await edge(_scope(path), receive, send)
+    start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+    return start["status"], dict(start["headers"]), body
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/predict/m", "/v2/models/m/infer"])
+async def test_past_the_bound_a_json_429_with_retry_after_at_once(path: str) -> None:
+    release = asyncio.Event()
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    edge = Edge(slow_app, max_inflight=1, max_body_bytes=1024, retry_after=3)
+    first = asyncio.create_task(_call(edge, path))
+    await asyncio.sleep(0)
+    assert edge.inflight == 1
+    status, headers, body = await asyncio.wait_for(_call(edge, path), 1.0)
+    assert status == 429
+    assert headers[b"retry-after"] == b"3"
+    assert headers[b"content-type"] == b"application/json"
+    assert b"x-request-id" in headers
+    error = json.loads(body)["error"]
+    if path.startswith("/v2"):
+        assert "limit of 1 requests" in error
+    else:
+        assert error["code"] == "overloaded"
+    # The refusals are sent again and again: they must stay intact.
+    assert (await asyncio.wait_for(_call(edge, path), 1.0))[0] == 429
+    release.set()
+    assert (await first)[0] == 200
+    assert edge.inflight == 0

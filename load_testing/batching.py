@@ -1,0 +1,60 @@
+"""The ``batching`` scenario: model_b with dynamic batching on and off, and model_a.
+
+Two stacks run side by side on the same brokers: one with the default ``MAX_BATCH_SIZE``
+(model_b's own, 32), one with ``MAX_BATCH_SIZE=1`` (batching off). Rounds alternate between
+batched model_b, unbatched model_b and model_a (the echo), each with ``wrk -c32``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from load_testing.bench import alternate, brokers, conveyor_targets
+from load_testing.report import ratio_lines, table
+from load_testing.stack import Stack
+
+__all__ = ["run_batching"]
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables for what starts inside (the stack passes its env on)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_batching(args: argparse.Namespace, out: Path) -> None:
+    """The batching scenario (see the module doc)."""
+    amqp_url, redis_url = brokers()
+    with contextlib.ExitStack() as stacks:
+        batched = stacks.enter_context(
+            Stack(out / "logs" / "batched", amqp_url=amqp_url, redis_url=redis_url)
+        )
+        with _environment(MAX_BATCH_SIZE="1"):
+            unbatched = Stack(out / "logs" / "unbatched", amqp_url=amqp_url, redis_url=redis_url)
+            stacks.enter_context(unbatched)
+        model_a, model_b = conveyor_targets(batched, "batched")
+        _, model_b_off = conveyor_targets(unbatched, "unbatched")
+        rows = alternate(
+            [model_b, model_b_off, model_a], args.rounds, args.seconds, args.connections,
+            args.warmup,
+        )  # fmt: skip
+        print(f"\nwrk -t1 -c{args.connections}, {args.seconds:g} s per round\n")
+        print(table(rows))
+        print()
+        for line in ratio_lines(rows, model_b.name, model_b_off.name):
+            print(line)
+        for line in ratio_lines(rows, model_b.name, model_a.name):
+            print(line)

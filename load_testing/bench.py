@@ -1,0 +1,196 @@
+"""The benchmark: Conveyor against a minimal reference system, in the same run.
+
+Usage::
+
+    bazel run //load_testing:bench -- [--scenario main|overload|batching]
+        [--rounds 3] [--seconds 10] [--connections 32] [--warmup 3]
+
+``main`` alternates, round by round, the reference (``load_testing/reference``), Conveyor's
+``POST /predict/<model_a>`` (an echo) and ``<model_b>`` (scikit-learn, batching), each driven by
+``wrk -t1 -c32`` for ``--seconds``, then prints req/s, p50/p90/p99, errors, CPU ms per request
+of each process, and the Conveyor/reference ratio per round and overall; then c=1 latency.
+``overload`` and ``batching`` are described in :mod:`load_testing.overload` and
+:mod:`load_testing.batching`. Brokers: ``AMQP_URL`` / ``REDIS_URL`` (default: the local ones);
+everything the run creates there carries a unique tag and is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from load_testing import procstat, wrk
+from load_testing.reference.process import Reference
+from load_testing.report import Row, ratio_lines, table
+from load_testing.stack import DEFAULT_AMQP_URL, DEFAULT_REDIS_URL, Stack, StackError
+
+__all__ = ["Target", "main", "measure"]
+
+MODEL_B_BODY = '{"features": [5.1, 3.5, 1.4, 0.2]}'
+
+
+@dataclass(frozen=True)
+class Target:
+    """A system under test: its URL, the body to post, and its processes (name -> pid)."""
+
+    name: str
+    url: str
+    pids: dict[str, int]
+    body: str = ""
+
+
+def measure(target: Target, number: int, seconds: float, connections: int) -> Row:
+    """One wrk run against ``target``, with the CPU its processes spent per request."""
+    before = {name: procstat.cpu_seconds(pid) for name, pid in target.pids.items()}
+    result = wrk.run(target.url, seconds=seconds, connections=connections, body=target.body)
+    requests = max(1, result.requests)
+    cpu = {
+        name: (procstat.cpu_seconds(pid) - before[name]) * 1000 / requests
+        for name, pid in target.pids.items()
+    }
+    return Row(target.name, number, result, cpu)
+
+
+def conveyor_targets(stack: Stack, label: str = "conveyor") -> tuple[Target, Target]:
+    """model_a (echo) and model_b of a running stack."""
+    api = stack.processes["api"].pid
+    return (
+        Target(
+            f"{label} model_a",
+            f"{stack.api_url}/predict/{stack.model_a}",
+            {"gateway": api, "worker": stack.processes["model_a"].pid},
+        ),
+        Target(
+            f"{label} model_b",
+            f"{stack.api_url}/predict/{stack.model_b}",
+            {"gateway": api, "worker": stack.processes["model_b"].pid},
+            MODEL_B_BODY,
+        ),
+    )
+
+
+def alternate(
+    targets: Sequence[Target], rounds: int, seconds: float, connections: int, warmup: float
+) -> list[Row]:
+    """Warm every target up, then run ``rounds`` rounds of every target in turn."""
+    for target in targets:
+        if warmup > 0:
+            wrk.run(target.url, seconds=warmup, connections=connections, body=target.body)
+    rows = []
+    for number in range(1, rounds + 1):
+        for target in targets:
+            row = measure(target, number, seconds, connections)
+            rows.append(row)
+            print(table([row]).splitlines()[-1], flush=True)
+    return rows
+
+
+def brokers() -> tuple[str, str]:
+    """The brokers' URLs, read now."""
+    return (
+        os.environ.get("AMQP_URL", DEFAULT_AMQP_URL),
+        os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+    )
+
+
+def load_average() -> str:
+    """The machine's load average (the numbers are only comparable within one run)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def run_main(args: argparse.Namespace, out: Path) -> None:
+    """The main scenario (see the module doc)."""
+    amqp_url, redis_url = brokers()
+    with (
+        Reference(out / "logs", amqp_url, redis_url) as reference,
+        Stack(out / "logs", amqp_url=amqp_url, redis_url=redis_url) as stack,
+    ):
+        ref = Target(
+            "reference",
+            reference.url,
+            {
+                "gateway": reference.processes["gateway"].pid,
+                "worker": reference.processes["worker"].pid,
+            },
+        )
+        model_a, model_b = conveyor_targets(stack)
+        rows = alternate(
+            [ref, model_a, model_b], args.rounds, args.seconds, args.connections, args.warmup
+        )
+        print(f"\nwrk -t1 -c{args.connections}, {args.seconds:g} s per round\n")
+        print(table(rows))
+        print()
+        for line in ratio_lines(rows, model_a.name, ref.name):
+            print(line)
+        single = [measure(t, 1, min(args.seconds, 5), 1) for t in (ref, model_a)]
+        print("\nc=1 latency\n")
+        print(table(single))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(
+        prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--scenario", choices=("main", "overload", "batching", "profile"), default="main"
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per round")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds per system")
+    parser.add_argument("--factor", type=float, default=3.0, help="overload: x capacity")
+    parser.add_argument("--overload-seconds", type=float, default=30.0)
+    parser.add_argument("--overload-connections", type=int, default=1536)
+    parser.add_argument("--out", type=Path, help="log directory (default: a new temp dir)")
+    args = parser.parse_args(argv)
+    try:
+        wrk.find_wrk()
+    except wrk.WrkError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
+    base = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY") or Path.cwd())
+    out: Path = args.out or base / "bench-results" / time.strftime("bench-%Y%m%d-%H%M%S")
+    print(f"bench {args.scenario} at {_commit(base)}; load average {load_average()}", flush=True)
+    try:
+        if args.scenario == "main":
+            run_main(args, out)
+        elif args.scenario == "overload":
+            from load_testing.overload import run_overload
+
+            run_overload(args, out)
+        elif args.scenario == "batching":
+            from load_testing.batching import run_batching
+
+            run_batching(args, out)
+        else:
+            from load_testing.profiling import run_profile
+
+            run_profile(args, out)
+    except (StackError, wrk.WrkError) as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 3
+    print(f"\nload average after: {load_average()}; logs in {out}")
+    return 0
+
+
+def _commit(base: Path) -> str:
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=base,
+                              capture_output=True, text=True, timeout=10, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "no-commit"
+    return done.stdout.strip()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The ``overload`` scenario: Conveyor offered about three times what it can serve.
+
+1. Capacity: model_a driven closed-loop (``wrk -c32``) for ``--seconds``.
+2. Overload: ``wrk`` with many connections (``--overload-connections``, default 1536), each
+   pausing between requests so that the connections not stuck in accepted requests (at most
+   the gateway's ``MAX_INFLIGHT``, 512) offer ``--factor`` x capacity; sync predict with
+   ``?timeout=5`` for ``--overload-seconds`` (30). wrk is closed-loop, so this is open-loop
+   only as long as answers come fast (429s do); the offered rate it reached is printed.
+3. A probe sends one request every 50 ms on its own (open loop, independent of wrk) and
+   measures the latency of successes, which wrk cannot separate from the fast refusals.
+
+Printed: shares of 200/429/503/504 and other statuses, goodput against capacity, the probe's
+p99 of successes, answers that were not JSON (must be 0), the gateway's RSS before, right
+after and 10 s after, and how long the model's queues took to drain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import aio_pika
+import httpx
+from aiormq.exceptions import ChannelNotFoundEntity
+
+from conveyor.protocol import model_queues
+from load_testing import procstat, wrk
+from load_testing.bench import brokers, conveyor_targets, measure
+from load_testing.report import table
+from load_testing.stack import Stack
+
+__all__ = ["Probe", "run_overload"]
+
+GATEWAY_MAX_INFLIGHT = 512
+PROBE_INTERVAL_S = 0.05
+
+
+class Probe:
+    """Open-loop sampler: one request per interval, in its own thread and event loop."""
+
+    def __init__(self, url: str, seconds: float) -> None:
+        self.url = url
+        self.seconds = seconds
+        self.latencies: dict[int, list[float]] = {}
+        self.non_json = 0
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def start(self) -> None:
+        """Start sampling."""
+        self._thread.start()
+
+    def join(self) -> None:
+        """Wait for every sample to finish."""
+        self._thread.join()
+
+    async def _one(self, client: httpx.AsyncClient) -> None:
+        start = time.monotonic()
+        try:
+            response = await client.post(self.url, content=b'{"data": "example"}',
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        except httpx.HTTPError:
+            self.latencies.setdefault(0, []).append(time.monotonic() - start)
+            return
+        elapsed = time.monotonic() - start
+        self.latencies.setdefault(response.status_code, []).append(elapsed)
+        if "json" not in response.headers.get("content-type", ""):
+            self.non_json += 1
+
+    async def _run(self) -> None:
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            pending = []
+            end = time.monotonic() + self.seconds
+            while time.monotonic() < end:
+                pending.append(asyncio.create_task(self._one(client)))
+                await asyncio.sleep(PROBE_INTERVAL_S)
+            await asyncio.gather(*pending)
+
+    def p99_ms(self, status: int = 200) -> float:
+        """99th percentile latency of answers with ``status`` (0 when there were none)."""
+        values = sorted(self.latencies.get(status, []))
+        return values[min(len(values) - 1, int(len(values) * 0.99))] * 1000 if values else 0.0
+
+
+async def _queued(amqp_url: str, queues: tuple[str, ...]) -> int:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        total = 0
+        for name in queues:
+            channel = await connection.channel()
+            try:
+                declared = await channel.declare_queue(name, passive=True)
+                total += declared.declaration_result.message_count or 0
+            except ChannelNotFoundEntity:
+                continue
+        return total
+
+
+def _drain_seconds(amqp_url: str, queues: tuple[str, ...], limit: float = 60.0) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        if asyncio.run(_queued(amqp_url, queues)) == 0:
+            return time.monotonic() - start
+        time.sleep(0.5)
+    return float("inf")
+
+
+def run_overload(args: argparse.Namespace, out: Path) -> None:
+    """The overload scenario (see the module doc)."""
+    amqp_url, redis_url = brokers()
+    with Stack(out / "logs", amqp_url=amqp_url, redis_url=redis_url) as stack:
+        model_a, _ = conveyor_targets(stack)
+        api = stack.processes["api"].pid
+        wrk.run(model_a.url, seconds=args.warmup, connections=args.connections)
+        capacity_row = measure(model_a, 0, args.seconds, args.connections)
+        capacity = capacity_row.result.rps
+        print(table([capacity_row]))
+        rss_before = procstat.rss_mb(api)
+        offered = args.factor * capacity
+        free = max(1, args.overload_connections - GATEWAY_MAX_INFLIGHT)
+        delay_ms = 1000 * free / offered
+        url = f"{model_a.url}?timeout=5"
+        probe = Probe(url, args.overload_seconds)
+        probe.start()
+        result = wrk.run(url, seconds=args.overload_seconds,
+                         connections=args.overload_connections, delay_ms=delay_ms,
+                         timeout_s=15)  # fmt: skip
+        probe.join()
+        rss_after = procstat.rss_mb(api)
+        drained = _drain_seconds(amqp_url, model_queues(stack.model_a, "1"))
+        time.sleep(10)
+        rss_settled = procstat.rss_mb(api)
+        shares = ", ".join(
+            f"{status}: {result.share(status):.1%}" for status in sorted(result.statuses)
+        )
+        goodput = result.statuses.get(200, 0) / result.duration_s
+        successes = len(probe.latencies.get(200, []))
+        print(f"\noverload: wrk -c{args.overload_connections} pausing {delay_ms:.0f} ms, "
+              f"{args.overload_seconds:g} s, ?timeout=5")  # fmt: skip
+        print(f"capacity (closed loop, c={args.connections}): {capacity:,.0f} req/s")
+        print(f"offered: {result.rps:,.0f} req/s ({result.rps / capacity:.1f}x capacity)")
+        print(f"answers: {result.requests:,} ({shares}); socket errors {result.socket_errors}, "
+              f"wrk timeouts {result.timeouts}")  # fmt: skip
+        print(f"goodput: {goodput:,.0f} req/s = {goodput / capacity:.0%} of capacity")
+        print(f"latency of all answers: p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
+              f"max {result.max_ms:.0f} ms")  # fmt: skip
+        probe_statuses = {s: len(v) for s, v in sorted(probe.latencies.items())}
+        print(f"probe (1 per {PROBE_INTERVAL_S * 1000:.0f} ms): {probe_statuses}; p99 of "
+              f"successes {probe.p99_ms():.0f} ms over {successes}")  # fmt: skip
+        print(f"non-JSON answers: {result.non_json} (wrk) + {probe.non_json} (probe)")
+        print(f"gateway RSS: {rss_before:.0f} MB before, {rss_after:.0f} MB after, "
+              f"{rss_settled:.0f} MB 10 s later")  # fmt: skip
+        print(f"queues drained {drained:.1f} s after the load stopped")

@@ -1,0 +1,122 @@
+"""Driving ``wrk`` (Debian's package) and reading what it measured.
+
+``post.lua`` makes wrk print one ``BENCH_JSON {...}`` line at the end; :func:`parse` turns it
+into a :class:`WrkResult`. For an open-ish loop, :func:`run` can add a per-connection pause
+(wrk's ``delay()``), so many connections offer a set rate while some wait on slow answers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["WrkError", "WrkResult", "find_wrk", "parse", "run"]
+
+SCRIPT = Path(__file__).with_name("post.lua")
+_MARK = "BENCH_JSON "
+
+
+class WrkError(Exception):
+    """wrk is missing, failed, or printed no result."""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """One wrk run: throughput, latency percentiles (ms), and answers by status."""
+
+    requests: int
+    duration_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    socket_errors: int = 0
+    timeouts: int = 0
+    non_json: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def rps(self) -> float:
+        """Answers per second (of any status)."""
+        return self.requests / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def ok(self) -> int:
+        """Answers with a 2xx status."""
+        return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
+
+    @property
+    def errors(self) -> int:
+        """Answers that were not 2xx, plus socket errors and wrk's own timeouts."""
+        return self.requests - self.ok + self.socket_errors + self.timeouts
+
+    def share(self, status: int) -> float:
+        """The fraction of answers with ``status``."""
+        total = sum(self.statuses.values())
+        return self.statuses.get(status, 0) / total if total else 0.0
+
+
+def parse(output: str) -> WrkResult:
+    """Read the ``BENCH_JSON`` line of wrk's output; raise ``WrkError`` if there is none."""
+    for line in reversed(output.splitlines()):
+        if line.startswith(_MARK):
+            data = json.loads(line[len(_MARK) :])
+            break
+    else:
+        raise WrkError(f"wrk printed no result line:\n{output[-2000:]}")
+    return WrkResult(
+        requests=int(data["requests"]),
+        duration_s=int(data["duration_us"]) / 1e6,
+        p50_ms=int(data["p50_us"]) / 1000,
+        p90_ms=int(data["p90_us"]) / 1000,
+        p99_ms=int(data["p99_us"]) / 1000,
+        max_ms=int(data["max_us"]) / 1000,
+        socket_errors=int(data.get("socket_errors", 0)),
+        timeouts=int(data.get("timeouts", 0)),
+        non_json=int(data.get("non_json", 0)),
+        statuses={int(k): int(v) for k, v in dict(data.get("statuses", {})).items()},
+    )
+
+
+def find_wrk() -> str:
+    """The wrk executable; ``WrkError`` saying how to get it when it is missing."""
+    path = shutil.which("wrk")
+    if path is None:
+        raise WrkError(
+            "wrk is not installed: the benchmark needs Debian's wrk (apt-get install wrk)"
+        )
+    return path
+
+
+def run(
+    url: str,
+    *,
+    seconds: float,
+    connections: int,
+    threads: int = 1,
+    body: str = "",
+    delay_ms: float = 0.0,
+    timeout_s: float = 10.0,
+) -> WrkResult:
+    """Run wrk against ``url`` (POSTing ``body``, default ``{"data": "example"}``)."""
+    wrk = find_wrk()
+    script = SCRIPT.read_text()
+    if delay_ms > 0:
+        script += (
+            f"\nfunction delay()\n   return math.random(0, {max(1, round(2 * delay_ms))})\nend\n"
+        )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as file:
+        file.write(script)
+        file.flush()
+        command = [
+            wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+            f"--timeout={timeout_s:g}s", "-s", file.name, url, "--", body,
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    if done.returncode != 0:
+        raise WrkError(f"wrk failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return parse(done.stdout)
