@@ -19,6 +19,7 @@ __all__ = [
     "RedisUrl",
     "RegistryClientSettings",
     "ServiceSettings",
+    "check_amqp_urls",
     "check_url",
 ]
 
@@ -43,8 +44,22 @@ def check_url(url: str, schemes: tuple[str, ...]) -> str:
     return url
 
 
-AmqpUrl = Annotated[str, AfterValidator(lambda url: check_url(url, ("amqp", "amqps")))]
-"""A RabbitMQ URL (``amqp://user:password@host:port/vhost``)."""
+def check_amqp_urls(value: str) -> str:
+    """Return ``value``, one AMQP URL or several comma-separated, if each is valid."""
+    urls = [part.strip() for part in value.split(",") if part.strip()]
+    if not urls:
+        raise ValueError("names no RabbitMQ node")
+    for index, url in enumerate(urls):
+        try:
+            check_url(url, ("amqp", "amqps"))
+        except ValueError as e:
+            raise ValueError(f"node {index + 1} of {len(urls)}: {e}") from e
+    return ",".join(urls)
+
+
+AmqpUrl = Annotated[str, AfterValidator(check_amqp_urls)]
+"""One RabbitMQ URL (``amqp://user:password@host:port/vhost``) or several, comma-separated: the
+nodes of one cluster, tried in order at start-up and in turn on connection loss."""
 
 RedisUrl = Annotated[str, AfterValidator(lambda url: check_url(url, ("redis", "rediss", "unix")))]
 """A Redis URL (``redis://host:port/db``, ``rediss://`` or ``unix://``)."""
@@ -68,7 +83,11 @@ class RedisSettings(ServiceSettings):
 class AmqpSettings(ServiceSettings):
     """Where RabbitMQ is, and how long to wait for it at start-up."""
 
-    amqp_url: AmqpUrl = DEFAULT_AMQP_URL
+    amqp_url: AmqpUrl = Field(
+        default=DEFAULT_AMQP_URL,
+        description="One RabbitMQ node, or several comma-separated (the nodes of a cluster): "
+        "the service connects to the first that answers and fails over to the next.",
+    )
     broker_connect_timeout: float = Field(
         default=60.0, gt=0, le=3600, description="Seconds to keep retrying RabbitMQ at start-up."
     )
