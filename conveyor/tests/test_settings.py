@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from conveyor.settings import AmqpSettings
+from conveyor.settings import AmqpSettings, RedisSettings
 
 
 def test_one_url_is_kept() -> None:
@@ -33,3 +33,27 @@ def test_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_bad_node_is_refused(value: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         AmqpSettings(amqp_url=value)
+
+
+def test_sentinels_are_host_port_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_SENTINELS", "s1:26379, s2:26380,[::1]:26381")
+    monkeypatch.setenv("REDIS_MASTER_NAME", "conveyor")
+    settings = RedisSettings()
+    assert settings.redis_sentinels == (("s1", 26379), ("s2", 26380), ("::1", 26381))
+    assert settings.redis_master_name == "conveyor"
+    assert settings.redis_wait_replicas == 0
+
+
+def test_no_sentinels_by_default() -> None:
+    assert RedisSettings().redis_sentinels == ()
+
+
+@pytest.mark.parametrize("value", ["s1", "s1:port", ":26379", "s1:0", "s1:70000"])
+def test_a_bad_sentinel_is_refused(value: str) -> None:
+    with pytest.raises(ValidationError, match="is not host:port"):
+        RedisSettings(redis_sentinels=value, redis_master_name="m")
+
+
+def test_sentinels_need_a_master_name() -> None:
+    with pytest.raises(ValidationError, match="REDIS_SENTINELS needs REDIS_MASTER_NAME"):
+        RedisSettings(redis_sentinels="s1:26379")
