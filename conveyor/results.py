@@ -168,8 +168,9 @@ class ResultBackend:
         """``store`` for a batch, in one round trip.
 
         With ``replicas`` > 0 the same round trip ends with ``WAIT replicas wait_ms``: it returns
-        only once that many replicas hold the results, and raises ``NotReplicated`` when fewer
-        did within ``wait_ms`` (the caller stores again; the first stored result still wins).
+        once that many replicas hold the results (or every connected replica, when fewer are
+        connected), and raises ``NotReplicated`` when fewer did within ``wait_ms`` (the caller
+        stores again; the first stored result still wins).
         """
         async with self.redis.pipeline(transaction=False) as pipe:
             for task, result in items:
@@ -189,9 +190,15 @@ class ResultBackend:
         if replicas > 0:
             acknowledged = int(answers.pop())
             if acknowledged < replicas:
-                raise NotReplicated(
-                    f"{acknowledged} of {replicas} replicas acknowledged within {wait_ms} ms"
-                )
+                # Waiting for replicas that are gone would stop every worker: with fewer
+                # connected (a failover promoted the only replica), all connected ones suffice.
+                info = await self.redis.info("replication")
+                connected = int(info.get("connected_slaves", 0))
+                if acknowledged < min(replicas, connected):
+                    raise NotReplicated(
+                        f"{acknowledged} of {min(replicas, connected)} replicas acknowledged "
+                        f"within {wait_ms} ms"
+                    )
         return [bool(stored) for stored in answers]
 
     async def republish(self, task: task_pb2.Task) -> bool:

@@ -163,7 +163,7 @@ async def test_fails_over_to_the_next_node_when_its_node_dies() -> None:
         await first.kill()
         # The robust connection reconnects to the second node and restores its consumer.
         for _ in range(100):
-            if second.connections and connection.connected.is_set():  # type: ignore[attr-defined]
+            if second.connections and connection.connected.is_set():
                 break
             await asyncio.sleep(0.1)
         assert second.connections >= 1
@@ -188,7 +188,7 @@ async def test_cycles_through_the_nodes_while_all_are_down() -> None:
         await first.start()
         await second.start()
         for _ in range(100):
-            if connection.connected.is_set() and (first.connections + second.connections) > 1:  # type: ignore[attr-defined]
+            if connection.connected.is_set() and (first.connections + second.connections) > 1:
                 break
             await asyncio.sleep(0.1)
         await _round_trip(connection)

@@ -2,10 +2,13 @@
 task stays unacknowledged and is stored again) while no replica confirms."""
 
 import asyncio
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from conveyor.redis import redis_client
@@ -33,7 +36,7 @@ async def _store(url: str, replica_url: str, task_ids: list[str], replicas: int)
     replica = aioredis.from_url(replica_url)
     try:
         stored = await ResultBackend(client).store_many(
-            [_item(t) for t in task_ids], ttl=60, replicas=replicas, wait_ms=300
+            [_item(t) for t in task_ids], ttl=60, replicas=replicas, wait_ms=5000
         )
         held = [await replica.exists(f"test:wait:{t}") for t in task_ids]
         assert replicas == 0 or all(held), "WAIT returned before the replica held the results"
@@ -50,8 +53,10 @@ def test_store_returns_once_the_replica_holds_the_results(servers: PrimaryWithRe
     assert stored == [True, True, True]
 
 
-def test_store_fails_while_no_replica_confirms(servers: PrimaryWithReplica) -> None:
-    servers.replica.kill()
+def test_store_fails_while_a_connected_replica_does_not_confirm(
+    servers: PrimaryWithReplica,
+) -> None:
+    servers.replica.signal(signal.SIGSTOP)  # connected, but silent
 
     async def store() -> None:
         client = redis_client(servers.primary.url, 4)
@@ -60,5 +65,31 @@ def test_store_fails_while_no_replica_confirms(servers: PrimaryWithReplica) -> N
         finally:
             await client.aclose()
 
-    with pytest.raises(NotReplicated, match="0 of 1 replicas acknowledged within 200 ms"):
-        asyncio.run(store())
+    try:
+        with pytest.raises(NotReplicated, match="0 of 1 replicas acknowledged within 200 ms"):
+            asyncio.run(store())
+    finally:
+        servers.replica.signal(signal.SIGCONT)
+
+
+def test_store_does_not_wait_for_a_replica_that_is_gone(servers: PrimaryWithReplica) -> None:
+    servers.replica.kill()
+    gone = redis.Redis(port=servers.primary.port)
+    try:
+        for _ in range(100):
+            if int(gone.info("replication")["connected_slaves"]) == 0:
+                break
+            time.sleep(0.1)
+    finally:
+        gone.close()
+
+    async def store() -> list[bool]:
+        client = redis_client(servers.primary.url, 4)
+        try:
+            return await ResultBackend(client).store_many(
+                [_item("e")], ttl=60, replicas=1, wait_ms=200
+            )
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(store()) == [True]
