@@ -9,6 +9,7 @@ missing queue a 503, a broker that cannot be reached a 503; a Redis outage is a 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 _REDIS_ERRORS = (aioredis.RedisError, OSError)
 _AMQP_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError)
+_CLOSING: set[asyncio.Task[None]] = set()  # channels closing after a swap (kept referenced)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class Dispatcher:
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = channel
         self._inspect: AbstractChannel | None = None
+        self._renewed = 0.0  # when the publishing channel was last replaced after a nack
 
     async def start(self, connect_timeout: float) -> None:
         """Connect to RabbitMQ (waiting up to ``connect_timeout`` s for it, reconnecting on its
@@ -232,9 +235,7 @@ class Dispatcher:
                 expiration=max(seconds or 0.0, 0.001),
             )
         try:
-            await self._channel.default_exchange.publish(
-                message, routing_key=queue, mandatory=True, timeout=seconds
-            )
+            await self._confirmed(message, queue, seconds)
         except PublishError as e:  # returned: no queue of that name (before DeliveryError: a
             # returned message is a DeliveryError too)
             raise ModelUnavailable(
@@ -258,6 +259,43 @@ class Dispatcher:
                 f"RabbitMQ is unreachable: {type(e).__name__}", dependency="rabbitmq",
                 model=info.name, retry_after=self._retry_after,
             ) from e  # fmt: skip
+
+    async def _confirmed(
+        self, message: aio_pika.Message, queue: str, seconds: float | None
+    ) -> None:
+        """Publish and wait for the broker's confirm; a nack may be tried again on a new channel.
+
+        After a RabbitMQ node is lost, a channel whose publish to a quorum queue was nacked
+        while the queue had no leader keeps being nacked (RabbitMQ 3.10), though the queue has
+        a new leader; a new channel is not. So on a nack the channel is replaced (at most once
+        a second, so a full queue costs little) and the task published once more: a nack
+        means "full" only when the fresh channel gets one too.
+        """
+        channel = self._channel
+        assert channel is not None
+        try:
+            await channel.default_exchange.publish(
+                message, routing_key=queue, mandatory=True, timeout=seconds
+            )
+        except PublishError:
+            raise
+        except DeliveryError:
+            connection = self._connection
+            now = time.monotonic()
+            if connection is None or connection.is_closed or now - self._renewed < 1.0:
+                raise
+            if self._channel is channel:
+                self._renewed = now
+                self._channel = await connection.channel(
+                    publisher_confirms=True, on_return_raises=True
+                )
+                # Later, so that publishes still waiting on the old channel get their confirms.
+                _close_later(channel, 5.0)
+            renewed = self._channel
+            assert renewed is not None
+            await renewed.default_exchange.publish(
+                message, routing_key=queue, mandatory=True, timeout=seconds
+            )
 
     async def _record(self, task: task_pb2.Task, info: ModelInfo) -> None:
         record = TaskRecord(
@@ -353,3 +391,16 @@ class Dispatcher:
             # connection is between two attempts ("Connection was not opened")
             self._inspect = None
             return None
+
+
+def _close_later(channel: AbstractChannel, delay: float) -> None:
+    """Close ``channel`` after ``delay`` seconds, ignoring errors (its connection may be gone)."""
+
+    async def close() -> None:
+        await asyncio.sleep(delay)
+        with contextlib.suppress(Exception):
+            await channel.close()
+
+    task = asyncio.get_running_loop().create_task(close())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)

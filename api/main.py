@@ -11,7 +11,7 @@ from api.dispatch import Dispatcher
 from api.edge import Edge
 from api.oip import routes as oip
 from api.routes import errors, health, models, predict, tasks
-from conveyor.redis import redis_client
+from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend
 
@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry = RegistryClient(settings.registry_url, settings.registry_timeout)
         app.state.catalog = ModelCatalog(registry, settings.registry_cache_seconds)
         # One connection per request in progress at most (plus the result subscription).
-        redis = redis_client(settings.redis_url, max_connections=settings.max_inflight + 8)
+        redis = redis_client_for(settings, max_connections=settings.max_inflight + 8)
         app.state.dispatcher = Dispatcher(
             settings.amqp_url,
             ResultBackend(redis),

@@ -9,6 +9,9 @@ Each operation that must not race is one Lua script, so it is atomic and one rou
 - ``claim``: a worker about to run an asynchronous task checks that no result exists yet (it
   may have been cancelled) and marks the task running;
 - ``cancel``: a gateway stores a ``CANCELLED`` result unless a result exists or the task runs.
+
+Where Redis has replicas, workers can ask ``store_many`` to ``WAIT`` until replicas hold the
+results before they acknowledge the tasks, so a failover to a replica loses no result.
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ from google.protobuf.message import DecodeError
 from conveyor.protocol import result_key, running_key, task_key
 from proto import task_pb2
 
-__all__ = ["CancelOutcome", "ResultBackend", "TaskRecord", "now_ms", "parse_result"]
+__all__ = [
+    "CancelOutcome",
+    "NotReplicated",
+    "ResultBackend",
+    "TaskRecord",
+    "now_ms",
+    "parse_result",
+]
 
 _STORE = """
 local stored = redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')
@@ -57,6 +67,14 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return {2, ''} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return {0, ''}
 """
+
+
+class NotReplicated(aioredis.RedisError):
+    """Fewer replicas than required confirmed a stored result in time (Redis ``WAIT``).
+
+    A ``RedisError``, so a worker treats it like an outage: it keeps the task unacknowledged
+    and stores the result again until enough replicas hold it.
+    """
 
 
 def now_ms() -> int:
@@ -141,9 +159,19 @@ class ResultBackend:
         return bool(stored)
 
     async def store_many(
-        self, items: Sequence[tuple[task_pb2.Task, task_pb2.TaskResult]], ttl: int
+        self,
+        items: Sequence[tuple[task_pb2.Task, task_pb2.TaskResult]],
+        ttl: int,
+        replicas: int = 0,
+        wait_ms: int = 1000,
     ) -> list[bool]:
-        """``store`` for a batch, in one round trip."""
+        """``store`` for a batch, in one round trip.
+
+        With ``replicas`` > 0 the same round trip ends with ``WAIT replicas wait_ms``: it returns
+        once that many replicas hold the results (or every connected replica, when fewer are
+        connected), and raises ``NotReplicated`` when fewer did within ``wait_ms`` (the caller
+        stores again; the first stored result still wins).
+        """
         async with self.redis.pipeline(transaction=False) as pipe:
             for task, result in items:
                 await self._store(
@@ -155,7 +183,23 @@ class ResultBackend:
                     ],
                     client=pipe,
                 )
-            return [bool(stored) for stored in await pipe.execute()]
+            if replicas > 0:
+                # WAIT counts the writes of its own connection: it must share the pipeline's.
+                pipe.execute_command("WAIT", replicas, wait_ms)
+            answers = await pipe.execute()
+        if replicas > 0:
+            acknowledged = int(answers.pop())
+            if acknowledged < replicas:
+                # Waiting for replicas that are gone would stop every worker: with fewer
+                # connected (a failover promoted the only replica), all connected ones suffice.
+                info = await self.redis.info("replication")
+                connected = int(info.get("connected_slaves", 0))
+                if acknowledged < min(replicas, connected):
+                    raise NotReplicated(
+                        f"{acknowledged} of {min(replicas, connected)} replicas acknowledged "
+                        f"within {wait_ms} ms"
+                    )
+        return [bool(stored) for stored in answers]
 
     async def republish(self, task: task_pb2.Task) -> bool:
         """Announce the stored result again (a redelivered task); False if there is none."""

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+from conveyor.redis import redis_client_for
 from registry import errors
 from registry.config import Settings
 from registry.routes import health, instances, models
@@ -18,7 +19,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = aioredis.from_url(settings.redis_url)
+        client = (
+            redis_client_for(settings, max_connections=64)
+            if settings.redis_sentinels
+            else aioredis.from_url(settings.redis_url)
+        )
         app.state.settings = settings
         app.state.store = RegistryStore(
             client, settings.registry_key_prefix, settings.liveness_window

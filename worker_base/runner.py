@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError
 from conveyor.amqp import connect_amqp
 from conveyor.protocol import dead_letter_queue, durable_queue
 from conveyor.queues import QueueLimits, declare_legacy_queue, declare_model_queues
-from conveyor.redis import redis_client
+from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend, now_ms
 from proto import task_pb2
@@ -84,7 +84,7 @@ class Worker:
         """Serve until ``stop`` is set, then finish the delivered tasks and deregister."""
         settings = self.settings
         await self.model.load()
-        client = redis_client(settings.redis_url, settings.worker_concurrency + 4)
+        client = redis_client_for(settings, settings.worker_concurrency + 4)
         self._results = ResultBackend(client)
         connection = await connect_amqp(settings.amqp_url, settings.broker_connect_timeout)
         headers = (
@@ -271,7 +271,12 @@ class Worker:
         results = self._results
 
         async def call() -> list[bool]:
-            return await results.store_many(items, self.settings.default_result_ttl)
+            return await results.store_many(
+                items,
+                self.settings.default_result_ttl,
+                self.settings.redis_wait_replicas,
+                self.settings.redis_wait_timeout_ms,
+            )
 
         await self._with_redis(call)
 

@@ -1,10 +1,13 @@
-"""connect_amqp waits for a RabbitMQ that is not up yet, and gives up with a clear error."""
+"""connect_amqp waits for a RabbitMQ that is not up yet, gives up with a clear error, and fails
+over between the nodes of a list."""
 
 import asyncio
 import os
 import socket
+import uuid
 from urllib.parse import urlsplit
 
+import aio_pika
 import pytest
 
 from conveyor.amqp import connect_amqp, redact
@@ -72,3 +75,124 @@ async def test_waits_for_a_broker_that_comes_up_later() -> None:
         await connection.close()
         server = await forwarder
         server.close()
+
+
+def test_redact_hides_every_password_of_a_node_list() -> None:
+    assert redact("amqp://u:a@h1/,amqp://u:b@h2/") == "amqp://u:***@h1/,amqp://u:***@h2/"
+
+
+class _Node:
+    """A TCP forwarder to the real broker standing in for one cluster node; ``kill`` drops it
+    and every connection through it, as a node that dies does."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.url = _url_on(self.port)
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        broker = urlsplit(AMQP_URL)
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            up_reader, up_writer = await asyncio.open_connection(
+                broker.hostname, broker.port or 5672
+            )
+            self._writers += [writer, up_writer]
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+        self._server = await asyncio.start_server(handle, "127.0.0.1", self.port)
+
+    async def kill(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        await self._server.wait_closed()
+
+
+async def _round_trip(connection: aio_pika.abc.AbstractConnection) -> None:
+    """Declare a private queue, publish to it and get the message back."""
+    channel = await connection.channel()
+    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await channel.default_exchange.publish(aio_pika.Message(b"ping"), routing_key=queue.name)
+    for _ in range(50):
+        message = await queue.get(fail=False)
+        if message is not None:
+            assert message.body == b"ping"
+            await message.ack()
+            await channel.close()
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the message did not come back")
+
+
+@pytest.mark.asyncio
+async def test_connects_to_the_first_node_that_answers() -> None:
+    dead = f"amqp://guest:guest@127.0.0.1:{_free_port()}/"
+    live = _Node()
+    await live.start()
+    connection = await connect_amqp(f"{dead},{live.url}", wait_seconds=5.0)
+    try:
+        assert live.connections == 1
+        await _round_trip(connection)
+    finally:
+        await connection.close()
+        await live.kill()
+
+
+@pytest.mark.asyncio
+async def test_fails_over_to_the_next_node_when_its_node_dies() -> None:
+    first, second = _Node(), _Node()
+    await first.start()
+    await second.start()
+    connection = await connect_amqp(f"{first.url},{second.url}", wait_seconds=5.0)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(f"test-failover-{uuid.uuid4().hex}", auto_delete=True)
+        received: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            await message.ack()
+            await received.put(message.body)
+
+        await queue.consume(on_message)
+        assert (first.connections, second.connections) == (1, 0)
+        await first.kill()
+        # The robust connection reconnects to the second node and restores its consumer.
+        for _ in range(100):
+            if second.connections and connection.connected.is_set():
+                break
+            await asyncio.sleep(0.1)
+        assert second.connections >= 1
+        assert f":{second.port}/" in str(connection)
+        await _round_trip(connection)
+        publisher = await connection.channel()
+        await publisher.default_exchange.publish(aio_pika.Message(b"after"), routing_key=queue.name)
+        assert await asyncio.wait_for(received.get(), 10) == b"after"
+    finally:
+        await connection.close()
+        await second.kill()
+
+
+@pytest.mark.asyncio
+async def test_cycles_through_the_nodes_while_all_are_down() -> None:
+    first, second = _Node(), _Node()
+    await first.start()
+    connection = await connect_amqp(f"{first.url},{second.url}", wait_seconds=5.0)
+    try:
+        await first.kill()
+        await asyncio.sleep(2.5)  # attempts on the second node (down) and the first (down)
+        await first.start()
+        await second.start()
+        for _ in range(100):
+            if connection.connected.is_set() and (first.connections + second.connections) > 1:
+                break
+            await asyncio.sleep(0.1)
+        await _round_trip(connection)
+    finally:
+        await connection.close()
+        await first.kill()
+        await second.kill()

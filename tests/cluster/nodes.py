@@ -1,0 +1,225 @@
+"""Private broker processes for failover tests: a RabbitMQ cluster of local nodes, and Redis.
+
+Every node has its own name, ports, data and log directories under one temporary directory, so
+the host's RabbitMQ (``rabbit@<host>``) and Redis are never touched. ``close()`` stops every
+process started here and removes the directory.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+START_TIMEOUT = 120.0
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class RabbitNode:
+    """One RabbitMQ node: its Erlang name, AMQP port and process."""
+
+    name: str
+    port: int
+    base: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The AMQP URL of this node."""
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    @property
+    def alive(self) -> bool:
+        """True while the node's process runs."""
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the node (its whole process group: the Erlang VM and its helpers)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(30)
+
+
+@dataclass
+class RabbitCluster:
+    """``size`` RabbitMQ nodes on this machine, joined into one cluster."""
+
+    size: int = 3
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="conveyor-cluster-")))
+    nodes: list[RabbitNode] = field(default_factory=list)
+
+    def start(self) -> "RabbitCluster":
+        """Start the nodes (in parallel), wait for them, join them to the first one."""
+        if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+            raise RuntimeError("Debian's rabbitmq-server is not installed")
+        home = self.root / "home"  # a shared Erlang cookie: $HOME/.erlang.cookie
+        home.mkdir()
+        cookie = home / ".erlang.cookie"
+        cookie.write_text(uuid.uuid4().hex)
+        cookie.chmod(0o400)
+        try:
+            for index in range(self.size):
+                self.nodes.append(self._start_node(index, home))
+            for node in self.nodes:
+                self._await_startup(node)
+            for node in self.nodes[1:]:
+                self.ctl(node, "stop_app")
+                self.ctl(node, "join_cluster", self.nodes[0].name)
+                self.ctl(node, "start_app")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @property
+    def amqp_url(self) -> str:
+        """``AMQP_URL`` naming every node, comma-separated."""
+        return ",".join(node.url for node in self.nodes)
+
+    def ctl(self, node: RabbitNode, *args: str, tool: str = "rabbitmqctl") -> str:
+        """Run ``rabbitmqctl -n <node> args`` (or another CLI ``tool``); return its output."""
+        result = subprocess.run(
+            [str(RABBITMQ_BIN / tool), "-n", node.name, *args],
+            env=node.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{tool} {' '.join(args)} on {node.name}: {result.stderr}")
+        return result.stdout
+
+    def leader(self, queue: str) -> RabbitNode:
+        """The node that leads the quorum queue ``queue``, asked of a live node."""
+        asker = next(node for node in self.nodes if node.alive)
+        output = self.ctl(asker, "list_queues", "name", "leader", "--no-table-headers", "-q")
+        for line in output.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == queue:
+                return next(node for node in self.nodes if node.name == parts[1])
+        raise LookupError(f"{queue} not found on the cluster:\n{output}")
+
+    def _start_node(self, index: int, home: Path) -> RabbitNode:
+        port, dist_port = free_port(), free_port()
+        base = self.root / f"node{index}"
+        base.mkdir()
+        (base / "enabled_plugins").write_text("[].\n")
+        (base / "rabbitmq.conf").write_text("loopback_users = none\n")
+        name = f"conveyor-{self.tag}-{index}@localhost"
+        env = {
+            **os.environ,
+            "HOME": str(home),
+            "RABBITMQ_NODENAME": name,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(port),
+            "RABBITMQ_DIST_PORT": str(dist_port),
+            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(base / "log"),
+            "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),
+        }
+        node = RabbitNode(name, port, base, env)
+        with (base / "server.log").open("wb") as log:
+            node.process = subprocess.Popen(
+                [str(RABBITMQ_BIN / "rabbitmq-server")],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return node
+
+    def _await_startup(self, node: RabbitNode) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _answers(node.port):
+            if not node.alive or time.monotonic() > deadline:
+                log = (node.base / "server.log").read_text(errors="replace")
+                raise RuntimeError(f"{node.name} did not start:\n{log[-3000:]}")
+            time.sleep(0.5)
+        self.ctl(node, "await_startup", "--timeout", str(int(START_TIMEOUT)))
+
+    def close(self) -> None:
+        """Stop every node and remove the data directories."""
+        for node in self.nodes:
+            node.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class RedisServer:
+    """A private redis-server (no persistence) on a free port; optionally a replica of another."""
+
+    root: Path
+    replica_of: int | None = None
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The Redis URL of this server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, *extra: str) -> "RedisServer":
+        """Start the server and wait until it accepts connections."""
+        directory = self.root / f"redis-{self.port}"
+        directory.mkdir(parents=True, exist_ok=True)
+        command = [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+            *extra,
+        ]
+        if self.replica_of is not None:
+            command += ["--replicaof", "127.0.0.1", str(self.replica_of)]
+        with (directory / "server.log").open("wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not _answers(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on {self.port} did not start")
+            time.sleep(0.1)
+        return self
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the server (SIGSTOP: it stays connected but answers nothing)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        """SIGKILL the server."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
