@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from conveyor.errors import ConveyorError
-from conveyor.web import error_response, install_error_handlers
+from conveyor.web import ErrorBody, error_response, install_error_handlers
 from registry.exceptions import (
     InstanceNotFound,
     InvalidSchema,
@@ -48,6 +48,11 @@ RETRY_AFTER = 1
 """Seconds a 503 asks the client to wait."""
 
 _WARN_EVERY = 30.0
+
+REDIS_DOWN: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorBody, "description": "Redis is unreachable; retry after Retry-After"}
+}
+"""The answer every route that reads or writes Redis may give (for the OpenAPI document)."""
 
 
 class _RedisOutage:

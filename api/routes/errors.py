@@ -81,4 +81,4 @@ def context_of(request: Request) -> dict[str, Any]:
 
 def install(app: FastAPI) -> None:
     """Register the JSON error handlers on ``app``."""
-    install_error_handlers(app, status_of, context_of)
+    install_error_handlers(app, status_of, context_of, other_contract=("/v2",))
