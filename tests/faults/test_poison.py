@@ -130,6 +130,7 @@ def test_poison_task_is_dead_lettered_then_redriven(stack: Stack) -> None:
     )
     assert again.returncode == 0, again.stderr
     assert '"moved": 0, "skipped": 0, "left": 0' in again.stdout, again.stdout
+    assert wait_until(lambda: dead_letters() == 0, 10, what="dead letters counted 0")
 
 
 def test_redrive_of_unknown_model_fails_cleanly(stack: Stack) -> None:
