@@ -94,13 +94,15 @@ def install_error_handlers(
     status_of: StatusOf,
     context_of: ContextOf = _no_context,
     other_contract: tuple[str, ...] = (),
+    path_patterns: Mapping[str, str] | None = None,
 ) -> None:
     """Answer every error of ``app`` in the contract's shape.
 
     ``status_of`` maps domain errors to a status; ``context_of`` gives keys every error body of
     this service carries (a domain error's own keys win). Paths under ``other_contract``
     prefixes answer errors in another shape (the gateway's ``/v2``): their OpenAPI entries are
-    left alone.
+    left alone. ``path_patterns`` documents the pattern a path parameter of that name must
+    match (checked by the service itself, so a client knows what a 422 means).
     """
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -131,10 +133,12 @@ def install_error_handlers(
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_middleware(CatchAllMiddleware)
-    _document_validation_errors(app, other_contract)
+    _document_validation_errors(app, other_contract, path_patterns or {})
 
 
-def _document_validation_errors(app: FastAPI, other_contract: tuple[str, ...]) -> None:
+def _document_validation_errors(
+    app: FastAPI, other_contract: tuple[str, ...], path_patterns: Mapping[str, str]
+) -> None:
     """Make the OpenAPI document say what a 422 really is: the error object, not FastAPI's
     ``HTTPValidationError`` (whose shape no answer of a Conveyor service has)."""
     build = app.openapi
@@ -148,6 +152,10 @@ def _document_validation_errors(app: FastAPI, other_contract: tuple[str, ...]) -
             if path.startswith(other_contract) and other_contract:
                 continue
             for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    pattern = path_patterns.get(parameter.get("name", ""))
+                    if parameter.get("in") == "path" and pattern is not None:
+                        parameter.setdefault("schema", {})["pattern"] = f"^{pattern}$"
                 responses = operation.get("responses", {})
                 invalid = responses.get("422")
                 if invalid is not None and "HTTPValidationError" in str(invalid):

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from conveyor.errors import ConveyorError
+from conveyor.protocol import MODEL_NAME_PATTERN, VERSION_PATTERN
 from conveyor.web import ErrorBody, error_response, install_error_handlers
 from registry.exceptions import (
     InstanceNotFound,
@@ -77,7 +78,11 @@ class _RedisOutage:
 
 def install(app: FastAPI) -> None:
     """Register the JSON error handlers on ``app``."""
-    install_error_handlers(app, status_of)
+    install_error_handlers(
+        app,
+        status_of,
+        path_patterns={"name": MODEL_NAME_PATTERN.pattern, "version": VERSION_PATTERN.pattern},
+    )
     outage = _RedisOutage()
     app.add_exception_handler(aioredis.RedisError, outage)
     app.add_exception_handler(ConnectionError, outage)
