@@ -17,7 +17,12 @@ from dataclasses import dataclass
 
 import aio_pika
 import redis.asyncio as aioredis
-from aio_pika.abc import AbstractChannel, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError, PublishError
 
@@ -356,6 +361,7 @@ class Dispatcher:
 async def _count(channel: AbstractChannel, name: str) -> int:
     """Ready messages of queue ``name``, asked of the broker now. A robust channel would hand
     back the queue object of its first passive declaration, with that moment's count."""
+    queue: AbstractQueue
     if isinstance(channel, AbstractRobustChannel):
         queue = await channel.declare_queue(name, passive=True, robust=False)
     else:
