@@ -18,7 +18,12 @@ from dataclasses import dataclass
 
 import aio_pika
 import redis.asyncio as aioredis
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError, PublishError
 
@@ -380,10 +385,8 @@ class Dispatcher:
                 self._inspect = await self._connection.channel()
             queued = 0
             for name in names:
-                declared = await self._inspect.declare_queue(name, passive=True)
-                queued += declared.declaration_result.message_count or 0
-            dead = await self._inspect.declare_queue(dead_letter_queue(model), passive=True)
-            return QueueDepths(queued, dead.declaration_result.message_count or 0)
+                queued += await _count(self._inspect, name)
+            return QueueDepths(queued, await _count(self._inspect, dead_letter_queue(model)))
         except ChannelNotFoundEntity:
             self._inspect = None  # the broker closed the channel
             return None
@@ -404,3 +407,14 @@ def _close_later(channel: AbstractChannel, delay: float) -> None:
     task = asyncio.get_running_loop().create_task(close())
     _CLOSING.add(task)
     task.add_done_callback(_CLOSING.discard)
+
+
+async def _count(channel: AbstractChannel, name: str) -> int:
+    """Ready messages of queue ``name``, asked of the broker now. A robust channel would hand
+    back the queue object of its first passive declaration, with that moment's count."""
+    queue: AbstractQueue
+    if isinstance(channel, AbstractRobustChannel):
+        queue = await channel.declare_queue(name, passive=True, robust=False)
+    else:
+        queue = await channel.declare_queue(name, passive=True)
+    return queue.declaration_result.message_count or 0

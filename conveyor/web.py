@@ -90,12 +90,19 @@ def _no_context(request: Request) -> dict[str, Any]:
 
 
 def install_error_handlers(
-    app: FastAPI, status_of: StatusOf, context_of: ContextOf = _no_context
+    app: FastAPI,
+    status_of: StatusOf,
+    context_of: ContextOf = _no_context,
+    other_contract: tuple[str, ...] = (),
+    path_patterns: Mapping[str, str] | None = None,
 ) -> None:
     """Answer every error of ``app`` in the contract's shape.
 
     ``status_of`` maps domain errors to a status; ``context_of`` gives keys every error body of
-    this service carries (a domain error's own keys win).
+    this service carries (a domain error's own keys win). Paths under ``other_contract``
+    prefixes answer errors in another shape (the gateway's ``/v2``): their OpenAPI entries are
+    left alone. ``path_patterns`` documents the pattern a path parameter of that name must
+    match (checked by the service itself, so a client knows what a 422 means).
     """
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -126,6 +133,47 @@ def install_error_handlers(
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_middleware(CatchAllMiddleware)
+    _document_validation_errors(app, other_contract, path_patterns or {})
+
+
+def _document_validation_errors(
+    app: FastAPI, other_contract: tuple[str, ...], path_patterns: Mapping[str, str]
+) -> None:
+    """Make the OpenAPI document say what a 422 really is: the error object, not FastAPI's
+    ``HTTPValidationError`` (whose shape no answer of a Conveyor service has)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+        for path, operations in schema.get("paths", {}).items():
+            if path.startswith(other_contract) and other_contract:
+                continue
+            for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    pattern = path_patterns.get(parameter.get("name", ""))
+                    if parameter.get("in") == "path" and pattern is not None:
+                        parameter.setdefault("schema", {})["pattern"] = f"^{pattern}$"
+                responses = operation.get("responses", {})
+                invalid = responses.get("422")
+                if invalid is not None and "HTTPValidationError" in str(invalid):
+                    responses["422"] = {
+                        "description": "The request is not valid",
+                        "content": {"application/json": {"schema": error_ref}},
+                    }
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in body.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components.setdefault("ErrorBody", body)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class CatchAllMiddleware:

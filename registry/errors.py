@@ -14,7 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from conveyor.errors import ConveyorError
-from conveyor.web import error_response, install_error_handlers
+from conveyor.protocol import MODEL_NAME_PATTERN, VERSION_PATTERN
+from conveyor.web import ErrorBody, error_response, install_error_handlers
 from registry.exceptions import (
     InstanceNotFound,
     InvalidSchema,
@@ -49,6 +50,11 @@ RETRY_AFTER = 1
 
 _WARN_EVERY = 30.0
 
+REDIS_DOWN: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorBody, "description": "Redis is unreachable; retry after Retry-After"}
+}
+"""The answer every route that reads or writes Redis may give (for the OpenAPI document)."""
+
 
 class _RedisOutage:
     """Answers a request that found Redis unreachable; warns once per ``_WARN_EVERY`` s."""
@@ -72,7 +78,11 @@ class _RedisOutage:
 
 def install(app: FastAPI) -> None:
     """Register the JSON error handlers on ``app``."""
-    install_error_handlers(app, status_of)
+    install_error_handlers(
+        app,
+        status_of,
+        path_patterns={"name": MODEL_NAME_PATTERN.pattern, "version": VERSION_PATTERN.pattern},
+    )
     outage = _RedisOutage()
     app.add_exception_handler(aioredis.RedisError, outage)
     app.add_exception_handler(ConnectionError, outage)

@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (instances, models, health):
-        app.include_router(module.router)
+    for module in (instances, models):
+        app.include_router(module.router, responses=errors.REDIS_DOWN)
+    app.include_router(health.router)
     return app

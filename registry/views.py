@@ -22,7 +22,7 @@ def validate(registration: Registration) -> None:
         pool = load_pool(base64.b64decode(registration.descriptor_set, validate=True))
         find_message(pool, registration.request_type)
         find_message(pool, registration.response_type)
-    except (binascii.Error, SchemaError) as e:
+    except (binascii.Error, ValueError, SchemaError) as e:  # ValueError: not ASCII
         raise InvalidSchema(str(e)) from e
 
 

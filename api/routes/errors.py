@@ -26,6 +26,7 @@ from api.exceptions import (
     UnsupportedMediaType,
 )
 from conveyor.errors import ConveyorError
+from conveyor.protocol import MODEL_NAME_PATTERN, VERSION_PATTERN
 from conveyor.web import install_error_handlers
 
 _STATUS: dict[type[GatewayError], int] = {
@@ -81,4 +82,13 @@ def context_of(request: Request) -> dict[str, Any]:
 
 def install(app: FastAPI) -> None:
     """Register the JSON error handlers on ``app``."""
-    install_error_handlers(app, status_of, context_of)
+    install_error_handlers(
+        app,
+        status_of,
+        context_of,
+        other_contract=("/v2",),
+        path_patterns={
+            "model": MODEL_NAME_PATTERN.pattern,
+            "version": VERSION_PATTERN.pattern,
+        },
+    )

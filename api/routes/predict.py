@@ -81,7 +81,7 @@ _PARAMETERS: list[dict[str, Any]] = [
         "name": "timeout",
         "in": "query",
         "required": False,
-        "schema": {"type": "number", "exclusiveMinimum": 0},
+        "schema": {"type": "number", "minimum": 0.01, "maximum": 300},  # the defaults
         "description": "Seconds to wait for the result (sync mode), counted from arrival; "
         "between MIN_TIMEOUT (0.01) and MAX_TIMEOUT (300); default DEFAULT_TIMEOUT (30).",
     },
