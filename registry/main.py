@@ -6,9 +6,10 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+from conveyor.metrics import RegistryMetrics
 from registry import errors
 from registry.config import Settings
-from registry.routes import health, instances, models
+from registry.routes import health, instances, metrics, models
 from registry.store import RegistryStore
 
 
@@ -34,7 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Which models exist, their schemas, and which instances are alive.",
         lifespan=lifespan,
     )
+    app.state.metrics = RegistryMetrics()
     errors.install(app)
-    for module in (instances, models, health):
+    for module in (instances, models, health, metrics):
         app.include_router(module.router)
     return app
