@@ -97,6 +97,7 @@ def main() -> int:
         **os.environ,
         "PYTHONPATH": os.pathsep.join(sys.path),
         "PYTHONUNBUFFERED": "1",
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),  # readable lines for development
         "AMQP_URL": urls["rabbitmq"],
         "REDIS_URL": urls["redis"],
         "REGISTRY_URL": registry_url,
