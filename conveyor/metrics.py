@@ -18,7 +18,9 @@ Series (``docs/observability.md`` lists them with their labels):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import itertools
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -30,8 +32,10 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.registry import Collector
 
 from proto import task_pb2
 
@@ -98,28 +102,86 @@ def outcome_of(status: int) -> str:
 
 
 class RequestSeries:
-    """The gateway's series of one (endpoint, model, version), bound once and reused."""
+    """The gateway's counts of one (endpoint, model, version): plain numbers, exported at
+    scrape time by ``GatewayMetrics``' collector.
 
-    __slots__ = ("_by_status", "_labels", "_latency", "_rejected", "_requests")
+    Not locked: the gateway updates and exports them from its one event loop. A request costs
+    a few dictionary and list updates (a prometheus_client child's ``inc`` and ``observe``
+    take a lock each and cost several times more).
+    """
 
-    def __init__(self, metrics: GatewayMetrics, endpoint: str, model: str, version: str) -> None:
-        self._labels = (model, version, endpoint)
-        self._requests = metrics.requests
-        self._latency = metrics.latency.labels(model, version, endpoint)
-        self._rejected = metrics.rejected
-        self._by_status: dict[int, Callable[[], None]] = {}
+    __slots__ = ("buckets", "by_outcome", "endpoint", "model", "rejected", "sum", "version")
+
+    def __init__(self, endpoint: str, model: str, version: str) -> None:
+        self.endpoint = endpoint
+        self.model = model
+        self.version = version
+        self.by_outcome: dict[str, int] = {}
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # per bucket, +Inf last; not cumulative
+        self.sum = 0.0
+        self.rejected: dict[str, int] = {}
 
     def observe(self, status: int, seconds: float, reason: str = "queue_full") -> None:
         """Count one request that ended with ``status`` after ``seconds``."""
-        count = self._by_status.get(status)
-        if count is None:
-            model, version, endpoint = self._labels
-            count = self._requests.labels(model, version, endpoint, outcome_of(status)).inc
-            self._by_status[status] = count
-        count()
-        self._latency.observe(seconds)
+        outcome = _OUTCOMES.get(status) or outcome_of(status)
+        self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.sum += seconds
         if status == 429:
-            self._rejected.labels(self._labels[0], self._labels[1], reason).inc()
+            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    @property
+    def count(self) -> int:
+        """Requests counted."""
+        return sum(self.buckets)
+
+    def cumulative(self) -> list[int]:
+        """Requests at or under each bucket's bound (``le``), +Inf last."""
+        return list(itertools.accumulate(self.buckets))
+
+
+_OUTCOMES = {status: outcome_of(status) for status in (200, 202, 404, 422, 429, 500, 503, 504)}
+
+
+class _RequestCollector(Collector):
+    """Exports the gateway's request series from their plain numbers."""
+
+    def __init__(self, series: dict[tuple[str, str, str], RequestSeries]) -> None:
+        self._series = series
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "conveyor_requests",
+            "HTTP requests answered by the gateway, by model, version, endpoint and outcome.",
+            labels=["model", "version", "endpoint", "outcome"],
+        )
+        latency = HistogramMetricFamily(
+            "conveyor_request_duration_seconds",
+            "End-to-end latency of gateway requests, from arrival to the response.",
+            labels=["model", "version", "endpoint"],
+        )
+        rejected = CounterMetricFamily(
+            "conveyor_rejected_requests",
+            "Requests refused with 429: reason gateway_full (MAX_INFLIGHT) or queue_full.",
+            labels=["model", "version", "reason"],
+        )
+        for s in list(self._series.values()):
+            for outcome, count in s.by_outcome.items():
+                requests.add_metric([s.model, s.version, s.endpoint, outcome], count)
+            cumulative = s.cumulative()
+            latency.add_metric(
+                [s.model, s.version, s.endpoint],
+                [(_LE[i], float(n)) for i, n in enumerate(cumulative)],
+                s.sum,
+            )
+            for reason, count in s.rejected.items():
+                rejected.add_metric([s.model, s.version, reason], count)
+        yield requests
+        yield latency
+        yield rejected
+
+
+_LE = [*(repr(float(b)) for b in LATENCY_BUCKETS), "+Inf"]
 
 
 class GatewayMetrics:
@@ -127,28 +189,11 @@ class GatewayMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else new_registry()
-        self.requests = Counter(
-            "conveyor_requests",
-            "HTTP requests answered by the gateway, by model, version, endpoint and outcome.",
-            ["model", "version", "endpoint", "outcome"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "conveyor_request_duration_seconds",
-            "End-to-end latency of gateway requests, from arrival to the response.",
-            ["model", "version", "endpoint"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self._series: dict[tuple[str, str, str], RequestSeries] = {}
+        self.registry.register(_RequestCollector(self._series))
         self.inflight = Gauge(
             "conveyor_inflight_requests",
             "Requests the gateway is working on.",
-            registry=self.registry,
-        )
-        self.rejected = Counter(
-            "conveyor_rejected_requests",
-            "Requests refused with 429: reason gateway_full (MAX_INFLIGHT) or queue_full.",
-            ["model", "version", "reason"],
             registry=self.registry,
         )
         self.cancelled = Counter(
@@ -169,15 +214,18 @@ class GatewayMetrics:
             ["model"],
             registry=self.registry,
         )
-        self._series: dict[tuple[str, str, str], RequestSeries] = {}
 
     def series(self, endpoint: str, model: str = "", version: str = "") -> RequestSeries:
-        """The bound series of one endpoint and model version (created on first use)."""
+        """The series of one endpoint and model version (created on first use)."""
         key = (endpoint, model, version)
         found = self._series.get(key)
         if found is None:
-            found = self._series[key] = RequestSeries(self, endpoint, model, version)
+            found = self._series[key] = RequestSeries(endpoint, model, version)
         return found
+
+    def all_series(self) -> list[RequestSeries]:
+        """Every request series so far."""
+        return list(self._series.values())
 
     def track_inflight(self, read: Callable[[], float]) -> None:
         """Report ``read()`` as the in-flight gauge at each scrape (nothing per request)."""

@@ -27,14 +27,8 @@ __all__ = ["Monitor", "quantile"]
 logger = logging.getLogger(__name__)
 
 
-def _go_float(bound: float) -> str:
-    """A bucket bound as the ``le`` label spells it (``0.005``, ``1.0``)."""
-    return repr(float(bound))
-
-
 _MODEL_ENDPOINTS = frozenset({"predict", "v2_infer"})
 _ERROR_OUTCOMES = frozenset({"error", "timeout"})
-_BUCKET_INDEX = {_go_float(b): i for i, b in enumerate(LATENCY_BUCKETS)}
 _RATE_WINDOW = 10.0
 _LATENCY_WINDOW = 60.0
 
@@ -147,27 +141,20 @@ class Monitor:
 
     def _counts(self) -> dict[str, _Counts]:
         counts: dict[str, _Counts] = {}
-        for metric in self.metrics.requests.collect():
-            for s in metric.samples:
-                if not s.name.endswith("_total") or not s.labels["model"]:
-                    continue
-                entry = counts.setdefault(s.labels["model"], _Counts())
-                entry.requests += s.value
-                outcome = s.labels["outcome"]
+        for series in self.metrics.all_series():
+            if not series.model:
+                continue
+            entry = counts.setdefault(series.model, _Counts())
+            for outcome, count in series.by_outcome.items():
+                entry.requests += count
                 if outcome in _ERROR_OUTCOMES:
-                    entry.errors += s.value
+                    entry.errors += count
                 elif outcome == "rejected":
-                    entry.rejected += s.value
-        for metric in self.metrics.latency.collect():
-            for s in metric.samples:
-                labels = s.labels
-                if not s.name.endswith("_bucket") or labels["endpoint"] not in _MODEL_ENDPOINTS:
-                    continue
-                if not labels["model"]:
-                    continue
-                entry = counts.setdefault(labels["model"], _Counts())
-                i = _BUCKET_INDEX.get(labels["le"], len(LATENCY_BUCKETS))
-                entry.buckets[i] += s.value
+                    entry.rejected += count
+            if series.endpoint in _MODEL_ENDPOINTS:
+                entry.buckets = [
+                    a + b for a, b in zip(entry.buckets, series.cumulative(), strict=True)
+                ]
         return counts
 
     def _since(self, seconds: float) -> _Sample | None:

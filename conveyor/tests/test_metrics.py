@@ -2,6 +2,7 @@
 
 import urllib.request
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from conveyor.metrics import (
@@ -117,3 +118,20 @@ def test_a_worker_serves_its_registry_on_a_port() -> None:
         body = response.read().decode()
     assert 'conveyor_tasks_dead_lettered_total{model="m",version="1"} 1.0' in body
     assert not serve(metrics.registry, port, "127.0.0.1")  # taken: reported, not raised
+
+
+def test_request_series_buckets_follow_prometheus_le() -> None:
+    metrics = GatewayMetrics(CollectorRegistry())
+    series = metrics.series("predict", "m", "1")
+    for seconds in (0.001, 0.0011, 0.3, 1000.0):  # on a bound, just over, mid, past the last
+        series.observe(200, seconds)
+    value = metrics.registry.get_sample_value
+    labels = {"model": "m", "version": "1", "endpoint": "predict"}
+    assert value("conveyor_request_duration_seconds_bucket", {**labels, "le": "0.001"}) == 1
+    assert value("conveyor_request_duration_seconds_bucket", {**labels, "le": "0.0025"}) == 2
+    assert value("conveyor_request_duration_seconds_bucket", {**labels, "le": "0.5"}) == 3
+    assert value("conveyor_request_duration_seconds_bucket", {**labels, "le": "300.0"}) == 3
+    assert value("conveyor_request_duration_seconds_bucket", {**labels, "le": "+Inf"}) == 4
+    assert value("conveyor_request_duration_seconds_sum", labels) == pytest.approx(1000.3021)
+    assert series.count == 4
+    assert metrics.all_series() == [series]
