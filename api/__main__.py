@@ -4,11 +4,13 @@ import uvicorn
 
 from api.config import Settings
 from api.main import create_app
+from conveyor.logs import configure_logging
 
 
 def main() -> None:
     """Serve the gateway on API_HOST:API_PORT."""
     settings = Settings()
+    configure_logging("api", settings.log_format, settings.log_level)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
@@ -17,6 +19,7 @@ def main() -> None:
         http="httptools",
         access_log=False,  # one log line per request costs more than the request's own work
         server_header=False,
+        log_config=None,  # configure_logging's format, for uvicorn's lines too
     )
 
 

@@ -5,10 +5,11 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from conveyor.logs import LogSettings
 from conveyor.settings import AmqpSettings, RedisSettings, RegistryClientSettings
 
 
-class Settings(AmqpSettings, RedisSettings, RegistryClientSettings):
+class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings):
     """Settings of the gateway (environment variables, case-insensitive)."""
 
     api_host: str = "127.0.0.1"
@@ -37,6 +38,15 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings):
         default=False,
         description="Send synchronous tasks through the durable lane too (persistent, "
         "replicated) instead of the fast lane.",
+    )
+    metrics_enabled: bool = Field(
+        default=True, description="Count requests for GET /metrics and the dashboard."
+    )
+    dashboard_sample_seconds: float = Field(
+        default=2.0,
+        ge=0.2,
+        le=60,
+        description="How often the dashboard's figures and the queue gauges are refreshed.",
     )
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),

@@ -36,6 +36,7 @@ from api.exceptions import (
     TaskConflict,
     TaskNotFound,
 )
+from conveyor import logs
 from conveyor.amqp import connect_amqp
 from conveyor.protocol import (
     HIGH_PRIORITY,
@@ -143,6 +144,7 @@ class Dispatcher:
         reply: str,
     ) -> task_pb2.Task:
         task_id = uuid.uuid4().hex
+        logs.note(info.name, info.version, task_id)  # the request's log lines and metrics
         return task_pb2.Task(
             task_id=task_id,
             model=info.name,
@@ -339,6 +341,7 @@ class Dispatcher:
         version = record.version if record is not None and record.version else ""
         if not version and result is not None:
             version = result.version
+        logs.note(model, version, task_id)  # the request's log lines and metrics
         return TaskStatus(task_id=task_id, model=model, version=version, result=result)
 
     async def cancel(self, task_id: str) -> TaskStatus:

@@ -7,11 +7,14 @@ One plain ASGI middleware (cheaper than a stack of them) that
 - bounds the requests in progress (``MAX_INFLIGHT``): past it, a 429 with ``Retry-After`` at
   once, before the body is read;
 - refuses a body over ``MAX_BODY_BYTES`` (413), by its Content-Length or as it streams in;
-- checks the API key (``API_KEYS``) on predict, tasks and models; health stays open.
+- checks the API key (``API_KEYS``) on predict, tasks and models; health stays open;
+- opens the request's log context (``conveyor.logs``) and, with metrics on, counts the
+  request by endpoint, model, version and outcome, with its latency.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -22,13 +25,47 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.exceptions import PayloadTooLarge
+from conveyor import logs
+from conveyor.metrics import GatewayMetrics
 from conveyor.web import error_response
 
-__all__ = ["Edge", "arrival_of", "request_id_of"]
+__all__ = ["Edge", "arrival_of", "endpoint_of", "request_id_of"]
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
-_OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/v2/health/", "/docs", "/openapi.json")
+_OPEN_PATHS = (
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/dashboard",
+    "/v2/health/",
+    "/docs",
+    "/openapi.json",
+)
 _PROTECTED_PREFIXES = ("/predict", "/tasks", "/models", "/v2")
+
+logger = logging.getLogger(__name__)
+
+
+def endpoint_of(path: str) -> str:
+    """The ``endpoint`` label of a path: a handful of values, whatever the path holds."""
+    if path.startswith("/predict/"):
+        return "predict"
+    if path.startswith("/v2/"):
+        return "v2_infer" if path.endswith("/infer") else "v2"
+    for prefix, name in _ENDPOINTS:
+        if path.startswith(prefix):
+            return name
+    return "other"
+
+
+_ENDPOINTS = (
+    ("/tasks/", "tasks"),
+    ("/models", "models"),
+    ("/dashboard", "dashboard"),
+    ("/metrics", "metrics"),
+    ("/healthz", "health"),
+    ("/readyz", "health"),
+)
 
 
 def arrival_of(scope: Scope) -> float:
@@ -68,8 +105,12 @@ class Edge:
         max_body_bytes: int,
         api_keys: tuple[str, ...] = (),
         retry_after: int = 1,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.app = app
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.track_inflight(lambda: self.inflight)
         self.max_inflight = max_inflight
         self.max_body_bytes = max_body_bytes
         self._keys = tuple(key.encode() for key in api_keys)
@@ -101,15 +142,22 @@ class Edge:
         state["arrival"] = arrival
         state["request_id"] = request_id
         echo = (b"x-request-id", request_id.encode())
+        context = logs.begin(request_id)
+        status = 500
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message["headers"] = [*message.get("headers", []), echo]
             await send(message)
 
         path: str = scope["path"]
         if path.startswith(_OPEN_PATHS):
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                self._done(scope, context, status, arrival, "")
             return
         refusal: JSONResponse | None = None
         if self._keys and path.startswith(_PROTECTED_PREFIXES) and not self._authorized(headers):
@@ -140,12 +188,30 @@ class Edge:
                 )
         if refusal is not None:
             await refusal(scope, receive, send_with_id)
+            self._done(scope, context, status, arrival, "gateway_full")
             return
         self.inflight += 1
         try:
             await self.app(scope, self._limited(receive), send_with_id)
         finally:
             self.inflight -= 1
+            self._done(scope, context, status, arrival, "queue_full")
+
+    def _done(
+        self, scope: Scope, context: logs.LogContext, status: int, arrival: float, reason: str
+    ) -> None:
+        """Count the finished request; at debug level, log it (an access log off by default)."""
+        if self.metrics is None and not logger.isEnabledFor(logging.DEBUG):
+            return
+        seconds = time.monotonic() - arrival
+        path: str = scope["path"]
+        if self.metrics is not None:
+            endpoint = endpoint_of(path)
+            series = self.metrics.series(endpoint, context.model, context.version)
+            series.observe(status, seconds, reason)
+            if endpoint == "tasks" and status == 200 and scope["method"] == "DELETE":
+                self.metrics.cancelled.labels(context.model, context.version).inc()
+        logger.debug("%s %s -> %d in %.1f ms", scope["method"], path, status, seconds * 1000)
 
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
         scheme, _, key = headers.get(b"authorization", b"").partition(b" ")

@@ -7,10 +7,12 @@ from fastapi import FastAPI
 
 from api.catalog import ModelCatalog
 from api.config import Settings
+from api.dashboard.monitor import Monitor
 from api.dispatch import Dispatcher
 from api.edge import Edge
 from api.oip import routes as oip
-from api.routes import errors, health, models, predict, tasks
+from api.routes import dashboard, errors, health, metrics, models, predict, tasks
+from conveyor.metrics import GatewayMetrics
 from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend
@@ -19,6 +21,7 @@ from conveyor.results import ResultBackend
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway; connections open in its lifespan."""
     settings = settings or Settings()
+    gateway_metrics = GatewayMetrics() if settings.metrics_enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,9 +38,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retry_after=settings.retry_after,
         )
         await app.state.dispatcher.start(settings.broker_connect_timeout)
+        if gateway_metrics is not None:
+            app.state.monitor = Monitor(
+                app.state.catalog,
+                app.state.dispatcher,
+                gateway_metrics,
+                settings.dashboard_sample_seconds,
+            )
+            app.state.monitor.start()
         try:
             yield
         finally:
+            if gateway_metrics is not None:
+                await app.state.monitor.stop()
             await app.state.dispatcher.stop()
             await app.state.catalog.aclose()
 
@@ -48,8 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = gateway_metrics
     errors.install(app)
-    for module in (predict, tasks, models, health):
+    for module in (predict, tasks, models, health, metrics, dashboard):
         app.include_router(module.router)
     app.include_router(oip.router)  # the Open Inference Protocol under /v2 (docs/protocol.md)
     app.add_middleware(
@@ -58,5 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         api_keys=settings.api_keys,
         retry_after=settings.retry_after,
+        metrics=gateway_metrics,
     )
     return app

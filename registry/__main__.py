@@ -2,6 +2,7 @@
 
 import uvicorn
 
+from conveyor.logs import configure_logging
 from registry.config import Settings
 from registry.main import create_app
 
@@ -9,7 +10,13 @@ from registry.main import create_app
 def main() -> None:
     """Serve the registry on REGISTRY_HOST:REGISTRY_PORT."""
     settings = Settings()
-    uvicorn.run(create_app(settings), host=settings.registry_host, port=settings.registry_port)
+    configure_logging("registry", settings.log_format, settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.registry_host,
+        port=settings.registry_port,
+        log_config=None,  # configure_logging's format, for uvicorn's lines too
+    )
 
 
 if __name__ == "__main__":

@@ -2,11 +2,12 @@
 
 from pydantic import Field
 
+from conveyor.logs import LogSettings
 from conveyor.settings import RedisSettings
 from registry.constants import DEFAULT_KEY_PREFIX
 
 
-class Settings(RedisSettings):
+class Settings(RedisSettings, LogSettings):
     """Settings of the registry (environment variables, case-insensitive)."""
 
     registry_host: str = "127.0.0.1"

@@ -6,10 +6,11 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+from conveyor.metrics import RegistryMetrics
 from conveyor.redis import redis_client_for
 from registry import errors
 from registry.config import Settings
-from registry.routes import health, instances, models
+from registry.routes import health, instances, metrics, models
 from registry.store import RegistryStore
 
 
@@ -39,8 +40,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Which models exist, their schemas, and which instances are alive.",
         lifespan=lifespan,
     )
+    app.state.metrics = RegistryMetrics()
     errors.install(app)
     for module in (instances, models):
         app.include_router(module.router, responses=errors.REDIS_DOWN)
-    app.include_router(health.router)
+    for module in (health, metrics):
+        app.include_router(module.router)
     return app

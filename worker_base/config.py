@@ -2,10 +2,11 @@
 
 from pydantic import Field
 
+from conveyor.logs import LogSettings
 from conveyor.settings import AmqpSettings, RedisSettings, RegistryClientSettings
 
 
-class Settings(AmqpSettings, RedisSettings, RegistryClientSettings):
+class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings):
     """Settings of one worker process (environment variables, case-insensitive)."""
 
     model_name: str | None = Field(
@@ -44,3 +45,11 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings):
     registry_key: str | None = Field(
         default=None, repr=False, description="Sent to the registry when it requires one."
     )
+    metrics_port: int = Field(
+        default=9200,
+        ge=0,
+        le=65535,
+        description="Port of the worker's GET /metrics (0: none); a port already taken is "
+        "logged and skipped.",
+    )
+    metrics_host: str = Field(default="0.0.0.0", description="Address of GET /metrics.")

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from google.protobuf.message import DecodeError, Message
 
+from conveyor import logs
 from conveyor.results import now_ms
 from proto import task_pb2
 from worker_base.exceptions import InvalidRequest
@@ -99,14 +100,15 @@ class Executor:
             result.error.code = task_pb2.TaskError.BAD_TASK
             result.error.message = f"cannot decode the request payload: {outcome}"
         elif isinstance(outcome, Exception):
-            logger.error(
-                "model %s failed on task %s: %s: %s",
-                self.model_name,
-                task.task_id,
-                type(outcome).__name__,
-                outcome,
-                exc_info=outcome,
-            )
+            with logs.bound(task.request_id, task.task_id, self.model_name, task.version):
+                logger.error(
+                    "model %s failed on task %s: %s: %s",
+                    self.model_name,
+                    task.task_id,
+                    type(outcome).__name__,
+                    outcome,
+                    exc_info=outcome,
+                )
             result.error.code = task_pb2.TaskError.MODEL_ERROR
             result.error.message = f"{type(outcome).__name__}: {outcome}"
         elif outcome.DESCRIPTOR.full_name != self._expected:

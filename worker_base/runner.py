@@ -22,7 +22,9 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 
+from conveyor import logs, metrics
 from conveyor.amqp import connect_amqp
+from conveyor.logs import configure_logging
 from conveyor.protocol import dead_letter_queue, durable_queue
 from conveyor.queues import QueueLimits, declare_legacy_queue, declare_model_queues
 from conveyor.redis import redis_client_for
@@ -70,6 +72,8 @@ class Worker:
         self._unsettled = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self.metrics = metrics.WorkerMetrics(self.model_name, self.version)
+        self.metrics.track_unsettled(lambda: self._unsettled)
 
     @property
     def queue_name(self) -> str:
@@ -84,6 +88,10 @@ class Worker:
         """Serve until ``stop`` is set, then finish the delivered tasks and deregister."""
         settings = self.settings
         await self.model.load()
+        if settings.metrics_port and not metrics.serve(
+            self.metrics.registry, settings.metrics_port, settings.metrics_host
+        ):
+            logger.warning("port %d is taken: no GET /metrics", settings.metrics_port)
         client = redis_client_for(settings, settings.worker_concurrency + 4)
         self._results = ResultBackend(client)
         connection = await connect_amqp(settings.amqp_url, settings.broker_connect_timeout)
@@ -208,7 +216,9 @@ class Worker:
             f"{dead_letter_queue(self.model_name)}"
         )
         result.finished_unix_ms = now_ms()
-        logger.error("dead-lettering task %s: %s", task.task_id, result.error.message)
+        with logs.bound(task.request_id, task.task_id, self.model_name, self.version):
+            logger.error("dead-lettering task %s: %s", task.task_id, result.error.message)
+        self.metrics.dead_lettered.inc()
         await self._store([(task, result)])
         await self._settle(None, message.reject(requeue=False))
 
@@ -233,9 +243,15 @@ class Worker:
                 runnable.append(delivery)
         if not runnable:
             return
+        tasks = [d.task for d in runnable]
         results = await self.executor.execute_batch(
-            [d.task for d in runnable], [bool(d.message.redelivered) for d in runnable]
+            tasks, [bool(d.message.redelivered) for d in runnable]
         )
+        self.metrics.observe(tasks, results)
+        if logger.isEnabledFor(logging.DEBUG):
+            for task, result in zip(tasks, results, strict=True):
+                with logs.bound(task.request_id, task.task_id, task.model, task.version):
+                    logger.debug("task answered: %s", _outcome(result))
         await self._store([(d.task, r) for d, r in zip(runnable, results, strict=True)])
         for delivery in runnable:
             await self._settle(delivery, delivery.message.ack())
@@ -298,6 +314,12 @@ class Worker:
             return value
 
 
+def _outcome(result: task_pb2.TaskResult) -> str:
+    if not result.HasField("error"):
+        return "ok"
+    return str(task_pb2.TaskError.Code.Name(result.error.code))
+
+
 def _deliveries(message: AbstractIncomingMessage) -> int:
     """How often the broker delivered this message before (quorum queues count it)."""
     headers = message.headers or {}
@@ -307,10 +329,8 @@ def _deliveries(message: AbstractIncomingMessage) -> int:
 
 def run_model(model: Model, settings: Settings | None = None) -> None:
     """Run ``model`` as a worker process until SIGTERM or SIGINT; the process entry point."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = settings or Settings()
+    configure_logging(settings.model_name or model.name, settings.log_format, settings.log_level)
 
     async def main() -> None:
         stop = asyncio.Event()

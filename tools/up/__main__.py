@@ -120,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     services: list[Service] = []
     try:
         for spec in PROCESSES:
-            services.append(Service(spec.module, spec.environment(endpoints), workdir, spec.name))
+            # Readable log lines for development, unless LOG_FORMAT says otherwise.
+            env = {
+                **spec.environment(endpoints),
+                "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),
+            }
+            services.append(Service(spec.module, env, workdir, spec.name))
         try:
             _wait_ready(endpoints.api_url, services, lambda: stop_requested)
         except (AssertionError, TimeoutError) as e:

@@ -1,0 +1,350 @@
+"""Conveyor's Prometheus metrics: the series every service exports, defined once.
+
+Each service builds its set on a registry of its own (``new_registry()``), so an application
+built twice (tests) does not register a series twice. Label values are bound once per model
+version and cached: a request pays a dictionary lookup, a counter increment and a histogram
+observation.
+
+Series (``docs/observability.md`` lists them with their labels):
+
+- gateway: ``conveyor_requests_total``, ``conveyor_request_duration_seconds``,
+  ``conveyor_inflight_requests``, ``conveyor_rejected_requests_total``,
+  ``conveyor_tasks_cancelled_total``, ``conveyor_queued_tasks``, ``conveyor_dead_letter_tasks``;
+- registry: ``conveyor_live_instances``;
+- worker: ``conveyor_tasks_total``, ``conveyor_task_queue_seconds``,
+  ``conveyor_task_model_seconds``, ``conveyor_batch_size``, ``conveyor_tasks_expired_total``,
+  ``conveyor_tasks_dead_lettered_total``, ``conveyor_worker_unsettled_tasks``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+    start_http_server,
+)
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.registry import Collector
+
+from proto import task_pb2
+
+__all__ = [
+    "BATCH_BUCKETS",
+    "CONTENT_TYPE",
+    "LATENCY_BUCKETS",
+    "GatewayMetrics",
+    "RegistryMetrics",
+    "RequestSeries",
+    "WorkerMetrics",
+    "exposition",
+    "new_registry",
+    "outcome_of",
+    "serve",
+]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+"""The ``Content-Type`` of ``exposition()``'s text."""
+
+LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0,
+)  # fmt: skip
+"""Histogram buckets (seconds) of latencies: a millisecond to the largest timeout."""
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+"""Histogram buckets of batch sizes."""
+
+
+def new_registry() -> CollectorRegistry:
+    """A registry with the process, platform and garbage-collector series."""
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The registry's series in Prometheus' text format (serve with ``CONTENT_TYPE``)."""
+    return generate_latest(registry)
+
+
+def serve(registry: CollectorRegistry, port: int, host: str = "0.0.0.0") -> bool:
+    """Serve ``/metrics`` from ``registry`` on ``host:port`` in a thread (a worker's endpoint);
+    False when the port is taken."""
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError:
+        return False
+    return True
+
+
+def outcome_of(status: int) -> str:
+    """The ``outcome`` label of an HTTP status: ok, rejected, timeout, client_error, error."""
+    if status < 400:
+        return "ok"
+    if status == 429:
+        return "rejected"
+    if status == 504:
+        return "timeout"
+    return "client_error" if status < 500 else "error"
+
+
+class RequestSeries:
+    """The gateway's counts of one (endpoint, model, version): plain numbers, exported at
+    scrape time by ``GatewayMetrics``' collector.
+
+    Not locked: the gateway updates and exports them from its one event loop. A request costs
+    a few dictionary and list updates (a prometheus_client child's ``inc`` and ``observe``
+    take a lock each and cost several times more).
+    """
+
+    __slots__ = ("buckets", "by_outcome", "endpoint", "model", "rejected", "sum", "version")
+
+    def __init__(self, endpoint: str, model: str, version: str) -> None:
+        self.endpoint = endpoint
+        self.model = model
+        self.version = version
+        self.by_outcome: dict[str, int] = {}
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # per bucket, +Inf last; not cumulative
+        self.sum = 0.0
+        self.rejected: dict[str, int] = {}
+
+    def observe(self, status: int, seconds: float, reason: str = "queue_full") -> None:
+        """Count one request that ended with ``status`` after ``seconds``."""
+        outcome = _OUTCOMES.get(status) or outcome_of(status)
+        self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.sum += seconds
+        if status == 429:
+            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    @property
+    def count(self) -> int:
+        """Requests counted."""
+        return sum(self.buckets)
+
+    def cumulative(self) -> list[int]:
+        """Requests at or under each bucket's bound (``le``), +Inf last."""
+        return list(itertools.accumulate(self.buckets))
+
+
+_OUTCOMES = {status: outcome_of(status) for status in (200, 202, 404, 422, 429, 500, 503, 504)}
+
+
+class _RequestCollector(Collector):
+    """Exports the gateway's request series from their plain numbers."""
+
+    def __init__(self, series: dict[tuple[str, str, str], RequestSeries]) -> None:
+        self._series = series
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "conveyor_requests",
+            "HTTP requests answered by the gateway, by model, version, endpoint and outcome.",
+            labels=["model", "version", "endpoint", "outcome"],
+        )
+        latency = HistogramMetricFamily(
+            "conveyor_request_duration_seconds",
+            "End-to-end latency of gateway requests, from arrival to the response.",
+            labels=["model", "version", "endpoint"],
+        )
+        rejected = CounterMetricFamily(
+            "conveyor_rejected_requests",
+            "Requests refused with 429: reason gateway_full (MAX_INFLIGHT) or queue_full.",
+            labels=["model", "version", "reason"],
+        )
+        for s in list(self._series.values()):
+            for outcome, count in s.by_outcome.items():
+                requests.add_metric([s.model, s.version, s.endpoint, outcome], count)
+            cumulative = s.cumulative()
+            latency.add_metric(
+                [s.model, s.version, s.endpoint],
+                [(_LE[i], float(n)) for i, n in enumerate(cumulative)],
+                s.sum,
+            )
+            for reason, count in s.rejected.items():
+                rejected.add_metric([s.model, s.version, reason], count)
+        yield requests
+        yield latency
+        yield rejected
+
+
+_LE = [*(repr(float(b)) for b in LATENCY_BUCKETS), "+Inf"]
+
+
+class GatewayMetrics:
+    """The gateway's series: requests, latency, in-flight, rejections, cancels, queues."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else new_registry()
+        self._series: dict[tuple[str, str, str], RequestSeries] = {}
+        self.registry.register(_RequestCollector(self._series))
+        self.inflight = Gauge(
+            "conveyor_inflight_requests",
+            "Requests the gateway is working on.",
+            registry=self.registry,
+        )
+        self.cancelled = Counter(
+            "conveyor_tasks_cancelled",
+            "Tasks cancelled while queued (DELETE /tasks/{id}).",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.queued = Gauge(
+            "conveyor_queued_tasks",
+            "Ready tasks in a model version's queues (all lanes), as RabbitMQ last reported.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.dead_letters = Gauge(
+            "conveyor_dead_letter_tasks",
+            "Tasks waiting in a model's dead-letter queue, as RabbitMQ last reported.",
+            ["model"],
+            registry=self.registry,
+        )
+
+    def series(self, endpoint: str, model: str = "", version: str = "") -> RequestSeries:
+        """The series of one endpoint and model version (created on first use)."""
+        key = (endpoint, model, version)
+        found = self._series.get(key)
+        if found is None:
+            found = self._series[key] = RequestSeries(endpoint, model, version)
+        return found
+
+    def all_series(self) -> list[RequestSeries]:
+        """Every request series so far."""
+        return list(self._series.values())
+
+    def track_inflight(self, read: Callable[[], float]) -> None:
+        """Report ``read()`` as the in-flight gauge at each scrape (nothing per request)."""
+        self.inflight.set_function(read)
+
+    def set_queues(
+        self, depths: Iterable[tuple[str, str, int]], dead_letters: Iterable[tuple[str, int]]
+    ) -> None:
+        """Replace the queue gauges: (model, version, ready tasks) and (model, dead letters)."""
+        self.queued.clear()
+        for model, version, queued in depths:
+            self.queued.labels(model, version).set(queued)
+        self.dead_letters.clear()
+        for model, dead in dead_letters:
+            self.dead_letters.labels(model).set(dead)
+
+
+class RegistryMetrics:
+    """The registry's series: live instances per model version."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else new_registry()
+        self.live_instances = Gauge(
+            "conveyor_live_instances",
+            "Live worker instances of a model version.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+
+    def set_instances(self, instances: Iterable[tuple[str, str, int]]) -> None:
+        """Replace the gauge: (model, version, live instances)."""
+        self.live_instances.clear()
+        for model, version, count in instances:
+            self.live_instances.labels(model, version).set(count)
+
+
+_ERROR_CODES = {
+    value: name.lower() for name, value in task_pb2.TaskError.Code.items() if value != 0
+}
+
+
+class WorkerMetrics:
+    """A worker's series, bound to its model version."""
+
+    def __init__(self, model: str, version: str, registry: CollectorRegistry | None = None):
+        self.registry = registry if registry is not None else new_registry()
+        labels = ("model", "version")
+        tasks = Counter(
+            "conveyor_tasks",
+            "Tasks a worker answered, by outcome: ok or the error code in lower case.",
+            [*labels, "outcome"],
+            registry=self.registry,
+        )
+        self._outcomes = {code: tasks.labels(model, version, name) for code, name in
+                          _ERROR_CODES.items()}  # fmt: skip
+        self._ok = tasks.labels(model, version, "ok")
+        self._queue = Histogram(
+            "conveyor_task_queue_seconds",
+            "Time from a task's creation by the gateway to the model starting on it.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        ).labels(model, version)
+        self._model = Histogram(
+            "conveyor_task_model_seconds",
+            "Time the model spent on a task (on its whole batch, when batching).",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        ).labels(model, version)
+        self._batch = Histogram(
+            "conveyor_batch_size",
+            "Tasks per model call.",
+            labels,
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        ).labels(model, version)
+        self.expired = Counter(
+            "conveyor_tasks_expired",
+            "Tasks answered DEADLINE_EXCEEDED: their deadline passed while they were queued.",
+            labels,
+            registry=self.registry,
+        ).labels(model, version)
+        self.dead_lettered = Counter(
+            "conveyor_tasks_dead_lettered",
+            "Tasks moved to the dead-letter queue after killing their workers too often.",
+            labels,
+            registry=self.registry,
+        ).labels(model, version)
+        self.unsettled = Gauge(
+            "conveyor_worker_unsettled_tasks",
+            "Tasks delivered to this worker and not yet acknowledged.",
+            labels,
+            registry=self.registry,
+        ).labels(model, version)
+
+    def observe(
+        self, tasks: Sequence[task_pb2.Task], results: Sequence[task_pb2.TaskResult]
+    ) -> None:
+        """Count a batch of answered tasks: outcomes, time in queue and in the model."""
+        ran = 0
+        for task, result in zip(tasks, results, strict=True):
+            if result.HasField("error"):
+                code = result.error.code
+                self._outcomes.get(code, self._outcomes[task_pb2.TaskError.MODEL_ERROR]).inc()
+                if code == task_pb2.TaskError.DEADLINE_EXCEEDED:
+                    self.expired.inc()
+            else:
+                self._ok.inc()
+            if result.started_unix_ms:
+                ran += 1
+                if task.created_unix_ms:
+                    queued = result.started_unix_ms - task.created_unix_ms
+                    self._queue.observe(max(queued, 0) / 1000)
+                running = result.finished_unix_ms - result.started_unix_ms
+                self._model.observe(max(running, 0) / 1000)
+        if ran:
+            self._batch.observe(ran)
+
+    def track_unsettled(self, read: Callable[[], float]) -> None:
+        """Report ``read()`` as the unsettled-tasks gauge at each scrape."""
+        self.unsettled.set_function(read)

@@ -1,0 +1,24 @@
+"""``GET /metrics``: the registry's series in Prometheus' text format (live instances per model
+version, read from the store at each scrape)."""
+
+from fastapi import APIRouter, Request, Response
+
+from conveyor.metrics import CONTENT_TYPE, RegistryMetrics, exposition
+from registry.store import RegistryStore
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus' text format; ``conveyor_live_instances`` is refreshed from Redis first."""
+    state = request.app.state
+    store: RegistryStore = state.store
+    series: RegistryMetrics = state.metrics
+    records = await store.list()
+    series.set_instances(
+        (record.name, version, entry.instances)
+        for record in records
+        for version, entry in record.versions.items()
+    )
+    return Response(exposition(series.registry), media_type=CONTENT_TYPE)

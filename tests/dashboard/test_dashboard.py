@@ -1,0 +1,119 @@
+"""The dashboard in a real browser: a stack serving two models, some traffic, and the page in
+headless Chromium showing both models with non-zero figures. The screenshot is saved to
+``$TEST_UNDECLARED_OUTPUTS_DIR/dashboard.png``."""
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as DriverService
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.integration.stack import Stack
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+
+
+class Served(Stack):
+    """A stack serving model_a and model_b under unique names."""
+
+    model_a: str
+    model_b: str
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Served]:
+    stack = Served(DASHBOARD_SAMPLE_SECONDS="0.5")
+    try:
+        stack.model_a = stack.model_name("model_a")
+        stack.model_b = stack.model_name("model_b")
+        stack.start_worker("models.model_a", stack.model_a)
+        stack.start_worker("models.model_b", stack.model_b)
+        yield stack
+    finally:
+        stack.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    profile = tempfile.mkdtemp(prefix="conveyor-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",  # no user namespaces inside the test sandbox
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,900",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=DriverService(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _traffic(stack: Served) -> None:
+    for i in range(20):
+        a = stack.http.post(f"/predict/{stack.model_a}", json={"data": f"hello {i}"})
+        assert a.status_code == 200, a.text
+        b = stack.http.post(f"/predict/{stack.model_b}", json={"features": [5.1, 3.5, 1.4, 0.2]})
+        assert b.status_code == 200, b.text
+    wrong = stack.http.post(f"/predict/{stack.model_b}", json={"features": [1.0]})
+    assert wrong.status_code == 422
+
+
+def _figure(browser: WebDriver, model: str, name: str) -> str:
+    card = browser.find_element(By.CSS_SELECTOR, f'section[data-model="{model}"]')
+    return str(card.find_element(By.CSS_SELECTOR, f'[data-figure="{name}"]').text)
+
+
+_NO_VALUE = "\u2013"  # what the page shows for a figure it does not know yet
+
+
+def _number(text: str) -> float:
+    head = text.split()[0] if text.strip() else _NO_VALUE
+    return 0.0 if head == _NO_VALUE else float(head)
+
+
+def test_the_dashboard_shows_both_models_with_live_figures(
+    stack: Served, browser: WebDriver
+) -> None:
+    _traffic(stack)
+    browser.get(f"{stack.api_url}/dashboard")
+    models = (stack.model_a, stack.model_b)
+
+    def shown(driver: WebDriver) -> bool:
+        try:
+            return all(
+                _number(_figure(driver, m, "requests")) >= 20
+                and _number(_figure(driver, m, "instances")) >= 1
+                and _number(_figure(driver, m, "p50")) > 0
+                and _number(_figure(driver, m, "p99")) > 0
+                for m in models
+            )
+        except Exception:
+            return False
+
+    _traffic(stack)  # a second round while the page is open: the rate chart moves
+    try:
+        WebDriverWait(browser, 30, poll_frequency=0.5).until(shown)
+    finally:
+        outputs = Path(os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR", tempfile.gettempdir()))
+        browser.save_screenshot(str(outputs / "dashboard.png"))
+    assert browser.title == "Conveyor dashboard"
+    page = browser.find_element(By.TAG_NAME, "main").text
+    for model in models:
+        assert model in page
+    assert _number(_figure(browser, stack.model_b, "requests")) >= 41  # two rounds and a 422
+    assert "ok" in (browser.find_element(By.ID, "status").get_attribute("class") or "")
+    charts = browser.find_elements(By.CSS_SELECTOR, "section.model svg polyline")
+    assert len(charts) >= 2 * 4  # rate, p50, p99, queued per model
