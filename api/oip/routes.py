@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from google.protobuf.message import DecodeError, Message
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -85,7 +86,33 @@ class OipRoute(APIRoute):
         return answer
 
 
-router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"], route_class=OipRoute)
+class OipErrorBody(BaseModel):
+    """The protocol's error object: one message."""
+
+    error: str
+
+
+_ERROR = {"model": OipErrorBody}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {**_ERROR, "description": "A malformed request or tensor (datatype, shape, data)"},
+    401: {**_ERROR, "description": "API_KEYS is set and no valid bearer key was sent"},
+    404: {**_ERROR, "description": "Unknown model, version or path"},
+    413: {**_ERROR, "description": "Body larger than MAX_BODY_BYTES"},
+    415: {**_ERROR, "description": "A Content-Type other than JSON"},
+    429: {**_ERROR, "description": "Overloaded; retry after Retry-After seconds"},
+    500: {**_ERROR, "description": "The model failed on this request"},
+    502: {**_ERROR, "description": "The worker's answer did not parse"},
+    503: {**_ERROR, "description": "No live worker, or a broker or the registry unreachable"},
+    504: {**_ERROR, "description": "No result before the timeout"},
+}
+"""Every error a v2 path can answer, documented once for all of them."""
+
+router = APIRouter(
+    prefix="/v2",
+    tags=["open inference protocol (v2)"],
+    route_class=OipRoute,
+    responses=ERROR_RESPONSES,
+)
 
 
 @router.get("")

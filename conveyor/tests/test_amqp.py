@@ -3,7 +3,6 @@ over between the nodes of a list."""
 
 import asyncio
 import os
-import socket
 import uuid
 from urllib.parse import urlsplit
 
@@ -12,14 +11,9 @@ import pytest
 
 from conveyor.amqp import connect_amqp, redact
 from conveyor.errors import BrokerUnavailable
+from tools.stack.ports import free_port
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -57,14 +51,14 @@ def test_redact_hides_the_password() -> None:
 
 @pytest.mark.asyncio
 async def test_gives_up_after_the_timeout_naming_the_broker() -> None:
-    port = _free_port()
+    port = free_port()
     with pytest.raises(BrokerUnavailable, match=f"127.0.0.1:{port}.*within 1 s"):
         await connect_amqp(f"amqp://guest:secret@127.0.0.1:{port}/", wait_seconds=1.0)
 
 
 @pytest.mark.asyncio
 async def test_waits_for_a_broker_that_comes_up_later() -> None:
-    port = _free_port()
+    port = free_port()
     forwarder = asyncio.create_task(_forward_later(port, delay=1.5))
     connection = await connect_amqp(_url_on(port), wait_seconds=30.0)
     try:
@@ -86,7 +80,7 @@ class _Node:
     and every connection through it, as a node that dies does."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = _url_on(self.port)
         self.connections = 0
         self._server: asyncio.Server | None = None
@@ -131,7 +125,7 @@ async def _round_trip(connection: aio_pika.abc.AbstractConnection) -> None:
 
 @pytest.mark.asyncio
 async def test_connects_to_the_first_node_that_answers() -> None:
-    dead = f"amqp://guest:guest@127.0.0.1:{_free_port()}/"
+    dead = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
     live = _Node()
     await live.start()
     connection = await connect_amqp(f"{dead},{live.url}", wait_seconds=5.0)

@@ -8,7 +8,6 @@ process started here and removes the directory.
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,23 +15,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.stack.ports import LOOPBACK, answers, free_port
+
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT = 120.0
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -156,7 +142,7 @@ class RabbitCluster:
 
     def _await_startup(self, node: RabbitNode) -> None:
         deadline = time.monotonic() + START_TIMEOUT
-        while not _answers(node.port):
+        while not answers(LOOPBACK, node.port):
             if not node.alive or time.monotonic() > deadline:
                 log = (node.base / "server.log").read_text(errors="replace")
                 raise RuntimeError(f"{node.name} did not start:\n{log[-3000:]}")
@@ -207,7 +193,7 @@ class RedisServer:
         with (directory / "server.log").open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
-        while not _answers(self.port):
+        while not answers(LOOPBACK, self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server on {self.port} did not start")
             time.sleep(0.1)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from tools.oci.distribution import RegistryClient, sha256_digest
 from tools.oci.engine import detect_engine
 from tools.oci.layout import MANIFEST_MEDIA_TYPE
 from tools.oci.push import open_layout, push_image
+from tools.stack.ports import free_port
 
 _CONFIG = """\
 version: 0.1
@@ -47,12 +47,6 @@ def _required() -> bool:
     return bool(os.environ.get("CI") or os.environ.get("CONVEYOR_REQUIRE_REGISTRY"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _tarball() -> Path:
     paths = [Path(p) for p in os.environ["CONVEYOR_PUSH_TEST_IMAGE"].split()]
     (tarball,) = (p for p in paths if p.suffix == ".tar")
@@ -68,7 +62,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail(message + " (required here: CI or CONVEYOR_REQUIRE_REGISTRY is set)")
         pytest.skip(message)
     root = tmp_path_factory.mktemp("registry")
-    port = _free_port()
+    port = free_port()
     config = root / "config.yml"
     config.write_text(_CONFIG.format(root=root / "storage", port=port))
     log = (root / "registry.log").open("wb")
