@@ -100,9 +100,10 @@ def install_error_handlers(
 
     ``status_of`` maps domain errors to a status; ``context_of`` gives keys every error body of
     this service carries (a domain error's own keys win). Paths under ``other_contract``
-    prefixes answer errors in another shape (the gateway's ``/v2``): their OpenAPI entries are
-    left alone. ``path_patterns`` documents the pattern a path parameter of that name must
-    match (checked by the service itself, so a client knows what a 422 means).
+    prefixes answer errors in another shape (the gateway's ``/v2``): their routes document their
+    own errors, and FastAPI's default 422 entry is dropped from them. ``path_patterns``
+    documents the pattern a path or query parameter of that name must match (checked by the service
+    itself, so a client knows what a 422 means).
     """
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -149,16 +150,20 @@ def _document_validation_errors(
         schema = build()
         error_ref = {"$ref": "#/components/schemas/ErrorBody"}
         for path, operations in schema.get("paths", {}).items():
-            if path.startswith(other_contract) and other_contract:
-                continue
+            other = bool(other_contract) and path.startswith(other_contract)
             for operation in operations.values():
                 for parameter in operation.get("parameters", []):
                     pattern = path_patterns.get(parameter.get("name", ""))
-                    if parameter.get("in") == "path" and pattern is not None:
+                    if parameter.get("in") in ("path", "query") and pattern is not None:
                         parameter.setdefault("schema", {})["pattern"] = f"^{pattern}$"
                 responses = operation.get("responses", {})
                 invalid = responses.get("422")
-                if invalid is not None and "HTTPValidationError" in str(invalid):
+                if invalid is None or "HTTPValidationError" not in str(invalid):
+                    continue
+                if other:
+                    # The other contract answers its own validation errors (e.g. 400).
+                    del responses["422"]
+                else:
                     responses["422"] = {
                         "description": "The request is not valid",
                         "content": {"application/json": {"schema": error_ref}},
