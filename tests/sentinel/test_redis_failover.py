@@ -17,8 +17,9 @@ import redis
 
 import tests.integration.stack as stack_module
 from tests.cluster.load import answers, poll_all, run_load
-from tests.cluster.nodes import RedisServer, free_port
+from tests.cluster.nodes import RedisServer
 from tests.integration.stack import Stack, wait_until
+from tools.stack.ports import free_port
 
 MASTER = "conveyor"
 LOAD_SECONDS = 20.0
