@@ -119,8 +119,8 @@ def run_main(args: argparse.Namespace, out: Path) -> None:
             "reference",
             reference.url,
             {
-                "gateway": reference.services["gateway"].pid,
-                "worker": reference.services["worker"].pid,
+                "gateway": reference.processes["gateway"].pid,
+                "worker": reference.processes["worker"].pid,
             },
         )
         model_a, model_b = conveyor_targets(stack)
