@@ -52,7 +52,7 @@ def run_profile(args: argparse.Namespace, out: Path) -> None:
         api = _restart_profiled(stack, "api", "api", log_dir)
         worker = _restart_profiled(stack, "model_a", "models.model_a", log_dir)
         url = f"{stack.api_url}/predict/{stack.model_a}"
-        stack._wait("profiled gateway and worker", stack._models_alive)
+        stack._wait("profiled gateway and worker", "models")
         wrk.run(url, seconds=args.warmup, connections=args.connections)
         result = wrk.run(url, seconds=args.seconds, connections=args.connections)
         print(f"profiled run: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms")
