@@ -16,7 +16,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import aio_pika
 import redis.asyncio as aioredis
 from aio_pika.abc import (
     AbstractChannel,
@@ -25,6 +24,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from aiormq import spec
 from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError, PublishError
 
 from api.catalog import ModelInfo
@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 _REDIS_ERRORS = (aioredis.RedisError, OSError)
 _AMQP_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError)
+_PERSISTENT, _TRANSIENT = 2, 1  # AMQP delivery modes
 PUBLISH_CHANNELS = 4  # channels publishing tasks, per gateway
 _CLOSING: set[asyncio.Task[None]] = set()  # channels closing after a swap (kept referenced)
 
@@ -237,27 +238,26 @@ class Dispatcher:
                 "RabbitMQ is not connected", dependency="rabbitmq", model=info.name,
                 retry_after=self._retry_after,
             )  # fmt: skip
+        body = task.SerializeToString()
         if durable:
             queue = durable_queue(info.name, info.version, high=task.priority >= HIGH_PRIORITY)
-            message = aio_pika.Message(
-                task.SerializeToString(),
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            properties = spec.Basic.Properties(
                 content_type=TASK_CONTENT_TYPE,
+                delivery_mode=_PERSISTENT,
                 message_id=task.task_id,
                 priority=task.priority,
             )
         else:
             queue = sync_queue(info.name, info.version)
-            message = aio_pika.Message(
-                task.SerializeToString(),
-                delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+            properties = spec.Basic.Properties(
                 content_type=TASK_CONTENT_TYPE,
+                delivery_mode=_TRANSIENT,
                 message_id=task.task_id,
                 priority=task.priority,
-                expiration=max(seconds or 0.0, 0.001),
+                expiration=str(max(int((seconds or 0.0) * 1000), 1)),  # milliseconds
             )
         try:
-            await self._confirmed(message, queue, seconds)
+            await self._confirmed(body, properties, queue, seconds)
         except PublishError as e:  # returned: no queue of that name (before DeliveryError: a
             # returned message is a DeliveryError too)
             raise ModelUnavailable(
@@ -283,7 +283,7 @@ class Dispatcher:
             ) from e  # fmt: skip
 
     async def _confirmed(
-        self, message: aio_pika.Message, queue: str, seconds: float | None
+        self, body: bytes, properties: spec.Basic.Properties, queue: str, seconds: float | None
     ) -> None:
         """Publish and wait for the broker's confirm; a nack may be tried again on a new channel.
 
@@ -298,9 +298,7 @@ class Dispatcher:
         self._busy[slot] += 1
         try:
             try:
-                await channel.default_exchange.publish(
-                    message, routing_key=queue, mandatory=True, timeout=seconds
-                )
+                await _publish(channel, body, properties, queue, seconds)
             except PublishError:
                 raise
             except DeliveryError:
@@ -314,9 +312,7 @@ class Dispatcher:
                     # Later, so that publishes still waiting on the old channel get their
                     # confirms.
                     _close_later(channel, 5.0)
-                await self._channels[slot].default_exchange.publish(
-                    message, routing_key=queue, mandatory=True, timeout=seconds
-                )
+                await _publish(self._channels[slot], body, properties, queue, seconds)
         finally:
             self._busy[slot] -= 1
 
@@ -422,6 +418,25 @@ class Dispatcher:
             # connection is between two attempts ("Connection was not opened")
             self._inspect = None
             return None
+
+
+async def _publish(
+    channel: AbstractChannel,
+    body: bytes,
+    properties: spec.Basic.Properties,
+    queue: str,
+    seconds: float | None,
+) -> None:
+    """Publish ``body`` to ``queue`` through the default exchange, ``mandatory``, and wait for
+    the broker's confirm: what ``channel.default_exchange.publish`` does, without building an
+    ``aio_pika.Message`` (a third of the publish's own CPU). A nack raises ``DeliveryError``,
+    a returned message ``PublishError`` (the channel is opened with ``on_return_raises``)."""
+    if channel.is_closed:
+        raise ChannelInvalidStateError(f"{channel!r} closed")
+    underlay = await channel.get_underlay_channel()
+    await underlay.basic_publish(
+        body, routing_key=queue, properties=properties, mandatory=True, timeout=seconds
+    )
 
 
 def _close_later(channel: AbstractChannel, delay: float) -> None:
