@@ -45,6 +45,7 @@ class FakeUnderlay:
         self.published: list[tuple[Published, str, bool]] = []
         self.fail: Exception | None = None
         self.on_publish: Any = None
+        self.gate: asyncio.Event | None = None  # when set: publishes wait for it
 
     async def basic_publish(
         self, body: bytes, *, routing_key: str, properties: Any, mandatory: bool = False,
@@ -53,6 +54,8 @@ class FakeUnderlay:
         if self.fail is not None:
             raise self.fail
         self.published.append((Published(body, properties), routing_key, mandatory))
+        if self.gate is not None:
+            await self.gate.wait()
         if self.on_publish is not None:
             self.on_publish(task_pb2.Task.FromString(body))
 
@@ -215,6 +218,56 @@ async def test_broker_answers_become_gateway_errors(
     with pytest.raises(expected):
         await dispatcher.submit(INFO, b"p", deadline=60.0)
     assert results.records == {}  # a task that was not published leaves no record
+
+
+class FakeConnection:
+    is_closed = False
+
+    def __init__(self) -> None:
+        self.opened: list[FakeChannel] = []
+
+    async def channel(self, **options: Any) -> FakeChannel:
+        self.opened.append(FakeChannel())
+        return self.opened[-1]
+
+
+def _pooled(size: int) -> tuple[Dispatcher, list[FakeChannel], FakeConnection]:
+    dispatcher, first, _, _ = _dispatcher()
+    channels = [first] + [FakeChannel() for _ in range(size - 1)]
+    connection = FakeConnection()
+    dispatcher._channels = channels  # type: ignore[assignment]
+    dispatcher._busy = [0] * size
+    dispatcher._renewed = [0.0] * size
+    dispatcher._connection = connection  # type: ignore[assignment]
+    return dispatcher, channels, connection
+
+
+@pytest.mark.asyncio
+async def test_each_publish_takes_the_channel_with_the_fewest_in_flight() -> None:
+    dispatcher, channels, _ = _pooled(3)
+    channels[0].underlay.gate = asyncio.Event()  # its publish hangs (e.g. a slow confirm)
+    hanging = asyncio.create_task(dispatcher.submit(INFO, b"p", deadline=60.0))
+    await asyncio.sleep(0.01)
+    for _ in range(4):
+        await dispatcher.submit(INFO, b"p", deadline=60.0)
+    assert [len(c.underlay.published) for c in channels] == [1, 4, 0]  # ties: the first
+    channels[0].underlay.gate.set()
+    await hanging
+
+
+@pytest.mark.asyncio
+async def test_a_nack_swaps_that_channel_once_a_second_then_is_a_429() -> None:
+    dispatcher, channels, connection = _pooled(2)
+    channels[0].underlay.fail = DeliveryError(None, None)  # type: ignore[arg-type]
+    await dispatcher.submit(INFO, b"p", deadline=60.0)  # nacked, then sent on a new channel
+    assert len(connection.opened) == 1
+    assert id(dispatcher._channels[0]) == id(connection.opened[0])  # slot 0 swapped
+    assert len(connection.opened[0].underlay.published) == 1
+    connection.opened[0].underlay.fail = DeliveryError(None, None)  # type: ignore[arg-type]
+    with pytest.raises(Overloaded):  # nacked again within the second: the queue is full
+        await dispatcher.submit(INFO, b"p", deadline=60.0)
+    assert len(connection.opened) == 1
+    assert channels[1].underlay.published == []
 
 
 @pytest.mark.asyncio
