@@ -25,6 +25,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError
+from redis.exceptions import NoScriptError
 
 from conveyor.protocol import result_key, running_key, task_key
 from proto import task_pb2
@@ -143,6 +144,7 @@ class ResultBackend:
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
         self._store = client.register_script(_STORE)
+        self._store_sha: str = self._store.sha
         self._republish = client.register_script(_REPUBLISH)
         self._claim = client.register_script(_CLAIM)
         self._cancel = client.register_script(_CANCEL)
@@ -172,21 +174,12 @@ class ResultBackend:
         connected), and raises ``NotReplicated`` when fewer did within ``wait_ms`` (the caller
         stores again; the first stored result still wins).
         """
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for task, result in items:
-                await self._store(
-                    keys=[task.result_key],
-                    args=[
-                        result.SerializeToString(),
-                        task.result_ttl_seconds or ttl,
-                        task.reply_channel,
-                    ],
-                    client=pipe,
-                )
-            if replicas > 0:
-                # WAIT counts the writes of its own connection: it must share the pipeline's.
-                pipe.execute_command("WAIT", replicas, wait_ms)
-            answers = await pipe.execute()
+        try:
+            answers = await self._store_pipelined(items, ttl, replicas, wait_ms)
+        except NoScriptError:  # Redis restarted or flushed its scripts: load it, once more
+            await self.redis.script_load(_STORE)
+            self._store_sha = self._store.sha
+            answers = await self._store_pipelined(items, ttl, replicas, wait_ms)
         if replicas > 0:
             acknowledged = int(answers.pop())
             if acknowledged < replicas:
@@ -200,6 +193,32 @@ class ResultBackend:
                         f"within {wait_ms} ms"
                     )
         return [bool(stored) for stored in answers]
+
+    async def _store_pipelined(
+        self,
+        items: Sequence[tuple[task_pb2.Task, task_pb2.TaskResult]],
+        ttl: int,
+        replicas: int,
+        wait_ms: int,
+    ) -> list[Any]:
+        """The store script for each item by its SHA (``EVALSHA``), and ``WAIT``, in one round
+        trip. A registered script run in a pipeline would first cost a ``SCRIPT EXISTS``
+        round trip of its own on every call."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for task, result in items:
+                pipe.evalsha(
+                    self._store_sha,
+                    1,
+                    task.result_key,
+                    result.SerializeToString(),
+                    task.result_ttl_seconds or ttl,
+                    task.reply_channel,
+                )
+            if replicas > 0:
+                # WAIT counts the writes of its own connection: it must share the pipeline's.
+                pipe.execute_command("WAIT", replicas, wait_ms)
+            answers: list[Any] = await pipe.execute()
+        return answers
 
     async def republish(self, task: task_pb2.Task) -> bool:
         """Announce the stored result again (a redelivered task); False if there is none."""

@@ -28,7 +28,8 @@ from pathlib import Path
 from load_testing import procstat, wrk
 from load_testing.reference.process import Reference
 from load_testing.report import Row, ratio_lines, table
-from load_testing.stack import DEFAULT_AMQP_URL, DEFAULT_REDIS_URL, Stack, StackError
+from load_testing.stack import Stack, StackError
+from tools.stack.brokers import DEFAULT_URLS
 
 __all__ = ["Target", "main", "measure"]
 
@@ -59,17 +60,17 @@ def measure(target: Target, number: int, seconds: float, connections: int) -> Ro
 
 def conveyor_targets(stack: Stack, label: str = "conveyor") -> tuple[Target, Target]:
     """model_a (echo) and model_b of a running stack."""
-    api = stack.processes["api"].pid
+    api = stack.services["api"].pid
     return (
         Target(
             f"{label} model_a",
             f"{stack.api_url}/predict/{stack.model_a}",
-            {"gateway": api, "worker": stack.processes["model_a"].pid},
+            {"gateway": api, "worker": stack.services["model_a"].pid},
         ),
         Target(
             f"{label} model_b",
             f"{stack.api_url}/predict/{stack.model_b}",
-            {"gateway": api, "worker": stack.processes["model_b"].pid},
+            {"gateway": api, "worker": stack.services["model_b"].pid},
             MODEL_B_BODY,
         ),
     )
@@ -94,8 +95,8 @@ def alternate(
 def brokers() -> tuple[str, str]:
     """The brokers' URLs, read now."""
     return (
-        os.environ.get("AMQP_URL", DEFAULT_AMQP_URL),
-        os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+        os.environ.get("AMQP_URL", DEFAULT_URLS["rabbitmq"]),
+        os.environ.get("REDIS_URL", DEFAULT_URLS["redis"]),
     )
 
 

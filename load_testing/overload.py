@@ -113,7 +113,7 @@ def run_overload(args: argparse.Namespace, out: Path) -> None:
     amqp_url, redis_url = brokers()
     with Stack(out / "logs", amqp_url=amqp_url, redis_url=redis_url) as stack:
         model_a, _ = conveyor_targets(stack)
-        api = stack.processes["api"].pid
+        api = stack.services["api"].pid
         wrk.run(model_a.url, seconds=args.warmup, connections=args.connections)
         capacity_row = measure(model_a, 0, args.seconds, args.connections)
         capacity = capacity_row.result.rps

@@ -13,34 +13,25 @@ import argparse
 import io
 import pstats
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 from load_testing import wrk
 from load_testing.bench import brokers
 from load_testing.stack import Stack
+from tools.stack.process import Service
 
 __all__ = ["run_profile"]
 
 TOP = 25
 
 
-def _environ(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    pairs = (item.decode().partition("=") for item in raw if b"=" in item)
-    return {key: value for key, _, value in pairs}
-
-
-def _restart_profiled(stack: Stack, name: str, module: str, out: Path) -> subprocess.Popen[bytes]:
-    process = stack.processes[name]
-    env = _environ(process.pid)
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
-    log = (out / f"{name}.profiled.log").open("wb")
+def _restart_profiled(stack: Stack, name: str, module: str, out: Path) -> Service:
+    service = stack.services[name]
+    service.stop()
     command = [sys.executable, "-m", "cProfile", "-o", str(out / f"{name}.prof"), "-m", module]
-    profiled = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    stack.processes[name] = profiled
+    profiled = Service(module, service.env, out, f"{name}.profiled", argv=command)
+    stack.services[name] = profiled
     return profiled
 
 
@@ -61,14 +52,14 @@ def run_profile(args: argparse.Namespace, out: Path) -> None:
         api = _restart_profiled(stack, "api", "api", log_dir)
         worker = _restart_profiled(stack, "model_a", "models.model_a", log_dir)
         url = f"{stack.api_url}/predict/{stack.model_a}"
-        stack._wait("profiled gateway and worker", stack._models_alive)
+        stack._wait("profiled gateway and worker", "models")
         wrk.run(url, seconds=args.warmup, connections=args.connections)
         result = wrk.run(url, seconds=args.seconds, connections=args.connections)
         print(f"profiled run: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms")
         for process in (worker, api):
             # SIGINT: uvicorn re-raises the signal it stopped on, and only an interrupt (not a
             # SIGTERM) still lets cProfile write its file.
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=60)
+            process.signal(signal.SIGINT)
+            process.process.wait(timeout=60)
     _print_top(log_dir / "api.prof", f"gateway ({result.requests} requests)")
     _print_top(log_dir / "model_a.prof", f"model_a worker ({result.requests} tasks)")

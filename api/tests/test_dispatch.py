@@ -4,6 +4,7 @@ waiter: which lane a task takes, what it carries, and how broker answers become 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -31,26 +32,41 @@ INFO = ModelInfo(
 )
 
 
-class FakeExchange:
+@dataclass
+class Published:
+    body: bytes
+    properties: Any
+
+
+class FakeUnderlay:
+    """The aiormq channel under an aio-pika channel: what the dispatcher publishes with."""
+
     def __init__(self) -> None:
-        self.published: list[tuple[Any, str, bool]] = []
+        self.published: list[tuple[Published, str, bool]] = []
         self.fail: Exception | None = None
         self.on_publish: Any = None
+        self.gate: asyncio.Event | None = None  # when set: publishes wait for it
 
-    async def publish(
-        self, message: Any, routing_key: str, mandatory: bool = False, **options: Any
-    ) -> None:
+    async def basic_publish(
+        self, body: bytes, *, routing_key: str, properties: Any, mandatory: bool = False,
+        **options: Any,
+    ) -> None:  # fmt: skip
         if self.fail is not None:
             raise self.fail
-        self.published.append((message, routing_key, mandatory))
+        self.published.append((Published(body, properties), routing_key, mandatory))
+        if self.gate is not None:
+            await self.gate.wait()
         if self.on_publish is not None:
-            self.on_publish(task_pb2.Task.FromString(message.body))
+            self.on_publish(task_pb2.Task.FromString(body))
 
 
 class FakeChannel:
     def __init__(self) -> None:
-        self.default_exchange = FakeExchange()
+        self.underlay = FakeUnderlay()
         self.is_closed = False
+
+    async def get_underlay_channel(self) -> FakeUnderlay:
+        return self.underlay
 
 
 class FakeResults:
@@ -127,14 +143,14 @@ def _answer(waiter: FakeWaiter) -> Any:
 @pytest.mark.asyncio
 async def test_a_sync_task_takes_the_fast_lane_and_gets_its_result_from_the_notification() -> None:
     dispatcher, channel, results, waiter = _dispatcher()
-    channel.default_exchange.on_publish = _answer(waiter)
+    channel.underlay.on_publish = _answer(waiter)
     result = await dispatcher.run(INFO, b"payload", seconds=5.0, priority=7, request_id="r-1")
     assert model_a_pb2.ModelAResponse.FromString(result.response).reply == "r-1"
-    message, queue, mandatory = channel.default_exchange.published[0]
+    message, queue, mandatory = channel.underlay.published[0]
     assert (queue, mandatory) == ("conveyor.sync.echo.2", True)
-    assert message.priority == 7
-    assert message.delivery_mode == 1  # transient
-    assert 4.0 <= message.expiration <= 5.0  # expires with the caller's deadline
+    assert message.properties.priority == 7
+    assert message.properties.delivery_mode == 1  # transient
+    assert 4000 <= int(message.properties.expiration) <= 5000  # ms: the caller's deadline
     task = task_pb2.Task.FromString(message.body)
     assert (task.model, task.version, task.reply_channel) == ("echo", "2", waiter.channel)
     assert results.records == {}  # a sync task that answers in time leaves no record
@@ -145,9 +161,9 @@ async def test_an_async_task_is_recorded_and_takes_a_durable_lane_by_priority() 
     dispatcher, channel, results, _ = _dispatcher()
     low = await dispatcher.submit(INFO, b"p", deadline=60.0, priority=0)
     high = await dispatcher.submit(INFO, b"p", deadline=60.0, priority=5)
-    queues = [queue for _, queue, _ in channel.default_exchange.published]
+    queues = [queue for _, queue, _ in channel.underlay.published]
     assert queues == ["conveyor.tasks.echo.2", "conveyor.tasks.echo.2.high"]
-    assert channel.default_exchange.published[0][0].delivery_mode == 2  # persistent
+    assert channel.underlay.published[0][0].properties.delivery_mode == 2  # persistent
     assert set(results.records) == {low, high}
     assert results.records[low].version == "2"
 
@@ -155,9 +171,9 @@ async def test_an_async_task_is_recorded_and_takes_a_durable_lane_by_priority() 
 @pytest.mark.asyncio
 async def test_sync_durable_sends_sync_tasks_through_the_durable_lane() -> None:
     dispatcher, channel, _, waiter = _dispatcher(sync_durable=True)
-    channel.default_exchange.on_publish = _answer(waiter)
+    channel.underlay.on_publish = _answer(waiter)
     await dispatcher.run(INFO, b"p", seconds=5.0)
-    assert channel.default_exchange.published[0][1] == "conveyor.tasks.echo.2"
+    assert channel.underlay.published[0][1] == "conveyor.tasks.echo.2"
 
 
 @pytest.mark.asyncio
@@ -176,7 +192,7 @@ async def test_a_result_whose_notification_was_lost_is_read_from_storage() -> No
         results.results[task.task_id] = task_pb2.TaskResult(task_id=task.task_id, response=b"")
         waiter.futures[task.task_id].set_result(None)  # woken without a result
 
-    channel.default_exchange.on_publish = store_silently
+    channel.underlay.on_publish = store_silently
     result = await dispatcher.run(INFO, b"p", seconds=5.0)
     assert result.WhichOneof("outcome") == "response"
 
@@ -195,13 +211,63 @@ async def test_broker_answers_become_gateway_errors(
     failure: Exception, expected: type[Exception], status_code: str
 ) -> None:
     dispatcher, channel, results, _ = _dispatcher()
-    channel.default_exchange.fail = failure
+    channel.underlay.fail = failure
     with pytest.raises(expected) as caught:
         await dispatcher.run(INFO, b"p", seconds=1.0)
     assert caught.value.code == status_code  # type: ignore[attr-defined]
     with pytest.raises(expected):
         await dispatcher.submit(INFO, b"p", deadline=60.0)
     assert results.records == {}  # a task that was not published leaves no record
+
+
+class FakeConnection:
+    is_closed = False
+
+    def __init__(self) -> None:
+        self.opened: list[FakeChannel] = []
+
+    async def channel(self, **options: Any) -> FakeChannel:
+        self.opened.append(FakeChannel())
+        return self.opened[-1]
+
+
+def _pooled(size: int) -> tuple[Dispatcher, list[FakeChannel], FakeConnection]:
+    dispatcher, first, _, _ = _dispatcher()
+    channels = [first] + [FakeChannel() for _ in range(size - 1)]
+    connection = FakeConnection()
+    dispatcher._channels = channels  # type: ignore[assignment]
+    dispatcher._busy = [0] * size
+    dispatcher._renewed = [0.0] * size
+    dispatcher._connection = connection  # type: ignore[assignment]
+    return dispatcher, channels, connection
+
+
+@pytest.mark.asyncio
+async def test_each_publish_takes_the_channel_with_the_fewest_in_flight() -> None:
+    dispatcher, channels, _ = _pooled(3)
+    channels[0].underlay.gate = asyncio.Event()  # its publish hangs (e.g. a slow confirm)
+    hanging = asyncio.create_task(dispatcher.submit(INFO, b"p", deadline=60.0))
+    await asyncio.sleep(0.01)
+    for _ in range(4):
+        await dispatcher.submit(INFO, b"p", deadline=60.0)
+    assert [len(c.underlay.published) for c in channels] == [1, 4, 0]  # ties: the first
+    channels[0].underlay.gate.set()
+    await hanging
+
+
+@pytest.mark.asyncio
+async def test_a_nack_swaps_that_channel_once_a_second_then_is_a_429() -> None:
+    dispatcher, channels, connection = _pooled(2)
+    channels[0].underlay.fail = DeliveryError(None, None)  # type: ignore[arg-type]
+    await dispatcher.submit(INFO, b"p", deadline=60.0)  # nacked, then sent on a new channel
+    assert len(connection.opened) == 1
+    assert id(dispatcher._channels[0]) == id(connection.opened[0])  # slot 0 swapped
+    assert len(connection.opened[0].underlay.published) == 1
+    connection.opened[0].underlay.fail = DeliveryError(None, None)  # type: ignore[arg-type]
+    with pytest.raises(Overloaded):  # nacked again within the second: the queue is full
+        await dispatcher.submit(INFO, b"p", deadline=60.0)
+    assert len(connection.opened) == 1
+    assert channels[1].underlay.published == []
 
 
 @pytest.mark.asyncio

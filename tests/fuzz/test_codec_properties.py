@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.codec import parse_request, render_response
+from api.codec import _fast_parse, parse_request, render_response
 from api.exceptions import InvalidRequest, InvalidResult
 from proto import model_a_pb2, model_b_pb2, task_pb2
 
@@ -130,6 +130,43 @@ def test_non_finite_features_are_refused(features: list[float], bad: str, at: in
 def test_text_round_trips(data: str) -> None:
     payload = parse_request(orjson.dumps({"data": data}), model_a_pb2.ModelARequest, "model_a")
     assert model_a_pb2.ModelARequest.FromString(payload).data == data
+
+
+# Documents the fast path takes: the names (and JSON names) of plain fields, with values of
+# the types it accepts and some it must leave to ParseDict.
+plain_values = (
+    st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.lists(st.floats() | st.integers(min_value=-(2**64), max_value=2**64), max_size=5)
+    | st.none()
+)
+plain_names = st.sampled_from(
+    ["data", "features", "task_id", "taskId", "model", "deadline_unix_ms", "deadlineUnixMs",
+     "priority", "attempt", "result_ttl_seconds", "redelivered", "worker_id", "workerId",
+     "payload", "label"]
+)  # fmt: skip
+plain_objects = st.dictionaries(plain_names, plain_values, max_size=6)
+
+
+@PROPERTIES
+@given(document=plain_objects | objects, message=st.sampled_from(MESSAGES))
+def test_the_fast_path_builds_what_parse_dict_builds(
+    document: dict[str, Any], message: type[Message]
+) -> None:
+    fast = message()
+    if not _fast_parse(document, fast):
+        return  # left to ParseDict
+    slow = message()
+    json_format.ParseDict(document, slow)  # accepts what the fast path accepted
+    assert fast == slow
+    assert fast.SerializeToString(deterministic=True) == slow.SerializeToString(deterministic=True)
+
+
+def test_the_fast_path_takes_the_benchmarks_bodies() -> None:
+    assert _fast_parse({"data": "example"}, model_a_pb2.ModelARequest())
+    assert _fast_parse({"features": [5.1, 3.5, 1, 0.2]}, model_b_pb2.ModelBRequest())
 
 
 @PROPERTIES
