@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-import tests.integration.stack as stack_module
 from conveyor.protocol import durable_queue
 from tests.cluster.load import answers, poll_all, run_load
 from tests.cluster.nodes import RabbitCluster, RedisServer
@@ -46,16 +45,13 @@ def stack(cluster: RabbitCluster, private_redis: RedisServer) -> Iterator[Stack]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AMQP_URL", cluster.amqp_url)
         patch.setenv("REDIS_URL", private_redis.url)
-        patch.setattr(stack_module, "AMQP_URL", cluster.amqp_url, raising=False)
-        patch.setattr(stack_module, "REDIS_URL", private_redis.url, raising=False)
         stack = Stack(RESULT_TTL="600")
         try:
             yield stack
         finally:
             # Queue clean-up needs one live node (the cluster goes away right after anyway).
             live = [node.url for node in cluster.nodes if node.alive]
-            patch.setattr(stack_module, "AMQP_URL", live[0], raising=False)
-            patch.setenv("AMQP_URL", live[0])
+            stack.amqp_url = live[0]
             stack.close()
 
 

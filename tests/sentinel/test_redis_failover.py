@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import redis
 
-import tests.integration.stack as stack_module
 from tests.cluster.load import answers, poll_all, run_load
 from tests.cluster.nodes import RedisServer
 from tests.integration.stack import Stack, wait_until
@@ -109,13 +108,12 @@ def stack(sentinels: Sentinels) -> Iterator[Stack]:
         for name, value in sentinel_env.items():
             patch.setenv(name, value)
         patch.setenv("REDIS_URL", sentinels.primary.url)
-        patch.setattr(stack_module, "REDIS_URL", sentinels.primary.url, raising=False)
         stack = Stack(RESULT_TTL="600")
         try:
             yield stack
         finally:
-            # Clean-up reads keys from whichever server is the primary now.
-            patch.setattr(stack_module, "REDIS_URL", sentinels.replica.url, raising=False)
+            # Clean-up deletes keys on whichever server is the primary now.
+            stack.redis_url = sentinels.replica.url
             stack.close()
 
 
