@@ -45,7 +45,9 @@ def stack_services(compose_file: Path | None = None) -> dict[str, StackService]:
     ``tools.stack.services``, which this reads directly.
     """
     services: dict[str, StackService] = {}
-    for service in SERVICES:
+    # Opt-in compose profiles (Prometheus of `monitoring`) have no manifests: the cluster's own
+    # monitoring scrapes the pods.
+    for service in (s for s in SERVICES if not s.profiles):
         test = service.healthcheck
         ports = {port.container for port in service.ports}
         ports |= {int(port) for port in _HEALTH_PORT.findall(" ".join(test))}

@@ -20,6 +20,8 @@ _HEADER = [
     "# Host ports: CONVEYOR_API_PORT (8000), CONVEYOR_RABBITMQ_MANAGEMENT_PORT (15672); with the",
     "# brokers file CONVEYOR_RABBITMQ_PORT (5672), CONVEYOR_REDIS_PORT (6379).",
     "# More model_a workers: docker compose up --scale model_a=3 (see docs/images.md).",
+    "# Prometheus too (conveyor/prometheus:dev, on CONVEYOR_PROMETHEUS_PORT, 9090), scraping the",
+    "# gateway, the registry and every worker: docker compose --profile monitoring up",
 ]
 
 
@@ -30,6 +32,8 @@ def _quote(value: str) -> str:
 
 def _service(service: Service) -> list[str]:
     lines = [f"  {service.name}:", f"    image: {_quote(service.image_ref)}"]
+    if service.profiles:
+        lines.append(f"    profiles: [{', '.join(_quote(p) for p in service.profiles)}]")
     published = [port.compose for port in service.ports if port.publish]
     if published:
         lines.append("    ports:")

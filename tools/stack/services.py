@@ -8,13 +8,17 @@ and the container test runs the same images with podman or Docker directly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 __all__ = [
     "BROKERS",
     "COMPOSE_ENDPOINTS",
+    "METRICS_PORT",
     "PROCESSES",
+    "PROMETHEUS_PORT",
     "SERVICES",
+    "WORKERS",
     "Endpoints",
     "Port",
     "Service",
@@ -32,6 +36,9 @@ _MODEL_HEALTH = (
 
 API_PORT = 8000
 REGISTRY_PORT = 8001
+METRICS_PORT = 9200
+"""A worker's ``GET /metrics`` port when ``METRICS_PORT`` is not set (each compose container's)."""
+PROMETHEUS_PORT = 9090
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class Endpoints:
     """Where the services find each other, and the address the HTTP services listen on.
 
     ``api_port`` / ``registry_port`` of None leave the services' defaults (8000, 8001).
+    ``metrics_ports`` gives workers their ``METRICS_PORT`` by service name (several workers on
+    one host need a port each); a worker not in it keeps the default (9200).
     """
 
     amqp_url: str
@@ -47,9 +56,17 @@ class Endpoints:
     bind_host: str = "127.0.0.1"
     api_port: int | None = None
     registry_port: int | None = None
+    metrics_ports: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
-    def local(cls, amqp_url: str, redis_url: str, api_port: int, registry_port: int) -> Endpoints:
+    def local(
+        cls,
+        amqp_url: str,
+        redis_url: str,
+        api_port: int,
+        registry_port: int,
+        metrics_ports: Mapping[str, int] | None = None,
+    ) -> Endpoints:
         """Services as processes on this machine's loopback."""
         return cls(
             amqp_url=amqp_url,
@@ -57,6 +74,7 @@ class Endpoints:
             registry_url=f"http://127.0.0.1:{registry_port}",
             api_port=api_port,
             registry_port=registry_port,
+            metrics_ports=dict(metrics_ports or {}),
         )
 
     @property
@@ -108,6 +126,8 @@ class Service:
     depends_on: tuple[str, ...] = ()
     image_env: str = ""
     start_period_seconds: int = 10
+    profiles: tuple[str, ...] = ()
+    """Compose profiles that enable it (``monitoring``); empty: always part of the stack."""
 
     @property
     def image_ref(self) -> str:
@@ -129,7 +149,15 @@ class Service:
             port = endpoints.api_port if self.name == "api" else endpoints.registry_port
             if port is not None:
                 env[port_var] = str(port)
+        if self.name in endpoints.metrics_ports:
+            env["METRICS_HOST"] = endpoints.bind_host
+            env["METRICS_PORT"] = str(endpoints.metrics_ports[self.name])
         return env
+
+    @property
+    def is_worker(self) -> bool:
+        """True for a model's worker (it serves ``GET /metrics`` on ``METRICS_PORT``)."""
+        return self.module.startswith("models.")
 
 
 def _model(name: str) -> Service:
@@ -184,6 +212,23 @@ SERVICES: tuple[Service, ...] = (
     ),
     _model("model_a"),
     _model("model_b"),
+    # `docker compose --profile monitoring up`: scrapes the services above on the compose
+    # network (deploy/monitoring/prometheus.yml, built into the image).
+    Service(
+        name="prometheus",
+        image="conveyor/prometheus:dev",
+        # The image has no HTTP client; promtool (same package) queries the server's API.
+        healthcheck=(
+            "CMD",
+            "/usr/bin/promtool",
+            "query",
+            "instant",
+            f"http://127.0.0.1:{PROMETHEUS_PORT}",
+            "vector(1)",
+        ),
+        ports=(Port(PROMETHEUS_PORT, "CONVEYOR_PROMETHEUS_PORT"),),
+        profiles=("monitoring",),
+    ),
 )
 
 BROKERS = frozenset({"rabbitmq", "redis"})
@@ -191,6 +236,9 @@ BROKERS = frozenset({"rabbitmq", "redis"})
 
 PROCESSES: tuple[Service, ...] = tuple(s for s in SERVICES if s.module)
 """The services that run as Python processes, in start order."""
+
+WORKERS: tuple[Service, ...] = tuple(s for s in PROCESSES if s.is_worker)
+"""The models' workers."""
 
 
 def by_name(name: str) -> Service:

@@ -2,9 +2,10 @@
 
 Checks that the gateway's and the registry's ports are free (exits at once naming a taken one),
 uses the brokers at AMQP_URL / REDIS_URL or starts private ones, then the registry, the
-gateway, model_a and model_b. A service that dies is restarted with a growing back-off (and
-logged); the others keep serving, and the gateway answers 503 for a model with no live worker
-meanwhile. SIGINT/SIGTERM stops everything it started.
+gateway, model_a and model_b; each worker serves ``GET /metrics`` on a free port of its own
+(``METRICS_PORT``; the banner prints them). A service that dies is restarted with a growing
+back-off (and logged); the others keep serving, and the gateway answers 503 for a model with no
+live worker meanwhile. SIGINT/SIGTERM stops everything it started.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from pathlib import Path
 from types import FrameType
 
 from tools.stack.brokers import DEFAULT_URLS, BrokerError, Brokers, ensure
-from tools.stack.ports import port_in_use
+from tools.stack.ports import free_port, port_in_use
 from tools.stack.probes import http_ok, models_alive
 from tools.stack.process import Service, stop_all
-from tools.stack.services import PROCESSES, Endpoints
+from tools.stack.services import PROCESSES, WORKERS, Endpoints
 from tools.stack.supervisor import Backoff, Supervisor
 from tools.stack.waiting import wait_until
 
 READY_TIMEOUT = 90.0
-MODELS = frozenset(s.name for s in PROCESSES if s.module.startswith("models."))
+MODELS = frozenset(s.name for s in WORKERS)
 
 
 def _say(message: str) -> None:
@@ -59,6 +60,21 @@ def taken_ports(ports: dict[str, int]) -> list[str]:
     ]
 
 
+def worker_metrics_ports(taken: set[int]) -> dict[str, int]:
+    """A distinct free ``METRICS_PORT`` for each worker, none of ``taken``.
+
+    On one host the workers cannot all have the default (9200): the second would log that the
+    port is taken and serve no metrics.
+    """
+    ports: dict[str, int] = {}
+    for worker in WORKERS:
+        port = free_port()
+        while port in taken or port in ports.values():
+            port = free_port()
+        ports[worker.name] = port
+    return ports
+
+
 def _wait_ready(api_url: str, services: list[Service], stopping: Callable[[], bool]) -> None:
     def ready() -> bool:
         if stopping():
@@ -77,6 +93,11 @@ def _banner(brokers: Brokers, endpoints: Endpoints, services: list[Service], log
         _say(f"{broker.kind} at {broker.url} ({origin})")
     pids = ", ".join(f"{s.label} {s.pid}" for s in services)
     _say(f"registry at {endpoints.registry_url}, gateway at {endpoints.api_url}")
+    scrapes = [f"{endpoints.api_url}/metrics", f"{endpoints.registry_url}/metrics"]
+    scrapes += [
+        f"{name} http://127.0.0.1:{port}/metrics" for name, port in endpoints.metrics_ports.items()
+    ]
+    _say(f"metrics: {', '.join(scrapes)}")
     _say(f"pids: {pids}; logs in {logs}")
     _say("send a request:")
     print(
@@ -114,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerError as e:
         _say(str(e))
         return 1
+    metrics_ports = worker_metrics_ports({args.api_port, args.registry_port})
     endpoints = Endpoints.local(
-        brokers.amqp_url, brokers.redis_url, args.api_port, args.registry_port
+        brokers.amqp_url, brokers.redis_url, args.api_port, args.registry_port, metrics_ports
     )
     services: list[Service] = []
     try:

@@ -1,10 +1,13 @@
-"""A second //:up on a busy machine exits at once, naming the taken port."""
+"""A second //:up on a busy machine exits at once, naming the taken port; workers get a metrics
+port each."""
 
 import socket
 import subprocess
 import sys
 
 from tools.stack.ports import free_port
+from tools.stack.services import Endpoints, by_name
+from tools.up.__main__ import worker_metrics_ports
 
 
 def test_exits_at_once_naming_a_taken_port() -> None:
@@ -23,3 +26,15 @@ def test_exits_at_once_naming_a_taken_port() -> None:
     assert result.returncode == 2, result.stderr
     assert f"port {taken} is taken (needed by --api-port)" in result.stderr
     assert "registry" not in result.stderr.split("taken")[0], "nothing was started first"
+
+
+def test_each_worker_gets_its_own_free_metrics_port() -> None:
+    ports = worker_metrics_ports({8000, 8001})
+    assert set(ports) == {"model_a", "model_b"}
+    assert len(set(ports.values())) == len(ports)
+    assert not set(ports.values()) & {8000, 8001}
+    endpoints = Endpoints.local("amqp://x", "redis://x", 8000, 8001, ports)
+    env = by_name("model_b").environment(endpoints)
+    assert env["METRICS_PORT"] == str(ports["model_b"])
+    assert env["METRICS_HOST"] == "127.0.0.1"
+    assert "METRICS_PORT" not in by_name("api").environment(endpoints)

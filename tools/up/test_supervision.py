@@ -74,6 +74,18 @@ def _predict_a(client: httpx.Client) -> httpx.Response:
     return client.post("/predict/model_a", json={"data": "x"}, params={"timeout": 2})
 
 
+def test_every_worker_serves_metrics_on_its_own_port(up: Up) -> None:
+    found = re.search(r"metrics: (.*)", up.output())
+    assert found, up.output()
+    workers = dict(re.findall(r"(model_\w+) (http://\S+/metrics)", found.group(1)))
+    assert set(workers) == {"model_a", "model_b"}, found.group(0)
+    assert len(set(workers.values())) == 2, found.group(0)
+    for name, url in workers.items():
+        response = httpx.get(url, timeout=10)
+        assert response.status_code == 200, (name, url)
+        assert "conveyor_worker_unsettled_tasks" in response.text, name
+
+
 def test_a_killed_worker_gives_503_then_is_restarted(up: Up) -> None:
     pids = up.pids()
     client = httpx.Client(base_url=up.api_url, timeout=30)
