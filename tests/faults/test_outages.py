@@ -135,8 +135,15 @@ def _new_log_lines(stack: Stack, marks: dict[Path, int]) -> dict[str, list[str]]
 
 
 def _not_info(line: str) -> bool:
-    """A log line above INFO (the gateway's lines carry no level; uvicorn's start "INFO:")."""
+    """A log line above INFO: a JSON line (``conveyor.logs``) whose level is above ``info``, or
+    a text line not marked INFO (a traceback's lines count once, by their first line)."""
     text = line.strip()
+    if text.startswith("{"):
+        try:
+            record = json.loads(text)
+        except ValueError:
+            return True
+        return str(record.get("level", "")).lower() not in ("debug", "info")
     return bool(text) and not text.startswith(("INFO", "File ", "^")) and " INFO " not in text
 
 
