@@ -14,30 +14,16 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.integration.stack import Stack
+from tests.integration.stack import Served
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 
 
-class Served(Stack):
-    """A stack serving model_a and model_b under unique names."""
-
-    model_a: str
-    model_b: str
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Served]:
-    stack = Served(DASHBOARD_SAMPLE_SECONDS="0.5")
-    try:
-        stack.model_a = stack.model_name("model_a")
-        stack.model_b = stack.model_name("model_b")
-        stack.start_worker("models.model_a", stack.model_a)
-        stack.start_worker("models.model_b", stack.model_b)
+    with Served(DASHBOARD_SAMPLE_SECONDS="0.5") as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 @pytest.fixture

@@ -16,16 +16,14 @@ from schemathesis.checks import CheckFunction
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.integration.stack import Stack
+from tests.integration.stack import Served, Stack
 
 EXAMPLES = 25
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with Stack(RESULT_TTL="60") as stack:
-        stack.start_worker("models.model_a", stack.model_name("model_a"))
-        stack.start_worker("models.model_b", stack.model_name("model_b"))
+def stack() -> Iterator[Served]:
+    with Served(RESULT_TTL="60") as stack:
         yield stack
 
 

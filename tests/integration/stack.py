@@ -11,6 +11,7 @@ import os
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -27,6 +28,7 @@ __all__ = [
     "AMQP_URL",
     "REDIS_URL",
     "SLOW_MODEL",
+    "Served",
     "Service",
     "Stack",
     "free_port",
@@ -127,7 +129,7 @@ class Stack:
 
         wait_until(up, START_TIMEOUT, what=f"{service.label} ready")
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -140,3 +142,18 @@ class Stack:
         stop_all([self.gateway, self.registry])
         delete_queues(self.amqp_url, (q for m in self.models for q in model_queues(m, "1")))
         delete_keys(self.redis_url, f"test:{self.id}:*")
+
+
+class Served(Stack):
+    """A stack serving the two example models, model_a and model_b, under unique names."""
+
+    def __init__(self, liveness_window: float = 5.0, **gateway_env: str) -> None:
+        super().__init__(liveness_window, **gateway_env)
+        try:
+            self.model_a = self.model_name("model_a")
+            self.model_b = self.model_name("model_b")
+            self.start_worker("models.model_a", self.model_a)
+            self.start_worker("models.model_b", self.model_b)
+        except BaseException:
+            self.close()
+            raise

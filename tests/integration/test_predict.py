@@ -6,27 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.stack import Stack, wait_until
-
-
-class Served(Stack):
-    """A stack serving model_a and model_b under unique names."""
-
-    model_a: str
-    model_b: str
+from tests.integration.stack import Served, wait_until
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Served]:
-    stack = Served(RESULT_TTL="600")
-    try:
-        stack.model_a = stack.model_name("model_a")
-        stack.model_b = stack.model_name("model_b")
-        stack.start_worker("models.model_a", stack.model_a)
-        stack.start_worker("models.model_b", stack.model_b)
+    with Served(RESULT_TTL="600") as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def test_seed_curl_on_model_a(stack: Served) -> None:
