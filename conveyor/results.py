@@ -10,18 +10,20 @@ Each operation that must not race is one Lua script, so it is atomic and one rou
   may have been cancelled) and marks the task running;
 - ``cancel``: a gateway stores a ``CANCELLED`` result unless a result exists or the task runs.
 
-Where Redis has replicas, workers can ask ``store_many`` to ``WAIT`` until replicas hold the
-results before they acknowledge the tasks, so a failover to a replica loses no result.
+Where Redis has replicas, workers ask ``store_many`` to ``WAIT`` until a replica holds the
+results before they acknowledge the tasks, so a failover to a replica loses no result. By
+default (``"auto"``) they do so whenever the primary has a replica connected.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError
@@ -31,6 +33,7 @@ from conveyor.protocol import result_key, running_key, task_key
 from proto import task_pb2
 
 __all__ = [
+    "REPLICAS_CHECK_SECONDS",
     "CancelOutcome",
     "NotReplicated",
     "ResultBackend",
@@ -68,6 +71,10 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return {2, ''} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return {0, ''}
 """
+
+
+REPLICAS_CHECK_SECONDS = 1.0
+"""How often ``store_many(replicas="auto")`` reads the primary's count of connected replicas."""
 
 
 class NotReplicated(aioredis.RedisError):
@@ -148,6 +155,8 @@ class ResultBackend:
         self._republish = client.register_script(_REPUBLISH)
         self._claim = client.register_script(_CLAIM)
         self._cancel = client.register_script(_CANCEL)
+        self._replicas = 0
+        self._replicas_checked = -math.inf
 
     async def store(self, task: task_pb2.Task, result: task_pb2.TaskResult, ttl: int) -> bool:
         """Store ``result`` unless one exists, announce the stored one; True if ours was stored.
@@ -164,7 +173,7 @@ class ResultBackend:
         self,
         items: Sequence[tuple[task_pb2.Task, task_pb2.TaskResult]],
         ttl: int,
-        replicas: int = 0,
+        replicas: int | Literal["auto"] = 0,
         wait_ms: int = 1000,
     ) -> list[bool]:
         """``store`` for a batch, in one round trip.
@@ -172,27 +181,40 @@ class ResultBackend:
         With ``replicas`` > 0 the same round trip ends with ``WAIT replicas wait_ms``: it returns
         once that many replicas hold the results (or every connected replica, when fewer are
         connected), and raises ``NotReplicated`` when fewer did within ``wait_ms`` (the caller
-        stores again; the first stored result still wins).
+        stores again; the first stored result still wins). ``"auto"`` waits for one replica
+        whenever the primary has one connected (``connected_replicas``), and for none otherwise.
         """
+        wanted = min(1, await self.connected_replicas()) if replicas == "auto" else replicas
         try:
-            answers = await self._store_pipelined(items, ttl, replicas, wait_ms)
+            answers = await self._store_pipelined(items, ttl, wanted, wait_ms)
         except NoScriptError:  # Redis restarted or flushed its scripts: load it, once more
             await self.redis.script_load(_STORE)
             self._store_sha = self._store.sha
-            answers = await self._store_pipelined(items, ttl, replicas, wait_ms)
-        if replicas > 0:
+            answers = await self._store_pipelined(items, ttl, wanted, wait_ms)
+        if wanted > 0:
             acknowledged = int(answers.pop())
-            if acknowledged < replicas:
+            if acknowledged < wanted:
                 # Waiting for replicas that are gone would stop every worker: with fewer
                 # connected (a failover promoted the only replica), all connected ones suffice.
                 info = await self.redis.info("replication")
                 connected = int(info.get("connected_slaves", 0))
-                if acknowledged < min(replicas, connected):
+                if acknowledged < min(wanted, connected):
                     raise NotReplicated(
-                        f"{acknowledged} of {min(replicas, connected)} replicas acknowledged "
+                        f"{acknowledged} of {min(wanted, connected)} replicas acknowledged "
                         f"within {wait_ms} ms"
                     )
         return [bool(stored) for stored in answers]
+
+    async def connected_replicas(self) -> int:
+        """How many replicas the primary has connected, from ``INFO replication``, read at most
+        once every ``REPLICAS_CHECK_SECONDS`` (a replica that connects or goes is seen within
+        that time; a failover's new primary too, as the client follows it)."""
+        now = time.monotonic()
+        if now >= self._replicas_checked + REPLICAS_CHECK_SECONDS:
+            info = await self.redis.info("replication")
+            self._replicas = int(info.get("connected_slaves", 0))
+            self._replicas_checked = now
+        return self._replicas
 
     async def _store_pipelined(
         self,

@@ -5,7 +5,7 @@ case-insensitive) built from these mixins, so a URL with a typo fails when the p
 naming the variable, instead of at the first request.
 """
 
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -102,12 +102,11 @@ class RedisSettings(ServiceSettings):
     redis_master_name: str | None = Field(
         default=None, min_length=1, description="The Sentinel name of the Redis primary."
     )
-    redis_wait_replicas: int = Field(
-        default=0,
-        ge=0,
-        le=16,
+    redis_wait_replicas: int | Literal["auto"] = Field(
+        default="auto",
         description="Workers acknowledge a task only after this many replicas hold its result "
-        "(Redis WAIT); 0: do not wait.",
+        "(Redis WAIT); 0: do not wait; auto: one, whenever the primary has a replica connected "
+        "(checked at most once a second), else none.",
     )
     redis_wait_timeout_ms: int = Field(
         default=1000,
@@ -115,6 +114,13 @@ class RedisSettings(ServiceSettings):
         le=60_000,
         description="How long a worker waits for the replicas before it stores the result again.",
     )
+
+    @field_validator("redis_wait_replicas")
+    @classmethod
+    def _replicas_in_range(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 0 <= value <= 16:
+            raise ValueError("REDIS_WAIT_REPLICAS must be auto or a count from 0 to 16")
+        return value
 
     @field_validator("redis_sentinels", mode="before")
     @classmethod

@@ -1,16 +1,25 @@
 """The result backend's batched store over a real Redis: one round trip per batch, the first
-stored result wins and is announced, and a script Redis does not know is loaded again."""
+stored result wins and is announced, a script Redis does not know is loaded again, and
+``WAIT`` follows the replicas that are connected."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import shutil
 import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
 
+from conveyor import results
 from conveyor.results import ResultBackend
 from proto import task_pb2
+from tools.stack.ports import free_port
+from tools.stack.process import Service
 
 
 def _item(channel: str) -> tuple[task_pb2.Task, task_pb2.TaskResult]:
@@ -49,5 +58,74 @@ async def test_store_many_stores_once_announces_and_survives_an_unknown_script()
         assert 0 < await client.ttl(items[1][0].result_key) <= 60
     finally:
         await pubsub.aclose()
+        await client.delete(*(task.result_key for task, _ in items))
+        await client.aclose()
+
+
+async def _wait_calls(client: aioredis.Redis) -> int:
+    """How many ``WAIT`` commands the server has run."""
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_wait", {}).get("calls", 0))
+
+
+@pytest.mark.asyncio
+async def test_auto_waits_for_a_replica_only_while_one_is_connected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``replicas="auto"``: no ``WAIT`` without a replica (it would block for its timeout);
+    once a replica connects, each store waits for it, and the replica holds the result the
+    moment ``store_many`` returns."""
+    monkeypatch.setattr(results, "REPLICAS_CHECK_SECONDS", 0.0)
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    client = aioredis.Redis.from_url(url)
+    backend = ResultBackend(client)
+    items = [_item("")]
+    replica: Service | None = None
+    try:
+        before = await _wait_calls(client)
+        assert await backend.store_many(items, ttl=60, replicas="auto", wait_ms=5000) == [True]
+        assert await _wait_calls(client) == before  # no replica: no WAIT
+
+        primary = urlsplit(url)
+        port = free_port()
+        replica = Service(
+            "redis-server",
+            {},
+            tmp_path,
+            "replica",
+            argv=[
+                shutil.which("redis-server") or "redis-server",
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(tmp_path),
+                "--replicaof", primary.hostname or "127.0.0.1", str(primary.port or 6379),
+            ],
+        )  # fmt: skip
+        replica_client = aioredis.Redis(host="127.0.0.1", port=port)
+
+        async def synced() -> bool:
+            info = await replica_client.info("replication")
+            return info.get("master_link_status") == "up"
+
+        for _ in range(100):
+            with contextlib.suppress(OSError, aioredis.RedisError):
+                if await synced():
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the replica never synced:\n{replica.log()}")
+        assert await backend.connected_replicas() == 1
+
+        replicated = [_item("")]
+        assert await backend.store_many(replicated, ttl=60, replicas="auto", wait_ms=5000) == [True]
+        assert await _wait_calls(client) == before + 1
+        assert await replica_client.get(replicated[0][0].result_key) is not None
+        items += replicated
+        await replica_client.aclose()
+    finally:
+        if replica is not None:
+            replica.stop()
         await client.delete(*(task.result_key for task, _ in items))
         await client.aclose()

@@ -41,7 +41,22 @@ def test_sentinels_are_host_port_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = RedisSettings()
     assert settings.redis_sentinels == (("s1", 26379), ("s2", 26380), ("::1", 26381))
     assert settings.redis_master_name == "conveyor"
-    assert settings.redis_wait_replicas == 0
+    assert settings.redis_wait_replicas == "auto"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), ("0", 0), ("2", 2)])
+def test_wait_replicas_is_auto_or_a_count(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: object
+) -> None:
+    monkeypatch.setenv("REDIS_WAIT_REPLICAS", value)
+    assert RedisSettings().redis_wait_replicas == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "17", "some", "1.5"])
+def test_a_bad_wait_replicas_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("REDIS_WAIT_REPLICAS", value)
+    with pytest.raises(ValidationError):
+        RedisSettings()
 
 
 def test_no_sentinels_by_default() -> None:

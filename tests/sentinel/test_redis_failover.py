@@ -1,9 +1,10 @@
 """Redis with Sentinel loses its primary under load: no result is lost.
 
 A private primary, one replica and three sentinels run locally; a Conveyor stack (on the
-brokers' RabbitMQ from ``AMQP_URL``) reaches Redis only through the sentinels, and its workers
-``WAIT`` for the replica before acknowledging a task. Under async load the primary is SIGKILLed;
-every accepted task must end with its own result, read through the promoted replica.
+brokers' RabbitMQ from ``AMQP_URL``) reaches Redis only through the sentinels. Its workers keep
+the default ``REDIS_WAIT_REPLICAS=auto``, so with the replica connected they ``WAIT`` for it
+before acknowledging a task. Under async load the primary is SIGKILLed; every accepted task
+must end with its own result, read through the promoted replica.
 """
 
 import os
@@ -101,7 +102,7 @@ def stack(sentinels: Sentinels) -> Iterator[Stack]:
     sentinel_env = {
         "REDIS_SENTINELS": sentinels.setting,
         "REDIS_MASTER_NAME": MASTER,
-        "REDIS_WAIT_REPLICAS": "1",
+        # REDIS_WAIT_REPLICAS is left at its default, auto: the default must lose nothing.
         "REDIS_WAIT_TIMEOUT_MS": "500",
     }
     with pytest.MonkeyPatch.context() as patch:
@@ -125,7 +126,16 @@ def test_killing_the_primary_loses_no_result(
     stack.start_worker("models.model_a", model, WORKER_CONCURRENCY="8")
     stack.start_worker("models.model_a", model, WORKER_CONCURRENCY="8")
 
-    record = run_load([stack.api_url], model, LOAD_SECONDS, RATE, KILL_AT, sentinels.primary.kill)
+    waits: list[int] = []
+
+    def kill_primary() -> None:
+        # The workers left REDIS_WAIT_REPLICAS at auto: seeing the replica, they sent WAIT.
+        with redis.Redis(port=sentinels.primary.port) as primary:
+            stats = primary.info("commandstats")
+        waits.append(int(stats.get("cmdstat_wait", {}).get("calls", 0)))
+        sentinels.primary.kill()
+
+    record = run_load([stack.api_url], model, LOAD_SECONDS, RATE, KILL_AT, kill_primary)
     promoted = wait_until(
         lambda: sentinels.master_port(sentinels.ports[0]) == sentinels.replica.port,
         30.0,
@@ -147,10 +157,11 @@ def test_killing_the_primary_loses_no_result(
             f"{len(accepted)}, refused {len(refused)} {sorted({s.status for s in refused})}, "
             f"done {len(done)}, lost {len(lost)}, wrong {len(wrong)}; sync probes "
             f"{len(record.probes)}, failed {sum(1 for p in record.probes if not p.ok)}; "
-            f"serving resumed after "
+            f"WAIT calls before the kill {waits}; serving resumed after "
             f"{None if resumed is None else round(resumed, 2)} s"
         )
     assert len(accepted) > RATE * KILL_AT / 2
+    assert waits and waits[0] > 0, "the workers never sent WAIT to a primary with a replica"
     assert lost == [], f"{len(lost)} accepted tasks lost their result: {lost[:10]}"
     assert wrong == []
     assert os.environ.get("REDIS_SENTINELS") == sentinels.setting
