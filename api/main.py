@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.catalog import ModelCatalog
 from api.config import Settings
@@ -12,13 +13,31 @@ from api.dispatch import Dispatcher
 from api.edge import Edge
 from api.oip import routes as oip
 from api.routes import dashboard, errors, health, metrics, models, predict, tasks
+from api.shortcut import PredictShortcut
 from conveyor.metrics import GatewayMetrics
 from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class Gateway(FastAPI):
+    """The gateway's ASGI app. Every HTTP request enters through ``entry`` (the ``Edge``, then
+    ``PredictShortcut``), which passes what it does not answer itself on to FastAPI."""
+
+    entry: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.entry is not None:
+            await self.entry(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI itself: its middleware, routing and error handlers."""
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> Gateway:
     """Build the gateway; connections open in its lifespan."""
     settings = settings or Settings()
     gateway_metrics = GatewayMetrics() if settings.metrics_enabled else None
@@ -54,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.dispatcher.stop()
             await app.state.catalog.aclose()
 
-    app = FastAPI(
+    app = Gateway(
         title="Conveyor gateway",
         version="1",
         description="Serve ML models over a durable queue. Models are learned from the registry.",
@@ -66,8 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (predict, tasks, models, health, metrics, dashboard):
         app.include_router(module.router)
     app.include_router(oip.router)  # the Open Inference Protocol under /v2 (docs/protocol.md)
-    app.add_middleware(
-        Edge,
+    app.entry = Edge(
+        PredictShortcut(app.framework, app.state),
         max_inflight=settings.max_inflight,
         max_body_bytes=settings.max_body_bytes,
         api_keys=settings.api_keys,

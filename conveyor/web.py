@@ -27,9 +27,11 @@ from conveyor.errors import ConveyorError
 __all__ = [
     "ErrorBody",
     "ErrorDetail",
+    "domain_error_response",
     "error_body",
     "error_response",
     "install_error_handlers",
+    "internal_error_response",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,6 +87,21 @@ def error_response(
     )
 
 
+def domain_error_response(
+    exc: ConveyorError, status_of: StatusOf, context: Mapping[str, Any]
+) -> JSONResponse:
+    """The answer to a domain error: status, keys and headers from ``status_of``, over the
+    keys of ``context`` every error of the service carries (the error's own keys win)."""
+    status, extra = status_of(exc)
+    headers = extra.pop("headers", None)
+    return error_response(status, exc.code, exc.message, headers=headers, **{**context, **extra})
+
+
+def internal_error_response() -> JSONResponse:
+    """The answer to an exception no handler took (after it was logged)."""
+    return error_response(500, "internal", "internal error; see the service's log")
+
+
 def _no_context(request: Request) -> dict[str, Any]:
     return {}
 
@@ -108,10 +125,7 @@ def install_error_handlers(
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ConveyorError)
-        status, extra = status_of(exc)
-        headers = extra.pop("headers", None)
-        keys = {**context_of(request), **extra}
-        return error_response(status, exc.code, exc.message, headers=headers, **keys)
+        return domain_error_response(exc, status_of, context_of(request))
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -209,5 +223,4 @@ class CatchAllMiddleware:
             logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 return
-            response = error_response(500, "internal", "internal error; see the service's log")
-            await response(scope, receive, send)
+            await internal_error_response()(scope, receive, send)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from starlette.datastructures import QueryParams
+from starlette.datastructures import QueryParams, State
 from starlette.requests import ClientDisconnect
+from starlette.types import Scope
 
 from api.catalog import ModelCatalog, check_name
 from api.codec import parse_request
@@ -58,8 +60,8 @@ _BODY = {
 }
 
 
-def _check_json(request: Request, model: str) -> None:
-    content_type = request.headers.get("content-type")
+def check_json(content_type: str | None, model: str) -> None:
+    """Refuse (415) a body declared as anything but JSON; an undeclared body is read as JSON."""
     if content_type is None:
         return
     media = content_type.split(";", 1)[0].strip().lower()
@@ -163,22 +165,48 @@ def predict_options(query: QueryParams, settings: Settings, model: str) -> Predi
     openapi_extra={**_BODY, "parameters": _PARAMETERS},
 )
 async def predict(model: str, request: Request) -> Response:
-    """Run ``model`` on the JSON body; answer its response, or 202 + task id with mode=async."""
-    state = request.app.state
+    """Run ``model`` on the JSON body; answer its response, or 202 + task id with mode=async.
+
+    The gateway serves this path through ``api.shortcut`` (the same ``run_predict``, without
+    FastAPI's routing); this route documents it and answers whatever the shortcut passes on.
+    """
+    return await run_predict(
+        request.app.state,
+        model,
+        request.query_params,
+        request.headers.get("content-type"),
+        request.body,
+        request.scope,
+    )
+
+
+async def run_predict(
+    state: State,
+    model: str,
+    query: QueryParams,
+    content_type: str | None,
+    read_body: Callable[[], Awaitable[bytes]],
+    scope: Scope,
+) -> Response:
+    """The predict call: check the request, queue the task, answer its result (or 202).
+
+    ``read_body`` reads the request body (raising ``ClientDisconnect`` when the client left);
+    errors are raised as the gateway's domain errors, for the caller to render.
+    """
     settings: Settings = state.settings
     catalog: ModelCatalog = state.catalog
     dispatcher: Dispatcher = state.dispatcher
-    _check_json(request, model)
-    options = predict_options(request.query_params, settings, model)
+    check_json(content_type, model)
+    options = predict_options(query, settings, model)
     check_name(model, options.version)
     info = await catalog.get(model, options.version)
     try:
-        body = await request.body()
+        body = await read_body()
     except ClientDisconnect:
         # The client hung up before sending its body (it gave up waiting): nobody reads this.
         return Response(b'{"error": "client disconnected"}', 400, media_type="application/json")
     payload = parse_request(body, info.request_class, model, settings.max_json_depth)
-    request_id = request_id_of(request.scope)
+    request_id = request_id_of(scope)
     if options.asynchronous:
         task_id = await dispatcher.submit(
             info,
@@ -201,7 +229,7 @@ async def predict(model: str, request: Request) -> Response:
         raise ModelUnavailable(
             f"model {model!r} version {info.version!r} has no live worker", model=model
         )
-    remaining = options.timeout - (time.monotonic() - arrival_of(request.scope))
+    remaining = options.timeout - (time.monotonic() - arrival_of(scope))
     if remaining <= 0:
         raise ResultTimeout(
             f"the request spent its {options.timeout:g} s timeout waiting in the gateway",

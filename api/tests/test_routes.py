@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from api.catalog import ModelInfo
 from api.config import Settings
 from api.dispatch import QueueDepths, TaskStatus
+from api.edge import Edge
 from api.exceptions import ModelNotFound, Overloaded, ResultTimeout, TaskConflict, TaskNotFound
 from api.main import create_app
 from conveyor.registry_api import MessageSchema, ModelDetail, ModelSummary, VersionSummary
@@ -121,12 +122,17 @@ class FakeDispatcher:
         return {"rabbitmq": True, "redis": True}
 
 
-@pytest.fixture
-def client() -> Iterator[TestClient]:
+@pytest.fixture(params=["shortcut", "route"])
+def client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    """The gateway with fakes, predict served by ``api.shortcut`` or, with the shortcut taken
+    out, by the FastAPI route: every test holds for both."""
     settings = Settings(default_timeout=2.0, max_timeout=10.0)
     app = create_app(settings)
     app.state.catalog = FakeCatalog()
     app.state.dispatcher = FakeDispatcher()
+    if request.param == "route":
+        assert isinstance(app.entry, Edge)
+        app.entry.app = app.framework
     yield TestClient(app)  # no lifespan: nothing connects
 
 
@@ -383,3 +389,19 @@ def test_an_unreadable_worker_response_is_a_json_502(client: TestClient) -> None
     response = client.post("/predict/echo", json={"data": "x"})
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "bad_result"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/predict/echo", 405),
+        ("POST", "/predict/echo/more", 404),
+        ("POST", "/predict/", 404),
+    ],
+)
+def test_what_the_shortcut_passes_on_is_answered_by_fastapi(
+    client: TestClient, method: str, path: str, status: int
+) -> None:
+    response = client.request(method, path, json={"data": "x"})
+    assert response.status_code == status
+    assert response.json()["error"]["code"] in ("not_found", "method_not_allowed")
