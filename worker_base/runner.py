@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis.asyncio as aioredis
+import uvloop
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 
@@ -31,6 +32,7 @@ from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend, now_ms
 from proto import task_pb2
+from worker_base.commit import GroupCommit
 from worker_base.config import Settings
 from worker_base.execution import Executor
 from worker_base.model import Model
@@ -68,6 +70,7 @@ class Worker:
             _MIN_PREFETCH, self.settings.worker_concurrency * self.batch_size
         )
         self.scheduler = Scheduler()
+        self.commits = GroupCommit(self._store, self._settle_stored)
         self._results: ResultBackend | None = None
         self._unsettled = 0
         self._idle = asyncio.Event()
@@ -158,6 +161,7 @@ class Worker:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await self.commits.close()
             # Bounded: when the whole stack stops at once, registry and broker may be gone.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -252,9 +256,14 @@ class Worker:
             for task, result in zip(tasks, results, strict=True):
                 with logs.bound(task.request_id, task.task_id, task.model, task.version):
                     logger.debug("task answered: %s", _outcome(result))
-        await self._store([(d.task, r) for d, r in zip(runnable, results, strict=True)])
-        for delivery in runnable:
+        self.commits.add(list(zip(runnable, results, strict=True)))
+
+    async def _settle_stored(self, delivery: Delivery, stored: bool) -> None:
+        """Acknowledge a task whose result is stored; requeue one whose store failed."""
+        if stored:
             await self._settle(delivery, delivery.message.ack())
+        else:
+            await self._settle(delivery, delivery.message.nack(requeue=True))
 
     async def _already_answered(self, delivery: Delivery) -> bool:
         """True when the task has a result already and must not run (again).
@@ -339,4 +348,6 @@ def run_model(model: Model, settings: Settings | None = None) -> None:
             loop.add_signal_handler(signum, stop.set)
         await Worker(model, settings).run(stop)
 
-    asyncio.run(main())
+    # uvloop: the event loop's own overhead is a large share of a light model's work per task.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
