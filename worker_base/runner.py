@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import os
 import signal
@@ -91,6 +92,10 @@ class Worker:
         """Serve until ``stop`` is set, then finish the delivered tasks and deregister."""
         settings = self.settings
         await self.model.load()
+        # The model and the libraries live as long as the process: moved out of the collector's
+        # reach, they no longer make each full collection a long pause.
+        gc.collect()
+        gc.freeze()
         if settings.metrics_port and not metrics.serve(
             self.metrics.registry, settings.metrics_port, settings.metrics_host
         ):
