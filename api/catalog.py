@@ -7,8 +7,10 @@ restart does not interrupt serving.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -66,6 +68,7 @@ class ModelCatalog:
         self._cache: dict[tuple[str, str | None], tuple[float, ModelInfo]] = {}
         self._classes: dict[tuple[str, str], type[Message]] = {}
         self._registry_down = False
+        self._flights: dict[tuple[str, str | None], asyncio.Future[ModelInfo]] = {}
 
     async def aclose(self) -> None:
         """Close the registry client."""
@@ -76,22 +79,48 @@ class ModelCatalog:
 
         Raise ``InvalidRequest`` for a malformed name, ``ModelNotFound`` for an unknown model or
         version, ``RegistryUnavailable`` when the registry cannot be asked and nothing is cached.
-        Only a live version is served from the cache, so a model that comes back is used at once.
+
+        Only a live version is served from the cache, so a model that comes back is used at
+        once. A live entry past its ``cache_seconds`` is still served while one refresh runs in
+        the background (requests never wait for the registry on a model they know), and
+        requests that do have to ask share one registry call per model.
         """
         key = (name, version)
         cached = self._cache.get(key)
-        if cached is not None and cached[0] > time.monotonic() and cached[1].alive:
+        if cached is not None and cached[1].alive:
+            if cached[0] <= time.monotonic() and key not in self._flights:
+                self._fly(key).add_done_callback(functools.partial(self._refreshed, key))
             return cached[1]
         check_name(name, version)
+        flight = self._flights.get(key) or self._fly(key)
         try:
-            detail = await self.describe(name, version)
+            # Shielded: a caller that gives up does not cancel the others' registry call.
+            return await asyncio.shield(flight)
         except RegistryUnavailable:
             if cached is None:
                 raise
             return cached[1]  # the last known description, while the registry is away
-        info = self._build(detail)
-        self._cache[key] = (time.monotonic() + self._cache_seconds, info)
+
+    def _fly(self, key: tuple[str, str | None]) -> asyncio.Future[ModelInfo]:
+        """Start the one registry call for ``key`` that concurrent requests share."""
+        flight = asyncio.ensure_future(self._load(*key))
+        self._flights[key] = flight
+        flight.add_done_callback(lambda _: self._flights.pop(key, None))
+        return flight
+
+    async def _load(self, name: str, version: str | None) -> ModelInfo:
+        info = self._build(await self.describe(name, version))
+        self._cache[(name, version)] = (time.monotonic() + self._cache_seconds, info)
         return info
+
+    def _refreshed(self, key: tuple[str, str | None], flight: asyncio.Future[ModelInfo]) -> None:
+        """After a background refresh: forget a model the registry no longer knows (the next
+        request asks again and gets its 404); on any other failure keep serving the last
+        known entry (an outage is logged by ``describe``)."""
+        if flight.cancelled():
+            return
+        if isinstance(flight.exception(), ModelNotFound):
+            self._cache.pop(key, None)
 
     async def list(self) -> list[ModelSummary]:
         """Return the registry's model summaries."""

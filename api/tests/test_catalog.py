@@ -1,5 +1,6 @@
 """The gateway's model catalog over a registry served by httpx.MockTransport."""
 
+import asyncio
 import base64
 
 import httpx
@@ -117,4 +118,56 @@ async def test_malformed_names_never_reach_the_registry() -> None:
     with pytest.raises(InvalidRequest):
         await catalog.get("echo", "1/../2")
     assert registry.calls == 0
+    await catalog.aclose()
+
+
+@pytest.mark.asyncio
+async def test_concurrent_requests_share_one_registry_call() -> None:
+    registry = FakeRegistry()
+    catalog = _catalog(registry)
+    infos = await asyncio.gather(*(catalog.get("echo") for _ in range(20)))
+    assert registry.calls == 1
+    assert all(info is infos[0] for info in infos)
+    with pytest.raises(ModelNotFound):
+        await asyncio.gather(*(catalog.get("nope") for _ in range(5)))
+    assert registry.calls == 2
+    await catalog.aclose()
+
+
+@pytest.mark.asyncio
+async def test_an_expired_live_model_is_served_while_one_refresh_runs() -> None:
+    registry = FakeRegistry()
+    catalog = _catalog(registry, cache_seconds=0.0)
+    first = await catalog.get("echo")
+    registry.instances["echo"] = 2
+    stale = await asyncio.gather(*(catalog.get("echo") for _ in range(10)))
+    assert all(info is first for info in stale)  # no request waited for the registry
+    await asyncio.sleep(0.05)  # the background refresh
+    assert registry.calls == 2
+    assert (await catalog.get("echo")).instances == 2
+    await catalog.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_refresh_that_finds_the_model_gone_forgets_it() -> None:
+    registry = FakeRegistry()
+    catalog = _catalog(registry, cache_seconds=0.0)
+    await catalog.get("echo")
+    del registry.instances["echo"]
+    await catalog.get("echo")  # served from the cache; the refresh learns it is gone
+    await asyncio.sleep(0.05)
+    with pytest.raises(ModelNotFound):
+        await catalog.get("echo")
+    await catalog.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_refresh_during_a_registry_outage_keeps_the_last_known_model() -> None:
+    registry = FakeRegistry()
+    catalog = _catalog(registry, cache_seconds=0.0)
+    known = await catalog.get("echo")
+    registry.down = True
+    for _ in range(3):
+        assert await catalog.get("echo") is known
+        await asyncio.sleep(0.02)
     await catalog.aclose()
