@@ -2,15 +2,16 @@
 
 Usage::
 
-    bazel run //load_testing:bench -- [--scenario main|overload|batching]
+    bazel run //load_testing:bench -- [--scenario main|overload|batching|soak|profile]
         [--rounds 3] [--seconds 10] [--connections 32] [--warmup 3]
 
 ``main`` alternates, round by round, the reference (``load_testing/reference``), Conveyor's
 ``POST /predict/<model_a>`` (an echo) and ``<model_b>`` (scikit-learn, batching), each driven by
 ``wrk -t1 -c32`` for ``--seconds``, then prints req/s, p50/p90/p99, errors, CPU ms per request
 of each process, and the Conveyor/reference ratio per round and overall; then c=1 latency.
-``overload`` and ``batching`` are described in :mod:`load_testing.overload` and
-:mod:`load_testing.batching`. Brokers: ``AMQP_URL`` / ``REDIS_URL`` (default: the local ones);
+``overload``, ``batching``, ``soak`` and ``profile`` are described in
+:mod:`load_testing.overload`, :mod:`load_testing.batching`, :mod:`load_testing.soak` and
+:mod:`load_testing.profiling`. Brokers: ``AMQP_URL`` / ``REDIS_URL`` (default: the local ones);
 everything the run creates there carries a unique tag and is deleted at the end.
 """
 
@@ -143,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--scenario", choices=("main", "overload", "batching", "profile"), default="main"
+        "--scenario", choices=("main", "overload", "batching", "soak", "profile"), default="main"
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0, help="per round")
@@ -152,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--factor", type=float, default=3.0, help="overload: x capacity")
     parser.add_argument("--overload-seconds", type=float, default=30.0)
     parser.add_argument("--overload-connections", type=int, default=1536)
+    parser.add_argument("--soak-seconds", type=float, default=300.0)
+    parser.add_argument("--soak-slice", type=float, default=30.0, help="soak: seconds per slice")
     parser.add_argument("--out", type=Path, help="log directory (default: a new temp dir)")
     args = parser.parse_args(argv)
     try:
@@ -173,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from load_testing.batching import run_batching
 
             run_batching(args, out)
+        elif args.scenario == "soak":
+            from load_testing.soak import run_soak
+
+            run_soak(args, out)
         else:
             from load_testing.profiling import run_profile
 

@@ -11,13 +11,15 @@
 
 Printed: shares of 200/429/503/504 and other statuses, goodput against capacity, the probe's
 p99 of successes, answers that were not JSON (must be 0), the gateway's RSS before, right
-after and 10 s after, and how long the model's queues took to drain.
+after and 10 s after, how long the model's queues took to drain, and the CPU that the gateway,
+the worker and wrk itself used (all on the same cores), with how busy the whole machine was.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import threading
 import time
 from pathlib import Path
@@ -124,10 +126,20 @@ def run_overload(args: argparse.Namespace, out: Path) -> None:
         delay_ms = 1000 * free / offered
         url = f"{model_a.url}?timeout=5"
         probe = Probe(url, args.overload_seconds)
+        pids = {"gateway": api, "worker": stack.services["model_a"].pid}
+        cpu_before = {name: procstat.cpu_seconds(pid) for name, pid in pids.items()}
+        wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        machine_before = procstat.machine_cpu()
         probe.start()
         result = wrk.run(url, seconds=args.overload_seconds,
                          connections=args.overload_connections, delay_ms=delay_ms,
                          timeout_s=15)  # fmt: skip
+        machine_after = procstat.machine_cpu()
+        wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = {name: procstat.cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        cpu["wrk"] = (wrk_after.ru_utime + wrk_after.ru_stime) - (
+            wrk_before.ru_utime + wrk_before.ru_stime
+        )
         probe.join()
         rss_after = procstat.rss_mb(api)
         drained = _drain_seconds(amqp_url, model_queues(stack.model_a, "1"))
@@ -154,3 +166,14 @@ def run_overload(args: argparse.Namespace, out: Path) -> None:
         print(f"gateway RSS: {rss_before:.0f} MB before, {rss_after:.0f} MB after, "
               f"{rss_settled:.0f} MB 10 s later")  # fmt: skip
         print(f"queues drained {drained:.1f} s after the load stopped")
+        busy = machine_after[0] - machine_before[0]
+        total = machine_after[1] - machine_before[1]
+        cores = ", ".join(f"{name} {used / result.duration_s:.2f}" for name, used in cpu.items())
+        print(f"CPU during the overload, in cores: {cores}; the machine was "
+              f"{busy / total if total else 0:.0%} busy")  # fmt: skip
+        per_answer = cpu["gateway"] * 1e6 / max(1, result.requests)
+        served = result.statuses.get(200, 0)
+        refused = max(1, result.requests - served)
+        refusal_us = (cpu["gateway"] - served * capacity_row.cpu_ms["gateway"] / 1000) * 1e6 / refused
+        print(f"gateway CPU per answer (200s and 429s together): {per_answer:.0f} us; per "
+              f"refusal, taking a 200 at its closed-loop cost: {refusal_us:.0f} us")  # fmt: skip
