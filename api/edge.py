@@ -134,6 +134,10 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path: str = scope["path"]
+        if self.inflight >= self.max_inflight and not path.startswith(_OPEN_PATHS):
+            await self._refuse_busy(scope, send)
+            return
         arrival = time.monotonic()
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id", b"")
@@ -152,7 +156,6 @@ class Edge:
                 message["headers"] = [*message.get("headers", []), echo]
             await send(message)
 
-        path: str = scope["path"]
         if path.startswith(_OPEN_PATHS):
             try:
                 await self.app(scope, receive, send_with_id)
@@ -168,15 +171,6 @@ class Edge:
                 "missing or wrong API key",
                 {"WWW-Authenticate": "Bearer"},
             )
-        elif self.inflight >= self.max_inflight:
-            # Under overload most answers are this one: sent prerendered, it costs the gateway
-            # almost nothing, which leaves its CPU to the requests it accepted.
-            status, raw_headers, body = self._busy[path.startswith("/v2")]
-            await send_with_id(
-                {"type": "http.response.start", "status": status, "headers": list(raw_headers)}
-            )
-            await send_with_id({"type": "http.response.body", "body": body})
-            return
         else:
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
@@ -196,6 +190,25 @@ class Edge:
         finally:
             self.inflight -= 1
             self._done(scope, context, status, arrival, "queue_full")
+
+    async def _refuse_busy(self, scope: Scope, send: Send) -> None:
+        """The 429 past ``MAX_INFLIGHT``. Under overload most answers are this one, so it is
+        sent prerendered before any other work of the edge (request id aside): the less it
+        costs, the more CPU is left to the requests the gateway accepted. The API key is not
+        checked first: a refusal gives nothing away."""
+        given = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                given = value
+                break
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex.encode()
+        status, raw_headers, body = self._busy[scope["path"].startswith("/v2")]
+        headers = [*raw_headers, (b"x-request-id", request_id)]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        if self.metrics is not None:
+            series = self.metrics.series(endpoint_of(scope["path"]))
+            series.observe(status, 0.0, "gateway_full")
 
     def _done(
         self, scope: Scope, context: logs.LogContext, status: int, arrival: float, reason: str

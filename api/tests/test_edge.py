@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from api.edge import Edge
+from conveyor.metrics import GatewayMetrics
 
 
 def _scope(path: str) -> dict[str, Any]:
@@ -57,3 +58,36 @@ async def test_past_the_bound_a_json_429_with_retry_after_at_once(path: str) -> 
     release.set()
     assert (await first)[0] == 200
     assert edge.inflight == 0
+
+
+@pytest.mark.asyncio
+async def test_a_refusal_echoes_the_request_id_is_counted_and_health_is_never_refused() -> None:
+    release = asyncio.Event()
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] != "/healthz":
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    metrics = GatewayMetrics()
+    edge = Edge(slow_app, max_inflight=1, max_body_bytes=1024, metrics=metrics)
+    first = asyncio.create_task(_call(edge, "/predict/m"))
+    await asyncio.sleep(0)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    scope = {**_scope("/predict/m"), "headers": [(b"x-request-id", b"client-42")]}
+    await edge(scope, receive, send)
+    assert sent[0]["status"] == 429
+    assert dict(sent[0]["headers"])[b"x-request-id"] == b"client-42"
+    series = metrics.series("predict")
+    assert series.rejected == {"gateway_full": 1}
+    assert (await _call(edge, "/healthz"))[0] == 200  # health stays open at the bound
+    release.set()
+    await first
