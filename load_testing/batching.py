@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from load_testing.bench import alternate, brokers, conveyor_targets
+from load_testing.bench import alternate, brokers, conveyor_targets, with_brokers
 from load_testing.report import ratio_lines, table
 from load_testing.stack import Stack
 
@@ -47,10 +47,8 @@ def run_batching(args: argparse.Namespace, out: Path) -> None:
             stacks.enter_context(unbatched)
         model_a, model_b = conveyor_targets(batched, "batched")
         _, model_b_off = conveyor_targets(unbatched, "unbatched")
-        rows = alternate(
-            [model_b, model_b_off, model_a], args.rounds, args.seconds, args.connections,
-            args.warmup,
-        )  # fmt: skip
+        targets = [with_brokers(t, amqp_url, redis_url) for t in (model_b, model_b_off, model_a)]
+        rows = alternate(targets, args.rounds, args.seconds, args.connections, args.warmup)
         print(f"\nwrk -t1 -c{args.connections}, {args.seconds:g} s per round\n")
         print(table(rows))
         print()

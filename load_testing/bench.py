@@ -8,7 +8,8 @@ Usage::
 ``main`` alternates, round by round, the reference (``load_testing/reference``), Conveyor's
 ``POST /predict/<model_a>`` (an echo) and ``<model_b>`` (scikit-learn, batching), each driven by
 ``wrk -t1 -c32`` for ``--seconds``, then prints req/s, p50/p90/p99, errors, CPU ms per request
-of each process, and the Conveyor/reference ratio per round and overall; then c=1 latency.
+of each process (gateway, worker, and RabbitMQ and Redis where they run on this machine), and
+the Conveyor/reference ratio per round and overall; then c=1 latency.
 ``overload``, ``batching``, ``soak`` and ``profile`` are described in
 :mod:`load_testing.overload`, :mod:`load_testing.batching`, :mod:`load_testing.soak` and
 :mod:`load_testing.profiling`. Brokers: ``AMQP_URL`` / ``REDIS_URL`` (default: the local ones);
@@ -25,6 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from load_testing import procstat, wrk
 from load_testing.reference.process import Reference
@@ -93,6 +95,19 @@ def alternate(
     return rows
 
 
+def with_brokers(target: Target, amqp_url: str, redis_url: str) -> Target:
+    """``target`` with the broker processes added to what is measured, where they run on this
+    machine (the first RabbitMQ node and Redis of the URLs, found by their listening port)."""
+    pids = dict(target.pids)
+    for name, url, default in (("rabbitmq", amqp_url, 5672), ("redis", redis_url, 6379)):
+        parts = urlsplit(url.split(",", 1)[0])
+        if parts.hostname in ("127.0.0.1", "localhost", "::1"):
+            pid = procstat.listener_pid(parts.port or default)
+            if pid is not None:
+                pids[name] = pid
+    return Target(target.name, target.url, pids, target.body)
+
+
 def brokers() -> tuple[str, str]:
     """The brokers' URLs, read now."""
     return (
@@ -125,9 +140,9 @@ def run_main(args: argparse.Namespace, out: Path) -> None:
             },
         )
         model_a, model_b = conveyor_targets(stack)
-        rows = alternate(
-            [ref, model_a, model_b], args.rounds, args.seconds, args.connections, args.warmup
-        )
+        targets = [with_brokers(t, amqp_url, redis_url) for t in (ref, model_a, model_b)]
+        ref, model_a, model_b = targets
+        rows = alternate(targets, args.rounds, args.seconds, args.connections, args.warmup)
         print(f"\nwrk -t1 -c{args.connections}, {args.seconds:g} s per round\n")
         print(table(rows))
         print()

@@ -30,7 +30,7 @@ from aiormq.exceptions import ChannelNotFoundEntity
 
 from conveyor.protocol import model_queues
 from load_testing import procstat, wrk
-from load_testing.bench import brokers, conveyor_targets, measure
+from load_testing.bench import brokers, conveyor_targets, measure, with_brokers
 from load_testing.report import table
 from load_testing.stack import Stack
 
@@ -126,7 +126,7 @@ def run_overload(args: argparse.Namespace, out: Path) -> None:
         delay_ms = 1000 * free / offered
         url = f"{model_a.url}?timeout=5"
         probe = Probe(url, args.overload_seconds)
-        pids = {"gateway": api, "worker": stack.services["model_a"].pid}
+        pids = with_brokers(model_a, amqp_url, redis_url).pids
         cpu_before = {name: procstat.cpu_seconds(pid) for name, pid in pids.items()}
         wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         machine_before = procstat.machine_cpu()
@@ -174,6 +174,8 @@ def run_overload(args: argparse.Namespace, out: Path) -> None:
         per_answer = cpu["gateway"] * 1e6 / max(1, result.requests)
         served = result.statuses.get(200, 0)
         refused = max(1, result.requests - served)
-        refusal_us = (cpu["gateway"] - served * capacity_row.cpu_ms["gateway"] / 1000) * 1e6 / refused
+        refusal_us = (
+            (cpu["gateway"] - served * capacity_row.cpu_ms["gateway"] / 1000) * 1e6 / refused
+        )
         print(f"gateway CPU per answer (200s and 429s together): {per_answer:.0f} us; per "
               f"refusal, taking a 200 at its closed-loop cost: {refusal_us:.0f} us")  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cpu_seconds", "machine_cpu", "rss_mb"]
+__all__ = ["cpu_seconds", "listener_pid", "machine_cpu", "rss_mb"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -38,3 +38,32 @@ def machine_cpu() -> tuple[int, int]:
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
     return total - idle, total
+
+
+def listener_pid(port: int) -> int | None:
+    """The process listening on TCP ``port`` on this machine (IPv4 or IPv6), or None (not
+    listening here, or not ours to see): ``/proc/net/tcp*`` gives the socket, ``/proc/*/fd``
+    its owner."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{inode}]")
+    if not inodes:
+        return None
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
+        try:
+            for fd in (process / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(process.name)
+        except OSError:
+            continue
+    return None
