@@ -7,7 +7,6 @@ process started here and removes the directory.
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.stack.ports import LOOPBACK, answers, free_port
+from tools.stack.process import Service
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT = 120.0
@@ -29,7 +29,7 @@ class RabbitNode:
     port: int
     base: Path
     env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
+    process: Service | None = None
 
     @property
     def url(self) -> str:
@@ -39,13 +39,12 @@ class RabbitNode:
     @property
     def alive(self) -> bool:
         """True while the node's process runs."""
-        return self.process is not None and self.process.poll() is None
+        return self.process is not None and self.process.alive()
 
     def kill(self) -> None:
         """SIGKILL the node (its whole process group: the Erlang VM and its helpers)."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(30)
+        if self.process is not None:
+            self.process.kill(30)
 
 
 @dataclass
@@ -130,21 +129,16 @@ class RabbitCluster:
             "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),
         }
         node = RabbitNode(name, port, base, env)
-        with (base / "server.log").open("wb") as log:
-            node.process = subprocess.Popen(
-                [str(RABBITMQ_BIN / "rabbitmq-server")],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        node.process = Service(
+            "rabbitmq-server", env, base, "server", argv=[str(RABBITMQ_BIN / "rabbitmq-server")]
+        )
         return node
 
     def _await_startup(self, node: RabbitNode) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while not answers(LOOPBACK, node.port):
             if not node.alive or time.monotonic() > deadline:
-                log = (node.base / "server.log").read_text(errors="replace")
+                log = node.process.log() if node.process is not None else ""
                 raise RuntimeError(f"{node.name} did not start:\n{log[-3000:]}")
             time.sleep(0.5)
         self.ctl(node, "await_startup", "--timeout", str(int(START_TIMEOUT)))
@@ -163,7 +157,7 @@ class RedisServer:
     root: Path
     replica_of: int | None = None
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    process: Service | None = None
 
     @property
     def url(self) -> str:
@@ -190,22 +184,20 @@ class RedisServer:
         ]
         if self.replica_of is not None:
             command += ["--replicaof", "127.0.0.1", str(self.replica_of)]
-        with (directory / "server.log").open("wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        self.process = Service("redis-server", {}, directory, "server", argv=command)
         deadline = time.monotonic() + 30
         while not answers(LOOPBACK, self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
+            if not self.process.alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server on {self.port} did not start")
             time.sleep(0.1)
         return self
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the server (SIGSTOP: it stays connected but answers nothing)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signum)
+        if self.process is not None:
+            self.process.signal(signum)
 
     def kill(self) -> None:
         """SIGKILL the server."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+        if self.process is not None:
+            self.process.kill(10)

@@ -28,6 +28,12 @@ def stack() -> Iterator[Served]:
 
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
+    for binary in (CHROMIUM, CHROMEDRIVER):
+        if not Path(binary).is_file():
+            pytest.fail(
+                f"{binary} is missing: this test needs Debian's chromium and chromium-driver "
+                "(apt-get install chromium chromium-driver; .ci/run installs them)"
+            )
     profile = tempfile.mkdtemp(prefix="conveyor-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM

@@ -7,17 +7,15 @@ write) come back with what they held. They never touch the host's brokers.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.integration.stack import free_port
+from tools.stack.process import Service
 
 START_TIMEOUT = 120.0
 
@@ -63,7 +61,7 @@ class PrivateBroker:
         self.workdir = workdir / f"{self.kind}-{self.port}"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / "out.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: Service | None = None
 
     @property
     def url(self) -> str:
@@ -78,13 +76,10 @@ class PrivateBroker:
     def start(self) -> float:
         """Start the broker; return when it answers (``time.monotonic()`` at that moment)."""
         command, env = self._command()
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        self.process = Service(self.kind, env, self.workdir, "out", argv=command)
         deadline = time.monotonic() + START_TIMEOUT
         while not self._ready():
-            if self.process.poll() is not None:
+            if not self.process.alive():
                 raise RuntimeError(f"{self.kind} exited; see {self.log_path}")
             if time.monotonic() > deadline:
                 self.kill()
@@ -96,9 +91,7 @@ class PrivateBroker:
         """SIGKILL the broker and every process of its session (no clean shutdown)."""
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        self.process.kill()
         self.process = None
         deadline = time.monotonic() + 30
         while self._ready() and time.monotonic() < deadline:

@@ -8,7 +8,6 @@ must end with its own result, read through the promoted replica.
 """
 
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from tests.cluster.load import answers, poll_all, run_load
 from tests.cluster.nodes import RedisServer
 from tests.integration.stack import Stack, wait_until
 from tools.stack.ports import free_port
+from tools.stack.process import Service
 
 MASTER = "conveyor"
 LOAD_SECONDS = 20.0
@@ -35,7 +35,7 @@ class Sentinels:
         self.primary = RedisServer(root).start()
         self.replica = RedisServer(root, replica_of=self.primary.port).start()
         self.ports = [free_port() for _ in range(3)]
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.processes: list[Service] = []
         for port in self.ports:
             config = root / f"sentinel-{port}.conf"
             config.write_text(
@@ -45,14 +45,8 @@ class Sentinels:
                 f"sentinel failover-timeout {MASTER} 10000\n"
                 f"sentinel parallel-syncs {MASTER} 1\n"
             )
-            with (root / f"sentinel-{port}.log").open("wb") as log:
-                self.processes.append(
-                    subprocess.Popen(
-                        ["redis-server", str(config), "--sentinel"],
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
+            argv = ["redis-server", str(config), "--sentinel"]
+            self.processes.append(Service("sentinel", {}, root, f"sentinel-{port}", argv=argv))
         wait_until(self._replicated, 30.0, what="replica in sync")
         wait_until(lambda: all(self.master_port(p) for p in self.ports), 30.0, what="sentinels")
 
@@ -82,8 +76,7 @@ class Sentinels:
     def close(self) -> None:
         """Stop the sentinels and both servers."""
         for process in self.processes:
-            process.kill()
-            process.wait(10)
+            process.kill(10)
         self.primary.kill()
         self.replica.kill()
 

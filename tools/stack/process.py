@@ -92,6 +92,13 @@ class Service:
                 self.process.wait()
         return self.process.returncode
 
+    def kill(self, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGKILL the process and its process group (no clean shutdown), and reap it."""
+        if self.alive():
+            self.signal(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout)
+
     def log(self) -> str:
         """The process's output so far (for failure messages)."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -10,42 +10,26 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-from google.protobuf.message import Message
 
+from api.catalog import ModelInfo
 from api.config import Settings
 from api.exceptions import ModelNotFound
 from api.main import create_app
 from proto import model_a_pb2, model_b_pb2, task_pb2
 
 
-@dataclass(frozen=True)
-class FakeModel:
-    """One version of a model, shaped like the interface's ``ModelInfo``."""
-
-    name: str
-    version: str
-    versions: tuple[str, ...]
-    instances: int
-    request_class: type[Message]
-    response_class: type[Message]
-
-    @property
-    def alive(self) -> bool:
-        return self.instances > 0
-
-
-def model_a(name: str = "model_a", versions: tuple[str, ...] = ("1",)) -> list[FakeModel]:
+def model_a(name: str = "model_a", versions: tuple[str, ...] = ("1",)) -> list[ModelInfo]:
     """Every version of an echo model."""
     return [
-        FakeModel(name, v, versions, 1, model_a_pb2.ModelARequest, model_a_pb2.ModelAResponse)
+        ModelInfo(name, v, versions, 1, model_a_pb2.ModelARequest, model_a_pb2.ModelAResponse)
         for v in versions
     ]
 
 
-def model_b(name: str = "model_b", versions: tuple[str, ...] = ("1", "2")) -> list[FakeModel]:
+def model_b(name: str = "model_b", versions: tuple[str, ...] = ("1", "2")) -> list[ModelInfo]:
     """Every version of an iris classifier."""
     return [
-        FakeModel(name, v, versions, 1, model_b_pb2.ModelBRequest, model_b_pb2.ModelBResponse)
+        ModelInfo(name, v, versions, 1, model_b_pb2.ModelBRequest, model_b_pb2.ModelBResponse)
         for v in versions
     ]
 
@@ -53,15 +37,15 @@ def model_b(name: str = "model_b", versions: tuple[str, ...] = ("1", "2")) -> li
 class FakeCatalog:
     """Resolves ``name`` (and ``version``; default: the highest live one, else the highest)."""
 
-    def __init__(self, models: Iterable[FakeModel]) -> None:
+    def __init__(self, models: Iterable[ModelInfo]) -> None:
         self.models = {(m.name, m.version): m for m in models}
         self.registry_up = True
 
-    def put(self, model: FakeModel) -> None:
+    def put(self, model: ModelInfo) -> None:
         """Add or replace a model version."""
         self.models[(model.name, model.version)] = model
 
-    async def get(self, name: str, version: str | None = None) -> FakeModel:
+    async def get(self, name: str, version: str | None = None) -> ModelInfo:
         versions = sorted((m for (n, _), m in self.models.items() if n == name), key=_order)
         if not versions:
             raise ModelNotFound(f"unknown model {name!r}", model=name)
@@ -77,25 +61,25 @@ class FakeCatalog:
         return self.registry_up
 
 
-def _order(model: FakeModel) -> tuple[int, str]:
+def _order(model: ModelInfo) -> tuple[int, str]:
     return (int(model.version), "") if model.version.isdigit() else (-1, model.version)
 
 
-Responder = Callable[[FakeModel, bytes], task_pb2.TaskResult]
+Responder = Callable[[ModelInfo, bytes], task_pb2.TaskResult]
 
 
 @dataclass
 class Run:
     """One ``Dispatcher.run`` call."""
 
-    model: FakeModel
+    model: ModelInfo
     payload: bytes
     timeout: float
     priority: int
     request_id: str
 
 
-def echo(model: FakeModel, payload: bytes) -> task_pb2.TaskResult:
+def echo(model: ModelInfo, payload: bytes) -> task_pb2.TaskResult:
     """model_a: ``reply = "Processed message: " + data``."""
     data = model_a_pb2.ModelARequest.FromString(payload).data
     reply = model_a_pb2.ModelAResponse(reply=f"Processed message: {data}")
@@ -105,7 +89,7 @@ def echo(model: FakeModel, payload: bytes) -> task_pb2.TaskResult:
 IRIS_CLASSES = ("setosa", "versicolor", "virginica")
 
 
-def iris(model: FakeModel, payload: bytes) -> task_pb2.TaskResult:
+def iris(model: ModelInfo, payload: bytes) -> task_pb2.TaskResult:
     """model_b with a fixed rule on petal length: < 2.5 setosa, < 4.9 versicolor, else
     virginica; four features or an INVALID_ARGUMENT error, as the real model."""
     features = list(model_b_pb2.ModelBRequest.FromString(payload).features)
@@ -138,7 +122,7 @@ class FakeDispatcher:
 
     async def run(
         self,
-        info: FakeModel,
+        info: ModelInfo,
         payload: bytes,
         *,
         seconds: float,

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api.catalog import ModelInfo
 from api.exceptions import (
     GatewayError,
     ModelUnavailable,
@@ -16,7 +17,7 @@ from api.exceptions import (
 )
 from api.oip import routes
 from api.oip.tests import shapes_pb2
-from api.oip.tests.fakes import FakeCatalog, FakeDispatcher, FakeModel, fake_gateway
+from api.oip.tests.fakes import FakeCatalog, FakeDispatcher, fake_gateway
 from proto import model_a_pb2, model_b_pb2, task_pb2
 
 
@@ -113,7 +114,7 @@ def test_unknown_version_infer_is_404(client: TestClient) -> None:
 def test_model_ready_follows_the_live_instances(client: TestClient) -> None:
     assert client.get("/v2/models/model_a/ready").json() == {"name": "model_a", "ready": True}
     assert client.get("/v2/models/model_b/versions/2/ready").status_code == 200
-    dead = FakeModel(
+    dead = ModelInfo(
         "model_a", "1", ("1",), 0, model_a_pb2.ModelARequest, model_a_pb2.ModelAResponse
     )
     _catalog(client).put(dead)
@@ -251,7 +252,7 @@ def test_an_overload_error_is_429_with_its_headers(
     [("INVALID_ARGUMENT", 400), ("MODEL_ERROR", 500), ("DEADLINE_EXCEEDED", 504)],
 )
 def test_task_errors_map_to_status(client: TestClient, code: str, status: int) -> None:
-    def failing(model: FakeModel, payload: bytes) -> task_pb2.TaskResult:
+    def failing(model: ModelInfo, payload: bytes) -> task_pb2.TaskResult:
         error = task_pb2.TaskError(code=code, message=f"{code.lower()} happened")
         return task_pb2.TaskResult(model=model.name, error=error)
 
@@ -267,7 +268,7 @@ def test_the_models_own_rejection_is_400(client: TestClient) -> None:
 
 
 def test_an_unreadable_worker_response_is_502(client: TestClient) -> None:
-    def garbage(model: FakeModel, payload: bytes) -> task_pb2.TaskResult:
+    def garbage(model: ModelInfo, payload: bytes) -> task_pb2.TaskResult:
         return task_pb2.TaskResult(model=model.name, response=b"\xff\xff\xff")
 
     _dispatcher(client).responders["model_a"] = garbage
@@ -283,7 +284,7 @@ def test_an_unexpected_exception_is_a_500_without_details(client: TestClient) ->
 
 def test_a_model_with_an_unmappable_field_says_which(client: TestClient) -> None:
     _catalog(client).put(
-        FakeModel(
+        ModelInfo(
             "points",
             "1",
             ("1",),
