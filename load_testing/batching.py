@@ -2,7 +2,9 @@
 
 Two stacks run side by side on the same brokers: one with the default ``MAX_BATCH_SIZE``
 (model_b's own, 32), one with ``MAX_BATCH_SIZE=1`` (batching off). Rounds alternate between
-batched model_b, unbatched model_b and model_a (the echo), each with ``wrk -c32``.
+batched model_b, unbatched model_b and model_a (the echo), each with ``wrk -c32``; then one
+client (c=1) on batched and unbatched model_b, where a batch never fills and each request waits
+out the batch delay.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from load_testing.bench import alternate, brokers, conveyor_targets, with_brokers
+from load_testing.bench import alternate, brokers, conveyor_targets, measure, with_brokers
 from load_testing.report import ratio_lines, table
 from load_testing.stack import Stack
 
@@ -56,3 +58,7 @@ def run_batching(args: argparse.Namespace, out: Path) -> None:
             print(line)
         for line in ratio_lines(rows, model_b.name, model_a.name):
             print(line)
+        # What the batch delay costs a lone client: its batch never fills, so it waits it out.
+        single = [measure(t, 1, min(args.seconds, 5), 1) for t in targets[:2]]
+        print("\nc=1 latency\n")
+        print(table(single))
