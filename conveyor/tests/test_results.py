@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,8 +17,7 @@ import redis.asyncio as aioredis
 from conveyor import results
 from conveyor.results import ResultBackend
 from proto import task_pb2
-from tools.stack.ports import free_port
-from tools.stack.process import Service
+from tools.stack.brokers import Broker, start_local
 
 
 def _item(channel: str) -> tuple[task_pb2.Task, task_pb2.TaskResult]:
@@ -80,30 +78,19 @@ async def test_auto_waits_for_a_replica_only_while_one_is_connected(
     client = aioredis.Redis.from_url(url)
     backend = ResultBackend(client)
     items = [_item("")]
-    replica: Service | None = None
+    replica: Broker | None = None
     try:
         before = await _wait_calls(client)
         assert await backend.store_many(items, ttl=60, replicas="auto", wait_ms=5000) == [True]
         assert await _wait_calls(client) == before  # no replica: no WAIT
 
         primary = urlsplit(url)
-        port = free_port()
-        replica = Service(
-            "redis-server",
-            {},
+        replica = start_local(
+            "redis",
             tmp_path,
-            "replica",
-            argv=[
-                shutil.which("redis-server") or "redis-server",
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(tmp_path),
-                "--replicaof", primary.hostname or "127.0.0.1", str(primary.port or 6379),
-            ],
-        )  # fmt: skip
-        replica_client = aioredis.Redis(host="127.0.0.1", port=port)
+            redis_args=("--replicaof", primary.hostname or "127.0.0.1", str(primary.port or 6379)),
+        )
+        replica_client = aioredis.Redis.from_url(replica.url)
 
         async def synced() -> bool:
             info = await replica_client.info("replication")
@@ -115,7 +102,8 @@ async def test_auto_waits_for_a_replica_only_while_one_is_connected(
                     break
             await asyncio.sleep(0.1)
         else:
-            raise AssertionError(f"the replica never synced:\n{replica.log()}")
+            log = replica.process.log() if replica.process is not None else ""
+            raise AssertionError(f"the replica never synced:\n{log}")
         assert await backend.connected_replicas() == 1
 
         replicated = [_item("")]

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.stack.brokers import find_binary, local_command
 from tools.stack.ports import LOOPBACK, answers, free_port
 from tools.stack.process import Service
 
@@ -112,26 +113,16 @@ class RabbitCluster:
         port, dist_port = free_port(), free_port()
         base = self.root / f"node{index}"
         base.mkdir()
-        (base / "enabled_plugins").write_text("[].\n")
         (base / "rabbitmq.conf").write_text("loopback_users = none\n")
         name = f"conveyor-{self.tag}-{index}@localhost"
-        env = {
-            **os.environ,
-            "HOME": str(home),
-            "RABBITMQ_NODENAME": name,
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(port),
-            "RABBITMQ_DIST_PORT": str(dist_port),
-            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(base / "log"),
-            "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),
-        }
-        node = RabbitNode(name, port, base, env)
-        node.process = Service(
-            "rabbitmq-server", env, base, "server", argv=[str(RABBITMQ_BIN / "rabbitmq-server")]
+        binary = str(RABBITMQ_BIN / "rabbitmq-server")
+        argv, own = local_command(
+            "rabbitmq", binary, port, base, node_name=name, dist_port=dist_port
         )
+        # One $HOME for every node: they share its Erlang cookie.
+        env = {**os.environ, **own, "HOME": str(home)}
+        node = RabbitNode(name, port, base, env)
+        node.process = Service("rabbitmq-server", env, base, "server", argv=argv)
         return node
 
     def _await_startup(self, node: RabbitNode) -> None:
@@ -168,22 +159,11 @@ class RedisServer:
         """Start the server and wait until it accepts connections."""
         directory = self.root / f"redis-{self.port}"
         directory.mkdir(parents=True, exist_ok=True)
-        command = [
-            shutil.which("redis-server") or "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-            *extra,
-        ]
         if self.replica_of is not None:
-            command += ["--replicaof", "127.0.0.1", str(self.replica_of)]
+            extra = (*extra, "--replicaof", "127.0.0.1", str(self.replica_of))
+        command, _ = local_command(
+            "redis", find_binary("redis"), self.port, directory, redis_args=extra
+        )
         self.process = Service("redis-server", {}, directory, "server", argv=command)
         deadline = time.monotonic() + 30
         while not answers(LOOPBACK, self.port):

@@ -7,39 +7,16 @@ write) come back with what they held. They never touch the host's brokers.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.integration.stack import free_port
+from tools.stack.brokers import accepts, find_binary, local_command
 from tools.stack.process import Service
 
 START_TIMEOUT = 120.0
-
-# Where //:up finds them too (tools/up/brokers.py).
-RABBITMQ_CANDIDATES = ("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server")
-REDIS_CANDIDATES = ("redis-server",)
-
-
-def _binary(candidates: tuple[str, ...]) -> str:
-    for candidate in candidates:
-        found = shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
-        if found:
-            return found
-    raise RuntimeError(f"none of {candidates} is installed (apt-get install rabbitmq-server redis)")
-
-
-def _amqp_handshake(port: int) -> bool:
-    """True once the node answers the AMQP protocol header with Connection.Start."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), 1.0) as conn:
-            conn.sendall(b"AMQP\x00\x00\x09\x01")
-            return conn.recv(8).startswith(b"\x01")
-    except OSError:
-        return False
 
 
 def _redis_ping(port: int) -> bool:
@@ -108,12 +85,7 @@ class PrivateRedis(PrivateBroker):
         return f"redis://127.0.0.1:{self.port}/0"
 
     def _command(self) -> tuple[list[str], dict[str, str]]:
-        command = [
-            _binary(REDIS_CANDIDATES),
-            "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir),
-        ]  # fmt: skip
-        return command, dict(os.environ)
+        return local_command("redis", find_binary("redis"), self.port, self.workdir, durable=True)
 
     def _ready(self) -> bool:
         return _redis_ping(self.port)
@@ -133,26 +105,17 @@ class PrivateRabbitMQ(PrivateBroker):
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
 
     def _command(self) -> tuple[list[str], dict[str, str]]:
-        base = self.workdir
-        plugins = base / "enabled_plugins"
-        plugins.write_text("[].\n")
-        env = {
-            **os.environ,
-            "HOME": str(base),
-            "RABBITMQ_NODENAME": f"conveyor-faults-{self.port}@localhost",
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(base / "log"),
-            "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),
-            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),
-        }
-        return [_binary(RABBITMQ_CANDIDATES)], env
+        return local_command(
+            "rabbitmq",
+            find_binary("rabbitmq"),
+            self.port,
+            self.workdir,
+            node_name=f"conveyor-faults-{self.port}@localhost",
+            dist_port=self.dist_port,  # the same across restarts, as the node name
+        )
 
     def _ready(self) -> bool:
-        return _amqp_handshake(self.port)
+        return accepts("rabbitmq", self.url)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -32,7 +32,9 @@ __all__ = [
     "Brokers",
     "accepts",
     "ensure",
+    "find_binary",
     "local_binaries",
+    "local_command",
     "start_container",
     "start_local",
 ]
@@ -143,6 +145,15 @@ def _find(kind: str) -> str | None:
     return None
 
 
+def find_binary(kind: str) -> str:
+    """The installed ``rabbitmq-server`` or ``redis-server``; ``BrokerError`` saying how to get
+    it when it is missing."""
+    binary = _find(kind)
+    if binary is None:
+        raise BrokerError(f"{BINARIES[kind][-1]} is not installed: {HOW_TO_GET[kind]}")
+    return binary
+
+
 def local_binaries() -> bool:
     """True when both broker binaries are installed."""
     return _find("rabbitmq") is not None and _find("redis") is not None
@@ -166,21 +177,38 @@ def _wait_started(broker: Broker, what: str) -> Broker:
     return broker
 
 
-def _local_command(
-    kind: str, binary: str, port: int, data: Path
+def local_command(
+    kind: str,
+    binary: str,
+    port: int,
+    data: Path,
+    *,
+    durable: bool = False,
+    node_name: str | None = None,
+    dist_port: int | None = None,
+    redis_args: Sequence[str] = (),
 ) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a private broker on ``port`` with its data in
+    ``data``, bound to the loopback.
+
+    Redis keeps nothing on disk, or with ``durable`` an append-only file fsynced on every
+    write; ``redis_args`` are added (``--replicaof ...``). RabbitMQ runs as ``node_name``
+    (default ``conveyor-<port>@localhost``) with its Erlang distribution on ``dist_port``
+    (default: a free one) and no plugins.
+    """
     if kind == "redis":
+        persistence = ["yes", "--appendfsync", "always"] if durable else ["no"]
         argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(data)]  # fmt: skip
+                "--appendonly", *persistence, "--dir", str(data), *redis_args]  # fmt: skip
         return argv, {}
     plugins = data / "enabled_plugins"
     plugins.write_text("[].\n")
     env = {
         "HOME": str(data),
-        "RABBITMQ_NODENAME": f"conveyor-{port}@localhost",
+        "RABBITMQ_NODENAME": node_name or f"conveyor-{port}@localhost",
         "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
         "RABBITMQ_NODE_PORT": str(port),
-        "RABBITMQ_DIST_PORT": str(free_port()),
+        "RABBITMQ_DIST_PORT": str(dist_port or free_port()),
         "RABBITMQ_MNESIA_BASE": str(data / "mnesia"),
         "RABBITMQ_LOG_BASE": str(data / "log"),
         "RABBITMQ_PID_FILE": str(data / "rabbitmq.pid"),
@@ -190,15 +218,16 @@ def _local_command(
     return [binary], env
 
 
-def start_local(kind: str, workdir: Path, url: str | None = None) -> Broker:
-    """A private ``rabbitmq-server`` or ``redis-server`` on a free port, data in ``workdir``."""
-    binary = _find(kind)
-    if binary is None:
-        raise BrokerError(f"{BINARIES[kind][-1]} is not installed: {HOW_TO_GET[kind]}")
+def start_local(
+    kind: str, workdir: Path, url: str | None = None, redis_args: Sequence[str] = ()
+) -> Broker:
+    """A private ``rabbitmq-server`` or ``redis-server`` on a free port, data in ``workdir``
+    (``redis_args``: see :func:`local_command`)."""
+    binary = find_binary(kind)
     port = free_port()
     data = workdir / f"{kind}-{port}"
     data.mkdir(parents=True, exist_ok=True)
-    argv, env = _local_command(kind, binary, port, data)
+    argv, env = local_command(kind, binary, port, data, redis_args=redis_args)
     process = Service(kind, env, workdir, f"{kind}-{port}", argv=argv)
     broker = Broker(kind, _with_port(url or DEFAULT_URLS[kind], port), process=process)
     return _wait_started(broker, f"{kind} ({binary})")
