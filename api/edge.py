@@ -79,6 +79,11 @@ def request_id_of(scope: Scope) -> str:
     return str(scope.get("state", {}).get("request_id", ""))
 
 
+def _request_id(given: bytes) -> str:
+    """The client's ``X-Request-ID`` if it is sane, else a new id."""
+    return given.decode() if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
 def _refuse(
     path: str, status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -140,8 +145,7 @@ class Edge:
             return
         arrival = time.monotonic()
         headers = dict(scope["headers"])
-        given = headers.get(b"x-request-id", b"")
-        request_id = given.decode() if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request_id = _request_id(headers.get(b"x-request-id", b""))
         state: dict[str, Any] = scope.setdefault("state", {})
         state["arrival"] = arrival
         state["request_id"] = request_id
@@ -201,9 +205,8 @@ class Edge:
             if name == b"x-request-id":
                 given = value
                 break
-        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex.encode()
         status, raw_headers, body = self._busy[scope["path"].startswith("/v2")]
-        headers = [*raw_headers, (b"x-request-id", request_id)]
+        headers = [*raw_headers, (b"x-request-id", _request_id(given).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         if self.metrics is not None:
