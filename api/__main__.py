@@ -4,6 +4,7 @@ import uvicorn
 
 from api.config import Settings
 from api.main import create_app
+from api.wire import gateway_protocol
 from conveyor.logs import configure_logging
 
 
@@ -11,12 +12,15 @@ def main() -> None:
     """Serve the gateway on API_HOST:API_PORT."""
     settings = Settings()
     configure_logging("api", settings.log_format, settings.log_level)
+    app = create_app(settings)
+    assert app.edge is not None
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.api_host,
         port=settings.api_port,
         loop="uvloop",
-        http="httptools",
+        # httptools, refusing past MAX_INFLIGHT without entering the app, one write per answer
+        http=gateway_protocol(app.edge),
         access_log=False,  # one log line per request costs more than the request's own work
         server_header=False,
         # Nothing in the gateway reads the client's address: no X-Forwarded-* rewriting layer

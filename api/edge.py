@@ -14,11 +14,12 @@ One plain ASGI middleware (cheaper than a stack of them) that
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import secrets
 import time
-import uuid
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -79,9 +80,18 @@ def request_id_of(scope: Scope) -> str:
     return str(scope.get("state", {}).get("request_id", ""))
 
 
+_ID_PREFIX = os.urandom(8).hex()
+_ID_SEQUENCE = itertools.count()
+_RESERVED = "conveyor.reserved"  # scope key: the protocol admitted the request (``Edge.reserve``)
+
+
 def _request_id(given: bytes) -> str:
-    """The client's ``X-Request-ID`` if it is sane, else a new id."""
-    return given.decode() if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    """The client's ``X-Request-ID`` if it is sane, else a new id: 32 hex digits, a random
+    prefix per process and a counter (unique without ``uuid4``'s cost on every request; it
+    correlates logs, it is no secret)."""
+    if _REQUEST_ID.fullmatch(given):
+        return given.decode()
+    return f"{_ID_PREFIX}{next(_ID_SEQUENCE) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def _refuse(
@@ -121,6 +131,7 @@ class Edge:
         self._keys = tuple(key.encode() for key in api_keys)
         self.retry_after = retry_after
         self.inflight = 0
+        self.reserved = 0  # admitted by the server's protocol, not yet in __call__
         busy = f"the gateway has its limit of {max_inflight} requests in progress; retry later"
         self._busy = {
             oip: _prerendered(
@@ -140,7 +151,9 @@ class Edge:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if self.inflight >= self.max_inflight and not path.startswith(_OPEN_PATHS):
+        if scope.pop(_RESERVED, False):
+            self.reserved -= 1  # admitted already; it becomes in flight below, with no await
+        elif self.sheds(path):
             await self._refuse_busy(scope, send)
             return
         arrival = time.monotonic()
@@ -195,23 +208,51 @@ class Edge:
             self.inflight -= 1
             self._done(scope, context, status, arrival, "queue_full")
 
+    def sheds(self, path: str) -> bool:
+        """Whether a request for ``path`` is refused at once: the gateway has ``MAX_INFLIGHT``
+        requests in progress (or admitted) and the path is not one that stays open (health,
+        metrics, docs)."""
+        return self.inflight + self.reserved >= self.max_inflight and self.bounded(path)
+
+    @staticmethod
+    def bounded(path: str) -> bool:
+        """Whether requests for ``path`` count against ``MAX_INFLIGHT``."""
+        return not path.startswith(_OPEN_PATHS)
+
+    def reserve(self, scope: Scope) -> None:
+        """Count a request the server's protocol admitted (``sheds`` was false) before its
+        ASGI task runs, so that a burst read in one turn of the loop cannot all pass the bound;
+        ``__call__`` turns the reservation into the request's place in flight."""
+        self.reserved += 1
+        scope[_RESERVED] = True
+
+    def busy_answer(
+        self, path: str, given_request_id: bytes
+    ) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes, bytes]:
+        """The prerendered 429 past ``MAX_INFLIGHT`` for ``path``: status, headers, request id
+        (the client's ``X-Request-ID`` if sane, else a new one; its header is the caller's to
+        add) and body; counted in the metrics as ``gateway_full``. The server's protocol
+        (``api.wire``) sends it without entering the ASGI app at all; ``__call__`` sends it
+        when a request gets this far."""
+        status, headers, body = self._busy[path.startswith("/v2")]
+        if self.metrics is not None:
+            self.metrics.series(endpoint_of(path)).observe(status, 0.0, "gateway_full")
+        return status, headers, _request_id(given_request_id).encode(), body
+
     async def _refuse_busy(self, scope: Scope, send: Send) -> None:
         """The 429 past ``MAX_INFLIGHT``. Under overload most answers are this one, so it is
-        sent prerendered before any other work of the edge (request id aside): the less it
-        costs, the more CPU is left to the requests the gateway accepted. The API key is not
-        checked first: a refusal gives nothing away."""
+        sent prerendered before any other work of the edge: the less it costs, the more CPU is
+        left to the requests the gateway accepted. The API key is not checked first: a refusal
+        gives nothing away."""
         given = b""
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 given = value
                 break
-        status, raw_headers, body = self._busy[scope["path"].startswith("/v2")]
-        headers = [*raw_headers, (b"x-request-id", _request_id(given).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        status, headers, request_id, body = self.busy_answer(scope["path"], given)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*headers, (b"x-request-id", request_id)]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
-        if self.metrics is not None:
-            series = self.metrics.series(endpoint_of(scope["path"]))
-            series.observe(status, 0.0, "gateway_full")
 
     def _done(
         self, scope: Scope, context: logs.LogContext, status: int, arrival: float, reason: str

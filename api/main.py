@@ -26,6 +26,8 @@ class Gateway(FastAPI):
     ``PredictShortcut``), which passes what it does not answer itself on to FastAPI."""
 
     entry: ASGIApp | None = None
+    edge: Edge | None = None
+    """The ``Edge`` inside ``entry``: the server's protocol (``api.wire``) asks it to shed load."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.entry is not None:
@@ -90,7 +92,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
     for module in (predict, tasks, models, health, metrics, dashboard):
         app.include_router(module.router)
     app.include_router(oip.router)  # the Open Inference Protocol under /v2 (docs/protocol.md)
-    app.entry = Edge(
+    app.entry = app.edge = Edge(
         PredictShortcut(app.framework, app.state),
         max_inflight=settings.max_inflight,
         max_body_bytes=settings.max_body_bytes,

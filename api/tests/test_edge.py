@@ -91,3 +91,41 @@ async def test_a_refusal_echoes_the_request_id_is_counted_and_health_is_never_re
     assert (await _call(edge, "/healthz"))[0] == 200  # health stays open at the bound
     release.set()
     await first
+
+
+@pytest.mark.asyncio
+async def test_a_reservation_counts_against_the_bound_and_becomes_the_requests_place() -> None:
+    release = asyncio.Event()
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    edge = Edge(slow_app, max_inflight=2, max_body_bytes=1024)
+    scopes = [_scope("/predict/m") for _ in range(2)]
+    for scope in scopes:  # admitted by the protocol in one turn of the loop
+        assert not edge.sheds("/predict/m")
+        edge.reserve(scope)
+    assert edge.sheds("/predict/m")  # the reservations fill the bound...
+    assert not edge.sheds("/healthz")  # ...which health is not under
+    assert (await _call(edge, "/predict/m"))[0] == 429  # one that was not admitted
+
+    async def run(scope: dict[str, Any]) -> int:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(dict(message))
+
+        await edge(scope, receive, send)
+        return int(sent[0]["status"])
+
+    admitted = [asyncio.create_task(run(scope)) for scope in scopes]
+    await asyncio.sleep(0)
+    assert (edge.reserved, edge.inflight) == (0, 2)  # not refused, and not counted twice
+    release.set()
+    assert await asyncio.gather(*admitted) == [200, 200]
+    assert (edge.reserved, edge.inflight) == (0, 0)

@@ -1,0 +1,269 @@
+"""The gateway's HTTP protocol (``api.wire``) in a real uvicorn server, spoken to over raw sockets:
+busy refusals answered without entering the app, keep-alive and pipelining kept intact, and
+each response written in one piece."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from api.edge import Edge
+from api.wire import HeadWithBody, gateway_protocol
+from conveyor.metrics import GatewayMetrics
+
+BODY = b'{"data": "example"}'
+
+
+class App:
+    """The app behind the edge: answers 200 with the path; ``gate`` holds predict requests."""
+
+    def __init__(self) -> None:
+        self.calls = 0  # requests that entered the ASGI app at all (before the edge)
+        self.hold = False  # while set, a request for /predict/held waits
+        self.edge: Edge | None = None
+
+    async def outer(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.calls += 1
+        assert self.edge is not None
+        await self.edge(scope, receive, send)
+
+    async def inner(self, scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        # The test's thread clears ``hold``: a flag polled, not an event of this loop.
+        while self.hold and scope["path"] == "/predict/held":  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        payload = json.dumps({"path": scope["path"], "received": len(body)}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(payload)),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[App, Edge, int]]:
+    app = App()
+    edge = Edge(app.inner, max_inflight=0, max_body_bytes=1 << 20, retry_after=2,
+                metrics=GatewayMetrics())  # fmt: skip
+    app.edge = edge
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(app.outer, host="127.0.0.1", port=port, loop="uvloop",
+                            http=gateway_protocol(edge), interface="asgi3", lifespan="off",
+                            log_level="warning", access_log=False)  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    yield app, edge, port
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _request(path: str, *, method: str = "POST", headers: str = "", version: str = "1.1") -> bytes:
+    return (
+        f"{method} {path} HTTP/{version}\r\nHost: t\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(BODY)}\r\n{headers}\r\n"
+    ).encode() + BODY
+
+
+def _read_response(conn: socket.socket, buffer: bytearray) -> tuple[int, dict[str, str], bytes]:
+    """One response off ``conn`` (``buffer`` keeps what arrived after it)."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = conn.recv(65536)
+        assert chunk, "connection closed before a response"
+        buffer += chunk
+    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    length = int(headers["content-length"])
+    while len(rest) < length:
+        chunk = conn.recv(65536)
+        assert chunk, "connection closed inside a body"
+        rest += chunk
+    buffer[:] = rest[length:]
+    return status, headers, rest[:length]
+
+
+def _connect(port: int) -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
+
+
+def test_a_busy_refusal_never_enters_the_app_and_keeps_the_connection(served: Any) -> None:
+    app, edge, port = served
+    with _connect(port) as conn:
+        buffer = bytearray()
+        for n in range(3):  # the same connection, again and again: the body was consumed
+            conn.sendall(_request("/predict/m", headers=f"X-Request-ID: client-{n}\r\n"))
+            status, headers, body = _read_response(conn, buffer)
+            assert status == 429
+            assert headers["retry-after"] == "2"
+            assert headers["content-type"] == "application/json"
+            assert headers["x-request-id"] == f"client-{n}"
+            assert "date" in headers
+            assert "connection" not in headers
+            assert json.loads(body)["error"]["code"] == "overloaded"
+        conn.sendall(_request("/v2/models/m/infer"))
+        status, headers, body = _read_response(conn, buffer)
+        assert status == 429
+        assert "limit of 0 requests" in json.loads(body)["error"]
+        assert len(headers["x-request-id"]) == 32  # none given: a new one
+    assert app.calls == 0
+    assert edge.metrics is not None
+    assert edge.metrics.series("predict").rejected == {"gateway_full": 3}
+
+
+def test_open_paths_pass_while_busy(served: Any) -> None:
+    app, _, port = served
+    with _connect(port) as conn:
+        buffer = bytearray()
+        conn.sendall(_request("/healthz", method="GET"))
+        status, _, body = _read_response(conn, buffer)
+        assert status == 200
+        assert json.loads(body) == {"path": "/healthz", "received": len(BODY)}
+        conn.sendall(_request("/predict/m"))
+        assert _read_response(conn, buffer)[0] == 429
+    assert app.calls == 1
+
+
+@pytest.mark.parametrize(("version", "headers"), [("1.1", "Connection: close\r\n"), ("1.0", "")])
+def test_a_refusal_closes_a_connection_the_client_will_not_keep(
+    served: Any, version: str, headers: str
+) -> None:
+    _, _, port = served
+    with _connect(port) as conn:
+        buffer = bytearray()
+        conn.sendall(_request("/predict/m", version=version, headers=headers))
+        status, response_headers, _ = _read_response(conn, buffer)
+        assert status == 429
+        assert response_headers["connection"] == "close"
+        assert conn.recv(1024) == b""  # closed by the server
+
+
+def test_pipelined_requests_are_answered_in_order(served: Any) -> None:
+    app, edge, port = served
+    edge.max_inflight = 1
+    app.hold = True
+    with _connect(port) as holder, _connect(port) as conn:
+        # One request in progress on its own connection; then three pipelined on another.
+        # The protocol leaves requests behind one in progress to uvicorn's queue, so the
+        # edge answers them: health served, the two predicts refused, in the order sent.
+        holder.sendall(_request("/predict/held"))
+        deadline = time.monotonic() + 5
+        while edge.inflight < 1:
+            assert time.monotonic() < deadline, "the held request did not arrive"
+            time.sleep(0.01)
+        conn.sendall(
+            _request("/healthz", method="GET", headers="X-Request-ID: p1\r\n")
+            + _request("/predict/m", headers="X-Request-ID: p2\r\n")
+            + _request("/predict/m", headers="X-Request-ID: p3\r\n")
+        )
+        buffer = bytearray()
+        answers = [_read_response(conn, buffer) for _ in range(3)]
+        assert [(s, h["x-request-id"]) for s, h, _ in answers] == [
+            (200, "p1"), (429, "p2"), (429, "p3")
+        ]  # fmt: skip
+        app.hold = False
+        status, _, body = _read_response(holder, bytearray())
+        assert status == 200
+        assert json.loads(body)["path"] == "/predict/held"
+
+
+def test_a_response_arrives_whole_and_100_continue_still_works(served: Any) -> None:
+    app, edge, port = served
+    edge.max_inflight = 10
+    with _connect(port) as conn:
+        buffer = bytearray()
+        conn.sendall(_request("/predict/m"))
+        status, _, body = _read_response(conn, buffer)
+        assert status == 200
+        assert json.loads(body) == {"path": "/predict/m", "received": len(BODY)}
+        head = (
+            f"POST /predict/m HTTP/1.1\r\nHost: t\r\nContent-Length: {len(BODY)}\r\n"
+            "Expect: 100-continue\r\n\r\n"
+        ).encode()
+        conn.sendall(head)
+        while b"\r\n\r\n" not in buffer:
+            buffer += conn.recv(1024)
+        assert bytes(buffer).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        del buffer[: len(b"HTTP/1.1 100 Continue\r\n\r\n")]
+        conn.sendall(BODY)
+        status, _, body = _read_response(conn, buffer)
+        assert status == 200
+        assert json.loads(body)["received"] == len(BODY)
+    assert app.calls == 2
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str) -> str:
+        return f"extra:{name}"
+
+
+@pytest.mark.asyncio
+async def test_head_with_body_joins_the_first_two_writes() -> None:
+    transport = FakeTransport()
+    wrapped = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    wrapped.write(b"head")
+    assert transport.writes == []
+    wrapped.write(b"body")
+    wrapped.write(b"more")
+    assert transport.writes == [b"headbody", b"more"]
+    await asyncio.sleep(0)  # the pending flush finds nothing held
+    assert transport.writes == [b"headbody", b"more"]
+    assert wrapped.get_extra_info("peername") == "extra:peername"
+
+
+@pytest.mark.asyncio
+async def test_a_head_alone_goes_out_on_the_next_turn_or_at_close() -> None:
+    transport = FakeTransport()
+    wrapped = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    wrapped.write(b"head")
+    await asyncio.sleep(0)
+    assert transport.writes == [b"head"]
+    wrapped.write(b"body")
+    assert transport.writes == [b"head", b"body"]
+
+    transport = FakeTransport()
+    wrapped = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    wrapped.write(b"head")
+    wrapped.close()
+    assert transport.writes == [b"head"]
+    assert transport.closed and wrapped.is_closing()
+    await asyncio.sleep(0)  # the pending flush does not write to a closed transport
+    assert transport.writes == [b"head"]
