@@ -26,6 +26,7 @@ from aio_pika.abc import AbstractRobustConnection
 from aiormq.exceptions import AMQPError
 from yarl import URL
 
+from conveyor.amqp_writes import CoalescingFactory
 from conveyor.errors import BrokerUnavailable
 
 __all__ = ["RECONNECT_INTERVAL", "FailoverConnection", "connect_amqp", "redact", "split_urls"]
@@ -123,6 +124,8 @@ class FailoverConnection(RobustConnection):
         self._counting = False  # aio-pika's __init__ clears transport too: not an attempt
         super().__init__(self._urls[self._index], **kwargs)
         self._counting = True
+        # aio-pika passes its kwargs on to aiormq; it drops unknown ones given to __init__.
+        self.kwargs["transport_factory"] = CoalescingFactory()
 
     @property
     def url(self) -> URL:
