@@ -54,13 +54,13 @@ class GroupCommit:
                 items, self._pending = self._pending, []
                 try:
                     await self._store([(d.task, r) for d, r in items])
+                    stored = True
                 except Exception:
                     logger.exception("storing %d results failed; requeueing them", len(items))
-                    for delivery, _ in items:
-                        await self._settle(delivery, False)
-                    continue
-                for delivery, _ in items:
-                    await self._settle(delivery, True)
+                    stored = False
+                # All at once: each settle waits until its frame is written, and frames written
+                # in one turn of the loop leave in one socket write (conveyor.amqp_writes).
+                await asyncio.gather(*(self._settle(delivery, stored) for delivery, _ in items))
         finally:
             self._flusher = None
 
