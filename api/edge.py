@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -227,29 +228,30 @@ class Edge:
         scope[_RESERVED] = True
 
     def busy_answer(
-        self, path: str, given_request_id: bytes
+        self, path: str, request_headers: Iterable[tuple[bytes, bytes]]
     ) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes, bytes]:
         """The prerendered 429 past ``MAX_INFLIGHT`` for ``path``: status, headers, request id
-        (the client's ``X-Request-ID`` if sane, else a new one; its header is the caller's to
-        add) and body; counted in the metrics as ``gateway_full``. The server's protocol
-        (``api.wire``) sends it without entering the ASGI app at all; ``__call__`` sends it
-        when a request gets this far."""
+        (the client's ``X-Request-ID`` among ``request_headers``, lower-case names as ASGI
+        has them, if sane, else a new one; its header is the caller's to add) and body;
+        counted in the metrics as ``gateway_full``. The server's protocol (``api.wire``) sends
+        it without entering the ASGI app at all; ``__call__`` sends it when a request gets
+        this far."""
+        given = b""
+        for name, value in request_headers:
+            if name == b"x-request-id":
+                given = value
+                break
         status, headers, body = self._busy[path.startswith("/v2")]
         if self.metrics is not None:
             self.metrics.series(endpoint_of(path)).observe(status, 0.0, "gateway_full")
-        return status, headers, _request_id(given_request_id).encode(), body
+        return status, headers, _request_id(given).encode(), body
 
     async def _refuse_busy(self, scope: Scope, send: Send) -> None:
         """The 429 past ``MAX_INFLIGHT``. Under overload most answers are this one, so it is
         sent prerendered before any other work of the edge: the less it costs, the more CPU is
         left to the requests the gateway accepted. The API key is not checked first: a refusal
         gives nothing away."""
-        given = b""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                given = value
-                break
-        status, headers, request_id, body = self.busy_answer(scope["path"], given)
+        status, headers, request_id, body = self.busy_answer(scope["path"], scope["headers"])
         await send({"type": "http.response.start", "status": status,
                     "headers": [*headers, (b"x-request-id", request_id)]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})

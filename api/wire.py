@@ -124,12 +124,7 @@ def gateway_protocol(edge: Edge) -> type[HttpToolsProtocol]:
                 super().on_message_complete()
                 return
             self._shed_path = None
-            given = b""
-            for name, value in self.headers:
-                if name == b"x-request-id":
-                    given = value
-                    break
-            status, headers, request_id, body = edge.busy_answer(path, given)
+            status, headers, request_id, body = edge.busy_answer(path, self.headers)
             key = (body, *self.server_state.default_headers)
             head = heads.get(key)
             if head is None:  # a new date (once a second): render the fixed part again
