@@ -92,6 +92,12 @@ class ResultWaiter:
         if future is not None and not future.done():
             future.set_result(result)
 
+    def _wake_all(self) -> None:
+        """Wake every waiter with no result: it reads the stored one (the channel was away,
+        so a notification may have been missed)."""
+        for task_id in list(self._futures):
+            self._resolve(task_id, None)
+
     def _on_message(self, data: bytes | str) -> None:
         raw = data.encode() if isinstance(data, str) else data
         result = task_pb2.TaskResult()
@@ -151,10 +157,10 @@ class ResultWaiter:
         """A PING every ``health_seconds``; a connection that answered nothing (no message and
         no PONG) since the last one is closed, so ``_read`` ends and the channel is opened anew
         (a peer gone without a word, as after a network partition, closes no socket)."""
+        ping = connection.pack_command("PING")
         try:
             while True:
                 self._heard = False
-                ping = connection.pack_command("PING")
                 await connection.send_packed_command(ping, check_health=False)
                 await asyncio.sleep(self.health_seconds)
                 if not self._heard:
@@ -176,17 +182,14 @@ class ResultWaiter:
                 if outage:
                     logger.warning("result channel back")
                     outage = False
-                # Results published while we were away: waiters read them from storage.
-                for task_id in list(self._futures):
-                    self._resolve(task_id, None)
+                self._wake_all()  # results published while we were away
                 await self._read(connection)
             except (aioredis.RedisError, OSError) as e:
                 self.connected = False
                 if not outage:
                     logger.warning("result channel lost (%s); resubscribing", e)
                     outage = True
-                for task_id in list(self._futures):
-                    self._resolve(task_id, None)
+                self._wake_all()
             finally:
                 if connection is not None:
                     await self._release(connection)
