@@ -170,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overload-connections", type=int, default=1536)
     parser.add_argument("--soak-seconds", type=float, default=300.0)
     parser.add_argument("--soak-slice", type=float, default=30.0, help="soak: seconds per slice")
+    parser.add_argument(
+        "--profiler", choices=("cprofile", "py-spy"), default="cprofile", help="profile: which"
+    )
+    parser.add_argument(
+        "--load", choices=("closed", "overload"), default="closed", help="profile: what load"
+    )
     parser.add_argument("--out", type=Path, help="log directory (default: a new temp dir)")
     args = parser.parse_args(argv)
     try:
@@ -196,9 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             run_soak(args, out)
         else:
-            from load_testing.profiling import run_profile
+            from load_testing.profiling import ProfilerMissing, run_profile
 
-            run_profile(args, out)
+            try:
+                run_profile(args, out)
+            except ProfilerMissing as e:
+                print(f"bench: {e}", file=sys.stderr)
+                return 2
     except (StackError, wrk.WrkError) as e:
         print(f"bench: {e}", file=sys.stderr)
         return 3

@@ -1,41 +1,110 @@
-"""The ``profile`` scenario: cProfile of the gateway and of model_a's worker under wrk load.
+"""The ``profile`` scenario: where the gateway's and model_a's worker's time goes under load.
 
-A stack starts as usual; then its gateway and its model_a worker are restarted under
-``python -m cProfile`` with the same environment (and port), driven by ``wrk -c32`` for
-``--seconds``, stopped with SIGTERM (so the profiles are written), and the functions with the
-most own time and the most cumulative time of each are printed. The ``.prof`` files stay in
-the log directory (``python -m pstats`` or snakeviz read them).
+A stack starts as usual; then its gateway and its model_a worker are restarted under a
+profiler with the same environment (and port) and driven by wrk for ``--seconds``:
+
+- ``--load closed`` (default): ``wrk -c32``, the main run's load;
+- ``--load overload``: the ``overload`` scenario's open loop at ``--factor`` x the capacity
+  measured first (closed loop, before the restart), with ``?timeout=5``.
+
+Profilers (``--profiler``):
+
+- ``cprofile`` (default): ``python -m cProfile``, stopped with SIGINT so the ``.prof`` files are
+  written; the functions with the most own and cumulative time are printed. Its counts for
+  coroutines mislead: a coroutine's time is split over each resumption.
+- ``py-spy``: each process sampled 200 times a second without pausing it, attached after the
+  warm-up for exactly the measured ``--seconds`` (``py-spy record --nonblocking -f raw``);
+  frames are ranked by own and inclusive samples. py-spy cannot read Bazel's interpreter (the
+  unpacked dynamic loader running python3), so the two processes run on a host CPython of the
+  same minor version (``python3.X`` on ``PATH``) with the runfiles' import path; the wheels
+  load there. Both py-spy and that interpreter must be installed (``pip install py-spy``).
+
+The profiles stay in the log directory (``python -m pstats`` or snakeviz read the ``.prof``
+files; the ``.folded`` ones are flame-graph input).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import pstats
+import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
 from load_testing import wrk
 from load_testing.bench import brokers
+from load_testing.folded import rank_folded
+from load_testing.overload import GATEWAY_MAX_INFLIGHT
 from load_testing.stack import Stack
-from tools.stack.process import Service
+from tools.stack.process import Service, python_path
 
-__all__ = ["run_profile"]
+__all__ = ["ProfilerMissing", "host_python", "run_profile"]
 
 TOP = 25
 
 
-def _restart_profiled(stack: Stack, name: str, module: str, out: Path) -> Service:
+class ProfilerMissing(RuntimeError):
+    """py-spy or a host interpreter for it is not installed."""
+
+
+def host_python() -> str:
+    """A CPython on ``PATH`` of this interpreter's minor version that is not Bazel's."""
+    name = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    found = shutil.which(name)
+    if found is None:
+        raise ProfilerMissing(f"py-spy needs a host {name} on PATH")
+    return found
+
+
+def _host_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for the host interpreter: the runfiles' import roots without Bazel's stdlib."""
+    own = os.path.realpath(sys.base_prefix)
+    roots = [p for p in python_path().split(os.pathsep) if not os.path.realpath(p).startswith(own)]
+    host = {k: v for k, v in env.items() if k != "PYTHONHOME"}
+    host["PYTHONPATH"] = os.pathsep.join(roots)
+    return host
+
+
+def _restart_profiled(stack: Stack, name: str, module: str, out: Path, profiler: str) -> Service:
+    """Restart service ``name``: under cProfile, or on the host interpreter for py-spy."""
     service = stack.services[name]
     service.stop()
-    command = [sys.executable, "-m", "cProfile", "-o", str(out / f"{name}.prof"), "-m", module]
-    profiled = Service(module, service.env, out, f"{name}.profiled", argv=command)
+    if profiler == "py-spy":
+        command = [host_python(), "-m", module]
+        profiled = Service(
+            module, _host_env(service.env), out, f"{name}.profiled", argv=command, exact_env=True
+        )
+    else:
+        command = [sys.executable, "-m", "cProfile", "-o", str(out / f"{name}.prof"), "-m", module]
+        profiled = Service(module, service.env, out, f"{name}.profiled", argv=command)
     stack.services[name] = profiled
     return profiled
 
 
+def _spy(pid: int, seconds: float, path: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling process ``pid`` for ``seconds`` without pausing it, into ``path``."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise ProfilerMissing("py-spy is not installed (pip install py-spy)")
+    command = [
+        spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+        "--nonblocking", "--rate", "200", "--format", "raw", "--output", str(path),
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
 def _print_top(path: Path, label: str) -> None:
+    if path.suffix == ".folded":
+        ranked = rank_folded(path.read_text().splitlines(), TOP)
+        for order, rows in zip(("own samples", "inclusive samples"), ranked, strict=True):
+            print(f"\n=== {label}: top {TOP} by {order} ===")
+            for frame, share in rows:
+                print(f"{share:6.1%}  {frame}")
+        return
     for order in ("tottime", "cumulative"):
         text = io.StringIO()
         stats = pstats.Stats(str(path), stream=text)
@@ -44,22 +113,51 @@ def _print_top(path: Path, label: str) -> None:
         print(text.getvalue().split("\n\n", 2)[-1])
 
 
+def _load(args: argparse.Namespace, url: str, capacity: float) -> wrk.WrkResult:
+    """The profiled load: closed loop, or the overload scenario's open loop."""
+    if args.load == "closed":
+        return wrk.run(url, seconds=args.seconds, connections=args.connections)
+    free = max(1, args.overload_connections - GATEWAY_MAX_INFLIGHT)
+    delay_ms = 1000 * free / (args.factor * capacity)
+    return wrk.run(f"{url}?timeout=5", seconds=args.seconds,
+                   connections=args.overload_connections, delay_ms=delay_ms,
+                   timeout_s=15)  # fmt: skip
+
+
 def run_profile(args: argparse.Namespace, out: Path) -> None:
     """The profile scenario (see the module doc)."""
     amqp_url, redis_url = brokers()
     log_dir = out / "logs"
+    spying = args.profiler == "py-spy"
+    suffix = ".folded" if spying else ".prof"
     with Stack(log_dir, amqp_url=amqp_url, redis_url=redis_url) as stack:
-        api = _restart_profiled(stack, "api", "api", log_dir)
-        worker = _restart_profiled(stack, "model_a", "models.model_a", log_dir)
         url = f"{stack.api_url}/predict/{stack.model_a}"
+        capacity = 0.0
+        if args.load == "overload":  # measured unprofiled, as the overload scenario does
+            wrk.run(url, seconds=args.warmup, connections=args.connections)
+            capacity = wrk.run(url, seconds=args.seconds, connections=args.connections).rps
+            print(f"capacity (closed loop, c={args.connections}): {capacity:,.0f} req/s; "
+                  f"overload at {args.factor:g}x")  # fmt: skip
+        api = _restart_profiled(stack, "api", "api", log_dir, args.profiler)
+        worker = _restart_profiled(stack, "model_a", "models.model_a", log_dir, args.profiler)
         stack._wait("profiled gateway and worker", "models")
         wrk.run(url, seconds=args.warmup, connections=args.connections)
-        result = wrk.run(url, seconds=args.seconds, connections=args.connections)
-        print(f"profiled run: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms")
+        targets = (("api", api), ("model_a", worker)) if spying else ()
+        spies = [_spy(p.pid, args.seconds, log_dir / f"{n}.folded") for n, p in targets]
+        result = _load(args, url, capacity)
+        for spy in spies:
+            _, errors = spy.communicate(timeout=60)
+            if spy.returncode != 0:
+                print(f"py-spy failed: {errors.decode(errors='replace')[-500:]}")
+        statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(result.statuses.items()))
+        print(f"profiled run: {result.rps:,.0f} req/s ({statuses}), p99 {result.p99_ms:.1f} ms")
         for process in (worker, api):
             # SIGINT: uvicorn re-raises the signal it stopped on, and only an interrupt (not a
             # SIGTERM) still lets cProfile write its file.
             process.signal(signal.SIGINT)
-            process.process.wait(timeout=60)
-    _print_top(log_dir / "api.prof", f"gateway ({result.requests} requests)")
-    _print_top(log_dir / "model_a.prof", f"model_a worker ({result.requests} tasks)")
+            try:
+                process.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.stop()
+    _print_top(log_dir / f"api{suffix}", f"gateway ({result.requests} requests)")
+    _print_top(log_dir / f"model_a{suffix}", f"model_a worker ({result.requests} tasks)")

@@ -36,11 +36,14 @@ class Service:
         label: str,
         *,
         argv: Sequence[str] | None = None,
+        exact_env: bool = False,
     ) -> None:
+        """``exact_env``: run with ``env`` as it is, instead of this process's environment
+        updated with ``env`` and this process's import roots as ``PYTHONPATH``."""
         self.module = module
         self.label = label
         self.argv = list(argv) if argv is not None else [sys.executable, "-m", module]
-        self.env = {**os.environ, **env, "PYTHONPATH": python_path()}
+        self.env = dict(env) if exact_env else {**os.environ, **env, "PYTHONPATH": python_path()}
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{label}.log"

@@ -31,3 +31,11 @@ def test_stop_terminates_then_kills_and_start_runs_it_again(tmp_path: Path) -> N
     assert service.pid != first and service.alive()
     stop_all([service], timeout=0.5)
     assert not service.alive()
+
+
+def test_exact_env_is_passed_as_it_is(tmp_path: Path) -> None:
+    argv = [sys.executable, "-c", "import os; print(sorted(os.environ))"]
+    service = Service("env", {"ONLY": "1"}, tmp_path, "env", argv=argv, exact_env=True)
+    assert service.process.wait(30) == 0
+    assert service.env == {"ONLY": "1", "PYTHONUNBUFFERED": "1"}
+    assert "PYTHONPATH" not in service.log() and "'ONLY'" in service.log()
