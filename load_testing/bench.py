@@ -167,7 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds per system")
     parser.add_argument("--factor", type=float, default=3.0, help="overload: x capacity")
     parser.add_argument("--overload-seconds", type=float, default=30.0)
-    parser.add_argument("--overload-connections", type=int, default=1536)
+    parser.add_argument(
+        "--overload-connections",
+        type=int,
+        default=768,
+        help="overload: wrk connections; those beyond MAX_INFLIGHT (512) offer the load",
+    )
     parser.add_argument("--soak-seconds", type=float, default=300.0)
     parser.add_argument("--soak-slice", type=float, default=30.0, help="soak: seconds per slice")
     parser.add_argument(
