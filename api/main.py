@@ -1,6 +1,5 @@
 """The gateway application: ``create_app()``."""
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +14,7 @@ from api.edge import Edge
 from api.oip import routes as oip
 from api.routes import dashboard, errors, health, metrics, models, predict, tasks
 from api.shortcut import PredictShortcut
+from conveyor.heap import settle_heap
 from conveyor.metrics import GatewayMetrics
 from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
@@ -68,10 +68,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
                 settings.dashboard_sample_seconds,
             )
             app.state.monitor.start()
-        # What start-up allocated lives as long as the process: moved out of the collector's
-        # reach, it no longer makes each full collection a pause of tens of milliseconds.
-        gc.collect()
-        gc.freeze()
+        settle_heap()  # freeze what start-up allocated; collect young objects less often
         try:
             yield
         finally:

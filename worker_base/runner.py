@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import os
 import signal
@@ -26,6 +25,7 @@ from google.protobuf.message import DecodeError
 
 from conveyor import logs, metrics
 from conveyor.amqp import connect_amqp
+from conveyor.heap import settle_heap
 from conveyor.logs import configure_logging
 from conveyor.protocol import dead_letter_queue, durable_queue
 from conveyor.queues import QueueLimits, declare_legacy_queue, declare_model_queues
@@ -92,10 +92,7 @@ class Worker:
         """Serve until ``stop`` is set, then finish the delivered tasks and deregister."""
         settings = self.settings
         await self.model.load()
-        # The model and the libraries live as long as the process: moved out of the collector's
-        # reach, they no longer make each full collection a long pause.
-        gc.collect()
-        gc.freeze()
+        settle_heap()  # freeze the model and the libraries; collect young objects less often
         if settings.metrics_port and not metrics.serve(
             self.metrics.registry, settings.metrics_port, settings.metrics_host
         ):
