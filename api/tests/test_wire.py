@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from api.edge import Edge
-from api.wire import HeadWithBody, gateway_protocol
+from api.wire import gateway_protocol
 from conveyor.metrics import GatewayMetrics
 
 BODY = b'{"data": "example"}'
@@ -214,56 +214,3 @@ def test_a_response_arrives_whole_and_100_continue_still_works(served: Any) -> N
         assert status == 200
         assert json.loads(body)["received"] == len(BODY)
     assert app.calls == 2
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        assert not self.closed
-        self.writes.append(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str) -> str:
-        return f"extra:{name}"
-
-
-@pytest.mark.asyncio
-async def test_head_with_body_joins_the_first_two_writes() -> None:
-    transport = FakeTransport()
-    wrapped = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
-    wrapped.write(b"head")
-    assert transport.writes == []
-    wrapped.write(b"body")
-    wrapped.write(b"more")
-    assert transport.writes == [b"headbody", b"more"]
-    await asyncio.sleep(0)  # the pending flush finds nothing held
-    assert transport.writes == [b"headbody", b"more"]
-    assert wrapped.get_extra_info("peername") == "extra:peername"
-
-
-@pytest.mark.asyncio
-async def test_a_head_alone_goes_out_on_the_next_turn_or_at_close() -> None:
-    transport = FakeTransport()
-    wrapped = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
-    wrapped.write(b"head")
-    await asyncio.sleep(0)
-    assert transport.writes == [b"head"]
-    wrapped.write(b"body")
-    assert transport.writes == [b"head", b"body"]
-
-    transport = FakeTransport()
-    wrapped = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
-    wrapped.write(b"head")
-    wrapped.close()
-    assert transport.writes == [b"head"]
-    assert transport.closed and wrapped.is_closing()
-    await asyncio.sleep(0)  # the pending flush does not write to a closed transport
-    assert transport.writes == [b"head"]

@@ -1,4 +1,5 @@
-"""One socket write per turn of the loop for AMQP connections (``conveyor.amqp_writes``)."""
+"""One socket write per turn of the loop for AMQP connections (``conveyor.amqp_writes``); the
+buffer itself is tested in test_write_buffer.py."""
 
 import asyncio
 import os
@@ -8,73 +9,9 @@ import aio_pika
 import pytest
 
 from conveyor.amqp import connect_amqp
-from conveyor.amqp_writes import CoalescingFactory, LoopWriteBuffer
+from conveyor.amqp_writes import CoalescingFactory
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
-        self.aborted = False
-
-    def write(self, data: bytes) -> None:
-        assert not self.closed
-        self.writes.append(data)
-
-    def write_eof(self) -> None:
-        self.writes.append(b"<eof>")
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.aborted = self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_write_buffer_size(self) -> int:
-        return 7
-
-
-@pytest.mark.asyncio
-async def test_writes_of_one_turn_leave_together_on_the_next() -> None:
-    transport = FakeTransport()
-    buffer = LoopWriteBuffer(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
-    buffer.write(b"a")
-    buffer.write(bytearray(b"b"))
-    buffer.writelines([b"c", memoryview(b"d")])
-    assert transport.writes == []
-    await asyncio.sleep(0)
-    assert transport.writes == [b"abcd"]
-    buffer.write(b"e")
-    await asyncio.sleep(0)
-    assert transport.writes == [b"abcd", b"e"]
-    assert buffer.get_write_buffer_size() == 7  # the rest is the transport's
-
-
-@pytest.mark.asyncio
-async def test_close_and_eof_send_what_is_held_and_abort_drops_it() -> None:
-    loop = asyncio.get_running_loop()
-    transport = FakeTransport()
-    buffer = LoopWriteBuffer(transport, loop)  # type: ignore[arg-type]
-    buffer.write(b"last")
-    buffer.write_eof()
-    assert transport.writes == [b"last", b"<eof>"]
-    buffer.write(b"closing")
-    buffer.close()
-    assert transport.writes == [b"last", b"<eof>", b"closing"]
-    await asyncio.sleep(0)  # the pending flush finds the transport closed: nothing more
-    assert transport.writes == [b"last", b"<eof>", b"closing"]
-
-    transport = FakeTransport()
-    buffer = LoopWriteBuffer(transport, loop)  # type: ignore[arg-type]
-    buffer.write(b"dropped")
-    buffer.abort()
-    await asyncio.sleep(0)
-    assert transport.writes == [] and transport.aborted
 
 
 @pytest.mark.asyncio
