@@ -92,7 +92,9 @@ class Worker:
         """Serve until ``stop`` is set, then finish the delivered tasks and deregister."""
         settings = self.settings
         await self.model.load()
-        settle_heap()  # freeze the model and the libraries; collect young objects less often
+        # The model and the libraries live as long as the process: frozen, they no longer
+        # make each full collection a long pause. The collector's thresholds stay (heap.py).
+        settle_heap(gen0_threshold=None)
         if settings.metrics_port and not metrics.serve(
             self.metrics.registry, settings.metrics_port, settings.metrics_host
         ):

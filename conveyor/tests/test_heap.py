@@ -33,6 +33,13 @@ def test_freezes_what_is_alive_and_raises_only_the_young_threshold() -> None:
     assert not any(gc.is_tracked(n) and n in gc.get_objects() for n in alive[:3])
 
 
+def test_none_keeps_the_interpreters_threshold() -> None:
+    gc.set_threshold(700, 10, 10)
+    settle_heap(gen0_threshold=None)
+    assert gc.get_threshold() == (700, 10, 10)
+    assert gc.get_freeze_count() > 0
+
+
 def test_cycles_made_afterwards_are_still_collected_automatically() -> None:
     settle_heap()
     first, second = Node(), Node()
