@@ -173,6 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=768,
         help="overload: wrk connections; those beyond MAX_INFLIGHT (512) offer the load",
     )
+    parser.add_argument(
+        "--system-cores",
+        type=float,
+        help="overload: confine the system (services and brokers) to this many cores with a "
+        "cgroup CPU quota, wrk outside it (needs root)",
+    )
     parser.add_argument("--soak-seconds", type=float, default=300.0)
     parser.add_argument("--soak-slice", type=float, default=30.0, help="soak: seconds per slice")
     parser.add_argument(
@@ -195,9 +201,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.scenario == "main":
             run_main(args, out)
         elif args.scenario == "overload":
+            from load_testing.cpu_budget import CpuBudgetError
             from load_testing.overload import run_overload
 
-            run_overload(args, out)
+            try:
+                run_overload(args, out)
+            except (CpuBudgetError, PermissionError) as e:
+                print(f"bench: --system-cores: {e}", file=sys.stderr)
+                return 2
         elif args.scenario == "batching":
             from load_testing.batching import run_batching
 

@@ -12,6 +12,10 @@
 3. A probe sends one request every 50 ms on its own (open loop, independent of wrk) and
    measures the latency of successes, which wrk cannot separate from the fast refusals.
 
+``--system-cores N`` runs 1 and 2 with the system (services and local brokers) confined to N
+cores by a cgroup CPU quota and wrk outside it (``load_testing/cpu_budget.py``): the nearest
+this machine gets to clients on other machines.
+
 Printed: shares of 200/429/503/504 and other statuses, goodput against capacity, the probe's
 p99 of successes, answers that were not JSON (must be 0), the gateway's RSS before, right
 after and 10 s after, how long the model's queues took to drain, and the CPU that the gateway,
@@ -33,7 +37,8 @@ from aiormq.exceptions import ChannelNotFoundEntity
 
 from conveyor.protocol import model_queues
 from load_testing import procstat, wrk
-from load_testing.bench import brokers, conveyor_targets, measure, with_brokers
+from load_testing.bench import Target, brokers, conveyor_targets, measure, with_brokers
+from load_testing.cpu_budget import CpuBudget
 from load_testing.report import table
 from load_testing.stack import Stack
 
@@ -118,67 +123,96 @@ def run_overload(args: argparse.Namespace, out: Path) -> None:
     amqp_url, redis_url = brokers()
     with Stack(out / "logs", amqp_url=amqp_url, redis_url=redis_url) as stack:
         model_a, _ = conveyor_targets(stack)
-        api = stack.services["api"].pid
-        wrk.run(model_a.url, seconds=args.warmup, connections=args.connections)
-        capacity_row = measure(model_a, 0, args.seconds, args.connections)
-        capacity = capacity_row.result.rps
-        print(table([capacity_row]))
-        rss_before = procstat.rss_mb(api)
-        offered = args.factor * capacity
-        free = max(1, args.overload_connections - GATEWAY_MAX_INFLIGHT)
-        delay_ms = 1000 * free / offered
-        url = f"{model_a.url}?timeout=5"
-        probe = Probe(url, args.overload_seconds)
         pids = with_brokers(model_a, amqp_url, redis_url).pids
-        cpu_before = {name: procstat.cpu_seconds(pid) for name, pid in pids.items()}
-        wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        machine_before = procstat.machine_cpu()
-        probe.start()
-        result = wrk.run(url, seconds=args.overload_seconds,
-                         connections=args.overload_connections, delay_ms=delay_ms,
-                         timeout_s=15)  # fmt: skip
-        machine_after = procstat.machine_cpu()
-        wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = {name: procstat.cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-        cpu["wrk"] = (wrk_after.ru_utime + wrk_after.ru_stime) - (
-            wrk_before.ru_utime + wrk_before.ru_stime
-        )
-        probe.join()
-        rss_after = procstat.rss_mb(api)
-        drained = _drain_seconds(amqp_url, model_queues(stack.model_a, "1"))
-        time.sleep(10)
-        rss_settled = procstat.rss_mb(api)
-        shares = ", ".join(
-            f"{status}: {result.share(status):.1%}" for status in sorted(result.statuses)
-        )
-        goodput = result.statuses.get(200, 0) / result.duration_s
-        successes = len(probe.latencies.get(200, []))
-        print(f"\noverload: wrk -c{args.overload_connections} pausing {delay_ms:.0f} ms, "
-              f"{args.overload_seconds:g} s, ?timeout=5")  # fmt: skip
-        print(f"capacity (closed loop, c={args.connections}): {capacity:,.0f} req/s")
-        print(f"offered: {result.rps:,.0f} req/s ({result.rps / capacity:.1f}x capacity)")
-        print(f"answers: {result.requests:,} ({shares}); socket errors {result.socket_errors}, "
-              f"wrk timeouts {result.timeouts}")  # fmt: skip
-        print(f"goodput: {goodput:,.0f} req/s = {goodput / capacity:.0%} of capacity")
-        print(f"latency of all answers: p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
-              f"max {result.max_ms:.0f} ms")  # fmt: skip
-        probe_statuses = {s: len(v) for s, v in sorted(probe.latencies.items())}
-        print(f"probe (1 per {PROBE_INTERVAL_S * 1000:.0f} ms): {probe_statuses}; p99 of "
-              f"successes {probe.p99_ms():.0f} ms over {successes}")  # fmt: skip
-        print(f"non-JSON answers: {result.non_json} (wrk) + {probe.non_json} (probe)")
-        print(f"gateway RSS: {rss_before:.0f} MB before, {rss_after:.0f} MB after, "
-              f"{rss_settled:.0f} MB 10 s later")  # fmt: skip
-        print(f"queues drained {drained:.1f} s after the load stopped")
-        busy = machine_after[0] - machine_before[0]
-        total = machine_after[1] - machine_before[1]
-        cores = ", ".join(f"{name} {used / result.duration_s:.2f}" for name, used in cpu.items())
-        print(f"CPU during the overload, in cores: {cores}; the machine was "
-              f"{busy / total if total else 0:.0%} busy")  # fmt: skip
-        per_answer = cpu["gateway"] * 1e6 / max(1, result.requests)
-        served = result.statuses.get(200, 0)
-        refused = max(1, result.requests - served)
-        refusal_us = (
-            (cpu["gateway"] - served * capacity_row.cpu_ms["gateway"] / 1000) * 1e6 / refused
-        )
-        print(f"gateway CPU per answer (200s and 429s together): {per_answer:.0f} us; per "
-              f"refusal, taking a 200 at its closed-loop cost: {refusal_us:.0f} us")  # fmt: skip
+        if not args.system_cores:
+            _overload(args, stack, model_a, pids, amqp_url, None)
+            return
+        system = {*pids.values(), *(service.pid for service in stack.services.values())}
+        with CpuBudget(args.system_cores, system) as budget:
+            print(f"system (gateway, registry, workers, rabbitmq, redis: {len(system)} "
+                  f"processes) confined to {args.system_cores:g} cores; wrk and the bench "
+                  f"outside")  # fmt: skip
+            _overload(args, stack, model_a, pids, amqp_url, budget)
+
+
+def _overload(
+    args: argparse.Namespace,
+    stack: Stack,
+    model_a: Target,
+    pids: dict[str, int],
+    amqp_url: str,
+    budget: CpuBudget | None,
+) -> None:
+    """Capacity, then the overload, printed (see the module doc)."""
+    api = stack.services["api"].pid
+    wrk.run(model_a.url, seconds=args.warmup, connections=args.connections)
+    held_back = [budget.throttled_seconds() if budget else 0.0]
+    capacity_row = measure(model_a, 0, args.seconds, args.connections)
+    held_back.append(budget.throttled_seconds() if budget else 0.0)
+    capacity = capacity_row.result.rps
+    print(table([capacity_row]))
+    rss_before = procstat.rss_mb(api)
+    offered = args.factor * capacity
+    free = max(1, args.overload_connections - GATEWAY_MAX_INFLIGHT)
+    delay_ms = 1000 * free / offered
+    url = f"{model_a.url}?timeout=5"
+    probe = Probe(url, args.overload_seconds)
+    cpu_before = {name: procstat.cpu_seconds(pid) for name, pid in pids.items()}
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine_before = procstat.machine_cpu()
+    probe.start()
+    held_back.append(budget.throttled_seconds() if budget else 0.0)
+    result = wrk.run(url, seconds=args.overload_seconds,
+                     connections=args.overload_connections, delay_ms=delay_ms,
+                     timeout_s=15)  # fmt: skip
+    held_back.append(budget.throttled_seconds() if budget else 0.0)
+    machine_after = procstat.machine_cpu()
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {name: procstat.cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    cpu["wrk"] = (wrk_after.ru_utime + wrk_after.ru_stime) - (
+        wrk_before.ru_utime + wrk_before.ru_stime
+    )
+    probe.join()
+    rss_after = procstat.rss_mb(api)
+    drained = _drain_seconds(amqp_url, model_queues(stack.model_a, "1"))
+    time.sleep(10)
+    rss_settled = procstat.rss_mb(api)
+    shares = ", ".join(
+        f"{status}: {result.share(status):.1%}" for status in sorted(result.statuses)
+    )
+    goodput = result.statuses.get(200, 0) / result.duration_s
+    successes = len(probe.latencies.get(200, []))
+    print(f"\noverload: wrk -c{args.overload_connections} pausing {delay_ms:.0f} ms, "
+          f"{args.overload_seconds:g} s, ?timeout=5")  # fmt: skip
+    print(f"capacity (closed loop, c={args.connections}): {capacity:,.0f} req/s")
+    print(f"offered: {result.rps:,.0f} req/s ({result.rps / capacity:.1f}x capacity)")
+    print(f"answers: {result.requests:,} ({shares}); socket errors {result.socket_errors}, "
+          f"wrk timeouts {result.timeouts}")  # fmt: skip
+    print(f"goodput: {goodput:,.0f} req/s = {goodput / capacity:.0%} of capacity")
+    print(f"latency of all answers: p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
+          f"max {result.max_ms:.0f} ms")  # fmt: skip
+    probe_statuses = {s: len(v) for s, v in sorted(probe.latencies.items())}
+    print(f"probe (1 per {PROBE_INTERVAL_S * 1000:.0f} ms): {probe_statuses}; p99 of "
+          f"successes {probe.p99_ms():.0f} ms over {successes}")  # fmt: skip
+    print(f"non-JSON answers: {result.non_json} (wrk) + {probe.non_json} (probe)")
+    print(f"gateway RSS: {rss_before:.0f} MB before, {rss_after:.0f} MB after, "
+          f"{rss_settled:.0f} MB 10 s later")  # fmt: skip
+    print(f"queues drained {drained:.1f} s after the load stopped")
+    busy = machine_after[0] - machine_before[0]
+    total = machine_after[1] - machine_before[1]
+    cores = ", ".join(f"{name} {used / result.duration_s:.2f}" for name, used in cpu.items())
+    print(f"CPU during the overload, in cores: {cores}; the machine was "
+          f"{busy / total if total else 0:.0%} busy")  # fmt: skip
+    per_answer = cpu["gateway"] * 1e6 / max(1, result.requests)
+    served = result.statuses.get(200, 0)
+    refused = max(1, result.requests - served)
+    refusal_us = (cpu["gateway"] - served * capacity_row.cpu_ms["gateway"] / 1000) * 1e6 / refused
+    print(f"gateway CPU per answer (200s and 429s together): {per_answer:.0f} us; per "
+          f"refusal, taking a 200 at its closed-loop cost: {refusal_us:.0f} us")  # fmt: skip
+    if budget is not None:
+        system = sum(used for name, used in cpu.items() if name != "wrk") / result.duration_s
+        print(f"system CPU budget {budget.cores:g} cores: the measured processes used "
+              f"{system:.2f} during the overload; the quota held the system back "
+              f"{held_back[1] - held_back[0]:.1f} s of the capacity run's {args.seconds:g} s "
+              f"and {held_back[3] - held_back[2]:.1f} s of the overload's "
+              f"{args.overload_seconds:g} s")  # fmt: skip
