@@ -42,9 +42,10 @@ from load_testing.cpu_budget import CpuBudget
 from load_testing.report import table
 from load_testing.stack import Stack
 
-__all__ = ["Probe", "run_overload"]
+__all__ = ["Probe", "offer_overload", "run_overload"]
 
 GATEWAY_MAX_INFLIGHT = 512
+SYNC_TIMEOUT_QUERY = "?timeout=5"
 PROBE_INTERVAL_S = 0.05
 
 
@@ -135,6 +136,20 @@ def run_overload(args: argparse.Namespace, out: Path) -> None:
             _overload(args, stack, model_a, pids, amqp_url, budget)
 
 
+def offer_overload(
+    url: str, args: argparse.Namespace, capacity: float, seconds: float
+) -> tuple[wrk.WrkResult, float]:
+    """Step 2 of the module doc: wrk offering ``--factor`` x ``capacity`` to ``url`` (sync
+    predict with ``?timeout=5``) for ``seconds``. Returns wrk's result and the mean pause per
+    connection, in ms."""
+    free = max(1, args.overload_connections - GATEWAY_MAX_INFLIGHT)
+    delay_ms = 1000 * free / (args.factor * capacity)
+    result = wrk.run(f"{url}{SYNC_TIMEOUT_QUERY}", seconds=seconds,
+                     connections=args.overload_connections, delay_ms=delay_ms,
+                     timeout_s=15)  # fmt: skip
+    return result, delay_ms
+
+
 def _overload(
     args: argparse.Namespace,
     stack: Stack,
@@ -145,27 +160,25 @@ def _overload(
 ) -> None:
     """Capacity, then the overload, printed (see the module doc)."""
     api = stack.services["api"].pid
+
+    def held_back() -> float:
+        return budget.throttled_seconds() if budget else 0.0
+
     wrk.run(model_a.url, seconds=args.warmup, connections=args.connections)
-    held_back = [budget.throttled_seconds() if budget else 0.0]
+    capacity_held = -held_back()
     capacity_row = measure(model_a, 0, args.seconds, args.connections)
-    held_back.append(budget.throttled_seconds() if budget else 0.0)
+    capacity_held += held_back()
     capacity = capacity_row.result.rps
     print(table([capacity_row]))
     rss_before = procstat.rss_mb(api)
-    offered = args.factor * capacity
-    free = max(1, args.overload_connections - GATEWAY_MAX_INFLIGHT)
-    delay_ms = 1000 * free / offered
-    url = f"{model_a.url}?timeout=5"
-    probe = Probe(url, args.overload_seconds)
+    probe = Probe(f"{model_a.url}{SYNC_TIMEOUT_QUERY}", args.overload_seconds)
     cpu_before = {name: procstat.cpu_seconds(pid) for name, pid in pids.items()}
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     machine_before = procstat.machine_cpu()
     probe.start()
-    held_back.append(budget.throttled_seconds() if budget else 0.0)
-    result = wrk.run(url, seconds=args.overload_seconds,
-                     connections=args.overload_connections, delay_ms=delay_ms,
-                     timeout_s=15)  # fmt: skip
-    held_back.append(budget.throttled_seconds() if budget else 0.0)
+    overload_held = -held_back()
+    result, delay_ms = offer_overload(model_a.url, args, capacity, args.overload_seconds)
+    overload_held += held_back()
     machine_after = procstat.machine_cpu()
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = {name: procstat.cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
@@ -213,6 +226,6 @@ def _overload(
         system = sum(used for name, used in cpu.items() if name != "wrk") / result.duration_s
         print(f"system CPU budget {budget.cores:g} cores: the measured processes used "
               f"{system:.2f} during the overload; the quota held the system back "
-              f"{held_back[1] - held_back[0]:.1f} s of the capacity run's {args.seconds:g} s "
-              f"and {held_back[3] - held_back[2]:.1f} s of the overload's "
+              f"{capacity_held:.1f} s of the capacity run's {args.seconds:g} s "
+              f"and {overload_held:.1f} s of the overload's "
               f"{args.overload_seconds:g} s")  # fmt: skip

@@ -38,7 +38,7 @@ from pathlib import Path
 from load_testing import wrk
 from load_testing.bench import brokers
 from load_testing.folded import rank_folded
-from load_testing.overload import GATEWAY_MAX_INFLIGHT
+from load_testing.overload import offer_overload
 from load_testing.stack import Stack
 from tools.stack.process import Service, python_path
 
@@ -117,11 +117,7 @@ def _load(args: argparse.Namespace, url: str, capacity: float) -> wrk.WrkResult:
     """The profiled load: closed loop, or the overload scenario's open loop."""
     if args.load == "closed":
         return wrk.run(url, seconds=args.seconds, connections=args.connections)
-    free = max(1, args.overload_connections - GATEWAY_MAX_INFLIGHT)
-    delay_ms = 1000 * free / (args.factor * capacity)
-    return wrk.run(f"{url}?timeout=5", seconds=args.seconds,
-                   connections=args.overload_connections, delay_ms=delay_ms,
-                   timeout_s=15)  # fmt: skip
+    return offer_overload(url, args, capacity, args.seconds)[0]
 
 
 def run_profile(args: argparse.Namespace, out: Path) -> None:
