@@ -187,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--load", choices=("closed", "overload"), default="closed", help="profile: what load"
     )
+    parser.add_argument(
+        "--model", choices=("model_a", "model_b"), default="model_a", help="profile: whose worker"
+    )
     parser.add_argument("--out", type=Path, help="log directory (default: a new temp dir)")
     args = parser.parse_args(argv)
     try:

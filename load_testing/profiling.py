@@ -1,11 +1,12 @@
-"""The ``profile`` scenario: where the gateway's and model_a's worker's time goes under load.
+"""The ``profile`` scenario: where the gateway's and a model worker's time goes under load.
 
-A stack starts as usual; then its gateway and its model_a worker are restarted under a
-profiler with the same environment (and port) and driven by wrk for ``--seconds``:
+A stack starts as usual; then its gateway and the worker of ``--model`` (model_a, the echo, by
+default; model_b runs with its dynamic batching) are restarted under a profiler with the same
+environment (and port) and driven by wrk for ``--seconds``:
 
 - ``--load closed`` (default): ``wrk -c32``, the main run's load;
 - ``--load overload``: the ``overload`` scenario's open loop at ``--factor`` x the capacity
-  measured first (closed loop, before the restart), with ``?timeout=5``.
+  measured first (closed loop, before the restart), with ``?timeout=5`` (model_a only).
 
 Profilers (``--profiler``):
 
@@ -36,7 +37,7 @@ import sys
 from pathlib import Path
 
 from load_testing import wrk
-from load_testing.bench import brokers
+from load_testing.bench import MODEL_B_BODY, brokers
 from load_testing.folded import rank_folded
 from load_testing.overload import offer_overload
 from load_testing.stack import Stack
@@ -113,10 +114,10 @@ def _print_top(path: Path, label: str) -> None:
         print(text.getvalue().split("\n\n", 2)[-1])
 
 
-def _load(args: argparse.Namespace, url: str, capacity: float) -> wrk.WrkResult:
+def _load(args: argparse.Namespace, url: str, body: str, capacity: float) -> wrk.WrkResult:
     """The profiled load: closed loop, or the overload scenario's open loop."""
     if args.load == "closed":
-        return wrk.run(url, seconds=args.seconds, connections=args.connections)
+        return wrk.run(url, seconds=args.seconds, connections=args.connections, body=body)
     return offer_overload(url, args, capacity, args.seconds)[0]
 
 
@@ -126,8 +127,12 @@ def run_profile(args: argparse.Namespace, out: Path) -> None:
     log_dir = out / "logs"
     spying = args.profiler == "py-spy"
     suffix = ".folded" if spying else ".prof"
+    model = args.model
+    if model != "model_a" and args.load == "overload":
+        raise SystemExit("bench: --load overload profiles model_a only")
+    body = MODEL_B_BODY if model == "model_b" else ""
     with Stack(log_dir, amqp_url=amqp_url, redis_url=redis_url) as stack:
-        url = f"{stack.api_url}/predict/{stack.model_a}"
+        url = f"{stack.api_url}/predict/{getattr(stack, model)}"
         capacity = 0.0
         if args.load == "overload":  # measured unprofiled, as the overload scenario does
             wrk.run(url, seconds=args.warmup, connections=args.connections)
@@ -135,12 +140,12 @@ def run_profile(args: argparse.Namespace, out: Path) -> None:
             print(f"capacity (closed loop, c={args.connections}): {capacity:,.0f} req/s; "
                   f"overload at {args.factor:g}x")  # fmt: skip
         api = _restart_profiled(stack, "api", "api", log_dir, args.profiler)
-        worker = _restart_profiled(stack, "model_a", "models.model_a", log_dir, args.profiler)
+        worker = _restart_profiled(stack, model, f"models.{model}", log_dir, args.profiler)
         stack._wait("profiled gateway and worker", "models")
-        wrk.run(url, seconds=args.warmup, connections=args.connections)
-        targets = (("api", api), ("model_a", worker)) if spying else ()
+        wrk.run(url, seconds=args.warmup, connections=args.connections, body=body)
+        targets = (("api", api), (model, worker)) if spying else ()
         spies = [_spy(p.pid, args.seconds, log_dir / f"{n}.folded") for n, p in targets]
-        result = _load(args, url, capacity)
+        result = _load(args, url, body, capacity)
         for spy in spies:
             _, errors = spy.communicate(timeout=60)
             if spy.returncode != 0:
@@ -156,4 +161,4 @@ def run_profile(args: argparse.Namespace, out: Path) -> None:
             except subprocess.TimeoutExpired:
                 process.stop()
     _print_top(log_dir / f"api{suffix}", f"gateway ({result.requests} requests)")
-    _print_top(log_dir / f"model_a{suffix}", f"model_a worker ({result.requests} tasks)")
+    _print_top(log_dir / f"{model}{suffix}", f"{model} worker ({result.requests} tasks)")
