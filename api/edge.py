@@ -246,6 +246,17 @@ class Edge:
             self.metrics.series(endpoint_of(path)).observe(status, 0.0, "gateway_full")
         return status, headers, _request_id(given).encode(), body
 
+    @staticmethod
+    def malformed_answer(
+        url: bytes, reason: str
+    ) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes]:
+        """The 400 for bytes that are not an HTTP/1.1 request (the server's protocol sends it,
+        then closes the connection): status, headers and a JSON body in the shape of the path's
+        API, as far as the path was read (``url``, possibly empty)."""
+        message = f"not a valid HTTP/1.1 request: {reason}"
+        path = "/v2" if url.startswith(b"/v2") else "/"
+        return _prerendered(_refuse(path, 400, "invalid_request", message))
+
     async def _refuse_busy(self, scope: Scope, send: Send) -> None:
         """The 429 past ``MAX_INFLIGHT``. Under overload most answers are this one, so it is
         sent prerendered before any other work of the edge: the less it costs, the more CPU is

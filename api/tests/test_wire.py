@@ -214,3 +214,31 @@ def test_a_response_arrives_whole_and_100_continue_still_works(served: Any) -> N
         assert status == 200
         assert json.loads(body)["received"] == len(BODY)
     assert app.calls == 2
+
+
+@pytest.mark.parametrize(
+    ("raw", "oip"),
+    [
+        (b"BREW /predict/m HTTP/1.1\r\nHost: t\r\n\r\n", False),  # not a method
+        (b"POST /predict/m HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n", False),
+        (b"POST /v2/models/m/infer HTTP/1.1\r\nHost: t\r\nBad\x01Header: 1\r\n\r\n", True),
+    ],
+)
+def test_bytes_that_are_not_http_get_a_json_400_and_a_closed_connection(
+    served: Any, raw: bytes, oip: bool
+) -> None:
+    app, _, port = served
+    with _connect(port) as conn:
+        conn.sendall(raw)
+        status, headers, body = _read_response(conn, bytearray())
+        assert status == 400
+        assert headers["content-type"] == "application/json"
+        assert headers["connection"] == "close"
+        error = json.loads(body)["error"]
+        message = error if oip else error["message"]
+        assert message.startswith("not a valid HTTP/1.1 request: ")
+        assert len(message) > len("not a valid HTTP/1.1 request: ")
+        if not oip:
+            assert error["code"] == "invalid_request"
+        assert conn.recv(1024) == b""  # closed by the server
+    assert app.calls == 0
