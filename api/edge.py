@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.exceptions import PayloadTooLarge
 from conveyor import logs
+from conveyor.http_protocol import Answer, malformed_message
 from conveyor.metrics import GatewayMetrics
 from conveyor.web import error_response
 
@@ -105,7 +106,7 @@ def _refuse(
     return error_response(status, code, message, headers=headers, model=None, field=None)
 
 
-def _prerendered(response: JSONResponse) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes]:
+def _prerendered(response: JSONResponse) -> Answer:
     """A response's status, headers and body, to send again and again as they are."""
     return response.status_code, tuple(response.raw_headers), bytes(response.body)
 
@@ -247,15 +248,11 @@ class Edge:
         return status, headers, _request_id(given).encode(), body
 
     @staticmethod
-    def malformed_answer(
-        url: bytes, reason: str
-    ) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes]:
-        """The 400 for bytes that are not an HTTP/1.1 request (the server's protocol sends it,
-        then closes the connection): status, headers and a JSON body in the shape of the path's
-        API, as far as the path was read (``url``, possibly empty)."""
-        message = f"not a valid HTTP/1.1 request: {reason}"
+    def malformed_answer(url: bytes, reason: str) -> Answer:
+        """The 400 for bytes that are not an HTTP/1.1 request, in the shape of the path's API
+        as far as the path was read (``url``, possibly empty); ``api.wire`` sends it."""
         path = "/v2" if url.startswith(b"/v2") else "/"
-        return _prerendered(_refuse(path, 400, "invalid_request", message))
+        return _prerendered(_refuse(path, 400, "invalid_request", malformed_message(reason)))
 
     async def _refuse_busy(self, scope: Scope, send: Send) -> None:
         """The 429 past ``MAX_INFLIGHT``. Under overload most answers are this one, so it is

@@ -19,7 +19,7 @@ pausing between requests (the overload benchmark's shape); (2) 27 -> 22 us, and 
 per answer fell by a quarter.
 
 Bytes that are not an HTTP/1.1 request get a JSON 400 naming what the parser found wrong
-(``Edge.malformed_answer``) instead of uvicorn's plain-text one, and the connection is closed.
+(``conveyor.http_protocol``), in the shape of the path's API (``Edge.malformed_answer``).
 
 Past the shortcut, the protocol also *reserves* a place under ``MAX_INFLIGHT`` for each request
 it admits (``Edge.reserve``): its ASGI task only runs on the loop's next turn, and without the
@@ -29,7 +29,6 @@ through the dearer ASGI path (a profile under overload found a fifth of the refu
 
 from __future__ import annotations
 
-import sys
 import urllib.parse
 from typing import Any
 
@@ -37,6 +36,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from api.edge import Edge
+from conveyor.http_protocol import Answer, JsonErrorProtocol
 from conveyor.write_buffer import LoopWriteBuffer
 
 __all__ = ["gateway_protocol"]
@@ -48,7 +48,7 @@ def gateway_protocol(edge: Edge) -> type[HttpToolsProtocol]:
 
     heads: dict[tuple[Any, ...], bytes] = {}  # the refusal's status line and fixed headers
 
-    class GatewayProtocol(HttpToolsProtocol):
+    class GatewayProtocol(JsonErrorProtocol):
         _shed_path: str | None = None
         _shed_keep_alive = True
 
@@ -77,20 +77,8 @@ def gateway_protocol(edge: Edge) -> type[HttpToolsProtocol]:
                     self.transport, self.loop, send_at=2
                 )
 
-        def send_400_response(self, msg: str) -> None:
-            # uvicorn calls this inside its ``except httptools.HttpParserError``: the error
-            # at hand says what was wrong ("invalid HTTP method", "invalid header value char").
-            error = sys.exc_info()[1]
-            reason = str(error) if error is not None and str(error) else msg
-            status, headers, body = edge.malformed_answer(getattr(self, "url", b""), reason)
-            fixed = (*self.server_state.default_headers, *headers)
-            self.transport.write(
-                STATUS_LINE[status]
-                + b"".join(b"%s: %s\r\n" % (name, value) for name, value in fixed)
-                + b"connection: close\r\n\r\n"
-                + body
-            )
-            self.transport.close()
+        def malformed_answer(self, reason: str) -> Answer:
+            return edge.malformed_answer(getattr(self, "url", b""), reason)
 
         def on_body(self, body: bytes) -> None:
             if self._shed_path is None:

@@ -2,6 +2,7 @@
 
 import uvicorn
 
+from conveyor.http_protocol import JsonErrorProtocol
 from conveyor.logs import configure_logging
 from registry.config import Settings
 from registry.main import create_app
@@ -15,6 +16,7 @@ def main() -> None:
         create_app(settings),
         host=settings.registry_host,
         port=settings.registry_port,
+        http=JsonErrorProtocol,  # unparseable requests get a JSON 400, as every other error
         log_config=None,  # configure_logging's format, for uvicorn's lines too
     )
 
