@@ -254,6 +254,12 @@ class Edge:
         path = "/v2" if url.startswith(b"/v2") else "/"
         return _prerendered(_refuse(path, 400, "invalid_request", malformed_message(reason)))
 
+    @staticmethod
+    def internal_answer(url: bytes) -> Answer:
+        """The 500 for a failure of the server's protocol code, shaped like ``malformed_answer``."""
+        path = "/v2" if url.startswith(b"/v2") else "/"
+        return _prerendered(_refuse(path, 500, "internal", "internal error; see the service's log"))
+
     async def _refuse_busy(self, scope: Scope, send: Send) -> None:
         """The 429 past ``MAX_INFLIGHT``. Under overload most answers are this one, so it is
         sent prerendered before any other work of the edge: the less it costs, the more CPU is

@@ -80,6 +80,9 @@ def gateway_protocol(edge: Edge) -> type[HttpToolsProtocol]:
         def malformed_answer(self, reason: str) -> Answer:
             return edge.malformed_answer(getattr(self, "url", b""), reason)
 
+        def internal_answer(self) -> Answer:
+            return edge.internal_answer(getattr(self, "url", b""))
+
         def on_body(self, body: bytes) -> None:
             if self._shed_path is None:
                 super().on_body(body)

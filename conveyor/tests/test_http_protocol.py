@@ -4,6 +4,7 @@ app, on a connection that stays open."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -25,12 +26,22 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-@pytest.fixture
-def port() -> Iterator[int]:
+class BrokenProtocol(JsonErrorProtocol):
+    """Its own code fails on one path, as a bug in a parser callback would."""
+
+    def on_url(self, url: bytes) -> None:
+        if url.startswith(b"/broken"):
+            raise RuntimeError("a bug, not the client's fault")
+        super().on_url(url)
+
+
+@contextlib.contextmanager
+def _serving(protocol: type[JsonErrorProtocol]) -> Iterator[int]:
+    """A uvicorn server speaking ``protocol`` on a free port, in a thread."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
-    config = uvicorn.Config(_app, host="127.0.0.1", port=free, http=JsonErrorProtocol,
+    config = uvicorn.Config(_app, host="127.0.0.1", port=free, http=protocol,
                             lifespan="off", log_level="error", access_log=False)  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -39,9 +50,17 @@ def port() -> Iterator[int]:
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.01)
-    yield free
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield free
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    with _serving(JsonErrorProtocol) as free:
+        yield free
 
 
 def _exchange(port: int, raw: bytes) -> tuple[bytes, bool]:
@@ -64,16 +83,15 @@ def _exchange(port: int, raw: bytes) -> tuple[bytes, bool]:
         (b"BREW / HTTP/1.1\r\nHost: t\r\n\r\n", "method"),
         (b"GET / HTTP/1.1\r\nHost: t\r\nBad\x01Header: 1\r\n\r\n", "header"),
         (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: ten\r\n\r\n", "content-length"),
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", "url is too long"),
     ],
 )
 def test_a_request_the_parser_rejects_gets_a_json_400_and_a_closed_connection(
     port: int, raw: bytes, reason: str
 ) -> None:
     data, closed = _exchange(port, raw)
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    assert lines[0] == "HTTP/1.1 400 Bad Request"
-    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    status_line, headers, body = _parse(data)
+    assert status_line == "HTTP/1.1 400 Bad Request"
     assert headers["content-type"] == "application/json"
     assert headers["connection"] == "close"
     assert int(headers["content-length"]) == len(body)
@@ -81,6 +99,24 @@ def test_a_request_the_parser_rejects_gets_a_json_400_and_a_closed_connection(
     assert error["code"] == "invalid_request"
     assert error["message"].startswith("not a valid HTTP/1.1 request: ")
     assert reason in error["message"].lower()
+    assert closed
+
+
+def _parse(data: bytes) -> tuple[str, dict[str, str], bytes]:
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return lines[0], headers, body
+
+
+def test_a_failure_of_the_protocol_itself_is_a_json_500_not_the_clients_400() -> None:
+    with _serving(BrokenProtocol) as port:
+        data, closed = _exchange(port, b"GET /broken HTTP/1.1\r\nHost: t\r\n\r\n")
+    status_line, headers, body = _parse(data)
+    assert status_line == "HTTP/1.1 500 Internal Server Error"
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "internal"
+    assert "bug" not in body.decode()  # logged, never sent
     assert closed
 
 
