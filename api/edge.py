@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.exceptions import PayloadTooLarge
 from conveyor import logs
-from conveyor.http_protocol import Answer, malformed_message
+from conveyor.http_protocol import Answer
 from conveyor.metrics import GatewayMetrics
 from conveyor.web import error_response
 
@@ -248,15 +248,16 @@ class Edge:
         return status, headers, _request_id(given).encode(), body
 
     @staticmethod
-    def malformed_answer(url: bytes, reason: str) -> Answer:
-        """The 400 for bytes that are not an HTTP/1.1 request, in the shape of the path's API
-        as far as the path was read (``url``, possibly empty); ``api.wire`` sends it."""
+    def client_error_answer(url: bytes, status: int, message: str) -> Answer:
+        """An ``invalid_request`` answered below the app (bytes that are not HTTP/1.1, a head
+        too large), in the shape of the path's API as far as the path was read (``url``,
+        possibly empty); ``api.wire`` sends it."""
         path = "/v2" if url.startswith(b"/v2") else "/"
-        return _prerendered(_refuse(path, 400, "invalid_request", malformed_message(reason)))
+        return _prerendered(_refuse(path, status, "invalid_request", message))
 
     @staticmethod
     def internal_answer(url: bytes) -> Answer:
-        """The 500 for a failure of the server's protocol code, shaped like ``malformed_answer``."""
+        """The 500 for a failure of the server's protocol code, shaped like the above."""
         path = "/v2" if url.startswith(b"/v2") else "/"
         return _prerendered(_refuse(path, 500, "internal", "internal error; see the service's log"))
 

@@ -19,7 +19,8 @@ pausing between requests (the overload benchmark's shape); (2) 27 -> 22 us, and 
 per answer fell by a quarter.
 
 Bytes that are not an HTTP/1.1 request get a JSON 400 naming what the parser found wrong
-(``conveyor.http_protocol``), in the shape of the path's API (``Edge.malformed_answer``).
+(``conveyor.http_protocol``, which also bounds a request's head), in the shape of the path's API
+(``Edge.client_error_answer``).
 
 Past the shortcut, the protocol also *reserves* a place under ``MAX_INFLIGHT`` for each request
 it admits (``Edge.reserve``): its ASGI task only runs on the loop's next turn, and without the
@@ -53,6 +54,7 @@ def gateway_protocol(edge: Edge) -> type[HttpToolsProtocol]:
         _shed_keep_alive = True
 
         def on_headers_complete(self) -> None:
+            self.reading_head = False  # also for a refusal, which does not call up
             previous = self.cycle
             path = None
             idle = previous is None or previous.response_complete
@@ -77,8 +79,8 @@ def gateway_protocol(edge: Edge) -> type[HttpToolsProtocol]:
                     self.transport, self.loop, send_at=2
                 )
 
-        def malformed_answer(self, reason: str) -> Answer:
-            return edge.malformed_answer(getattr(self, "url", b""), reason)
+        def error_answer(self, status: int, message: str) -> Answer:
+            return edge.client_error_answer(getattr(self, "url", b""), status, message)
 
         def internal_answer(self) -> Answer:
             return edge.internal_answer(getattr(self, "url", b""))

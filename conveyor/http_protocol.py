@@ -5,8 +5,13 @@ that is not a number, a URL over 64 KiB) itself, with a plain-text 400, before a
 request. Every Conveyor service answers errors in JSON (``conveyor.web``), so
 ``JsonErrorProtocol`` sends the service's error object instead, with the parser's own reason,
 and closes the connection as uvicorn does. An exception of the protocol's own code inside a
-parser callback is no fault of the client's: it is logged, and answered 500. Pass the class (or
-a subclass) to uvicorn as ``http=``.
+parser callback is no fault of the client's: it is logged, and answered 500.
+
+httptools sets no bound on a request's head: it gathers a header of any size, re-copying it with
+every piece that arrives. ``JsonErrorProtocol`` answers 431 once more than ``MAX_HEAD_BYTES``
+arrive inside one head (counted in whole reads that begin and end inside it: no request is
+refused for the body that follows its head; a head is refused at most one read or two past the
+bound). Pass the class (or a subclass) to uvicorn as ``http=``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from conveyor.web import error_response, internal_error_response
 
-__all__ = ["Answer", "JsonErrorProtocol", "malformed_message"]
+__all__ = ["MAX_HEAD_BYTES", "Answer", "JsonErrorProtocol", "malformed_message"]
+
+MAX_HEAD_BYTES = 64 * 1024
+"""A request's line and headers, at most (nginx's default is 32 KiB, h11's 16 KiB)."""
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +42,43 @@ def malformed_message(reason: str) -> str:
 
 
 class JsonErrorProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol answering unparseable requests with a JSON 400."""
+    """uvicorn's httptools protocol answering unparseable requests with a JSON 400, and heads
+    over ``MAX_HEAD_BYTES`` with a JSON 431."""
+
+    max_head_bytes = MAX_HEAD_BYTES
+    reading_head = False  # between a request's first byte and the end of its headers
+    _head_bytes = 0
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser; refuse a head that keeps growing past ``max_head_bytes``."""
+        inside = self.reading_head
+        super().data_received(data)
+        if not (inside and self.reading_head) or self.transport.is_closing():
+            return
+        self._head_bytes += len(data)  # all of it belongs to the head still being read
+        if self._head_bytes > self.max_head_bytes:
+            limit = self.max_head_bytes // 1024
+            message = f"the request line and headers exceed {limit} KiB"
+            self._send_and_close(self.error_answer(431, message))
+
+    def on_message_begin(self) -> None:
+        """A request starts: its head is being read."""
+        self.reading_head = True
+        self._head_bytes = 0
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        """The head is read; the rest is uvicorn's."""
+        self.reading_head = False
+        super().on_headers_complete()
+
+    def error_answer(self, status: int, message: str) -> Answer:
+        """A client error answered below the app (``invalid_request``); shaped per service."""
+        return _answer(error_response(status, "invalid_request", message))
 
     def malformed_answer(self, reason: str) -> Answer:
-        """The 400 for a request the parser rejected; a service may shape it per path."""
-        response = error_response(400, "invalid_request", malformed_message(reason))
-        return _answer(response)
+        """The 400 for a request the parser rejected."""
+        return self.error_answer(400, malformed_message(reason))
 
     def internal_answer(self) -> Answer:
         """The 500 for a failure of the protocol's own code; a service may shape it per path."""
@@ -58,6 +97,9 @@ class JsonErrorProtocol(HttpToolsProtocol):
         else:
             logger.error("the HTTP protocol failed on a request", exc_info=error)
             answer = self.internal_answer()
+        self._send_and_close(answer)
+
+    def _send_and_close(self, answer: Answer) -> None:
         status, headers, body = answer
         fixed = (*self.server_state.default_headers, *headers)
         self.transport.write(

@@ -242,3 +242,20 @@ def test_bytes_that_are_not_http_get_a_json_400_and_a_closed_connection(
             assert error["code"] == "invalid_request"
         assert conn.recv(1024) == b""  # closed by the server
     assert app.calls == 0
+
+
+def test_a_head_over_the_bound_is_a_431_in_the_shape_of_its_api(served: Any) -> None:
+    app, _, port = served
+    with _connect(port) as conn:
+        conn.sendall(b"POST /v2/models/m/infer HTTP/1.1\r\nHost: t\r\nX-Big: ")
+        for _ in range(64):  # up to 1 MiB: refused long before
+            time.sleep(0.005)  # each piece its own read at the server
+            try:
+                conn.sendall(b"a" * 16384)
+            except OSError:  # refused and closed while still sending
+                break
+        status, headers, body = _read_response(conn, bytearray())
+    assert status == 431
+    assert headers["connection"] == "close"
+    assert "64 KiB" in json.loads(body)["error"]  # the Open Inference Protocol's shape
+    assert app.calls == 0

@@ -120,6 +120,51 @@ def test_a_failure_of_the_protocol_itself_is_a_json_500_not_the_clients_400() ->
     assert closed
 
 
+def _send_slowly(port: int, pieces: list[bytes]) -> tuple[bytes, bool]:
+    """Send ``pieces`` a few milliseconds apart (each its own read at the server), then read
+    until the server closes or a second passes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        for piece in pieces:
+            try:
+                conn.sendall(piece)
+            except OSError:  # the server refused and closed while we were still sending
+                break
+            time.sleep(0.005)
+        conn.settimeout(1)
+        data = b""
+        try:
+            while chunk := conn.recv(65536):
+                data += chunk
+        except TimeoutError:
+            return data, False
+        except OSError:
+            return data, True
+        return data, True
+
+
+def test_a_head_that_keeps_growing_is_refused_431(port: int) -> None:
+    pieces = [b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: "] + [
+        b"a" * 16384
+    ] * 64  # up to 1 MiB: refused long before
+    data, closed = _send_slowly(port, pieces)
+    status_line, headers, body = _parse(data)
+    assert status_line == "HTTP/1.1 431 Request Header Fields Too Large"
+    error = json.loads(body)["error"]
+    assert error == {"code": "invalid_request", "message": error["message"]}
+    assert "64 KiB" in error["message"]
+    assert headers["connection"] == "close"
+    assert closed
+
+
+def test_a_large_body_after_a_small_head_is_not_counted_as_head(port: int) -> None:
+    body = b"x" * 300_000
+    head = b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body)
+    pieces = [head + body[:1000]] + [body[i : i + 16384] for i in range(1000, len(body), 16384)]
+    data, _ = _send_slowly(port, pieces)
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert json.loads(_parse(data)[2]) == {"path": "/upload"}
+
+
 def test_a_good_request_still_reaches_the_app(port: int) -> None:
     data, closed = _exchange(port, b"GET /fine HTTP/1.1\r\nHost: t\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
