@@ -248,18 +248,12 @@ class Edge:
         return status, headers, _request_id(given).encode(), body
 
     @staticmethod
-    def client_error_answer(url: bytes, status: int, message: str) -> Answer:
-        """An ``invalid_request`` answered below the app (bytes that are not HTTP/1.1, a head
-        too large), in the shape of the path's API as far as the path was read (``url``,
-        possibly empty); ``api.wire`` sends it."""
+    def protocol_answer(url: bytes, status: int, code: str, message: str) -> Answer:
+        """An error answered below the app (bytes that are not HTTP/1.1, a head too large, a
+        failure of the protocol's code), in the shape of the path's API as far as the path was
+        read (``url``, possibly empty); ``api.wire`` sends it."""
         path = "/v2" if url.startswith(b"/v2") else "/"
-        return _prerendered(_refuse(path, status, "invalid_request", message))
-
-    @staticmethod
-    def internal_answer(url: bytes) -> Answer:
-        """The 500 for a failure of the server's protocol code, shaped like the above."""
-        path = "/v2" if url.startswith(b"/v2") else "/"
-        return _prerendered(_refuse(path, 500, "internal", "internal error; see the service's log"))
+        return _prerendered(_refuse(path, status, code, message))
 
     async def _refuse_busy(self, scope: Scope, send: Send) -> None:
         """The 429 past ``MAX_INFLIGHT``. Under overload most answers are this one, so it is

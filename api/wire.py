@@ -20,7 +20,7 @@ per answer fell by a quarter.
 
 Bytes that are not an HTTP/1.1 request get a JSON 400 naming what the parser found wrong
 (``conveyor.http_protocol``, which also bounds a request's head), in the shape of the path's API
-(``Edge.client_error_answer``).
+(``Edge.protocol_answer``).
 
 Past the shortcut, the protocol also *reserves* a place under ``MAX_INFLIGHT`` for each request
 it admits (``Edge.reserve``): its ASGI task only runs on the loop's next turn, and without the
@@ -79,11 +79,8 @@ def gateway_protocol(edge: Edge) -> type[HttpToolsProtocol]:
                     self.transport, self.loop, send_at=2
                 )
 
-        def error_answer(self, status: int, message: str) -> Answer:
-            return edge.client_error_answer(getattr(self, "url", b""), status, message)
-
-        def internal_answer(self) -> Answer:
-            return edge.internal_answer(getattr(self, "url", b""))
+        def error_answer(self, status: int, code: str, message: str) -> Answer:
+            return edge.protocol_answer(getattr(self, "url", b""), status, code, message)
 
         def on_body(self, body: bytes) -> None:
             if self._shed_path is None:

@@ -20,10 +20,9 @@ import logging
 import sys
 
 import httptools
-from starlette.responses import JSONResponse
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from conveyor.web import error_response, internal_error_response
+from conveyor.web import INTERNAL_ERROR_MESSAGE, error_response
 
 __all__ = ["MAX_HEAD_BYTES", "Answer", "JsonErrorProtocol", "malformed_message"]
 
@@ -59,7 +58,7 @@ class JsonErrorProtocol(HttpToolsProtocol):
         if self._head_bytes > self.max_head_bytes:
             limit = self.max_head_bytes // 1024
             message = f"the request line and headers exceed {limit} KiB"
-            self._send_and_close(self.error_answer(431, message))
+            self._send_and_close(self.error_answer(431, "invalid_request", message))
 
     def on_message_begin(self) -> None:
         """A request starts: its head is being read."""
@@ -72,17 +71,11 @@ class JsonErrorProtocol(HttpToolsProtocol):
         self.reading_head = False
         super().on_headers_complete()
 
-    def error_answer(self, status: int, message: str) -> Answer:
-        """A client error answered below the app (``invalid_request``); shaped per service."""
-        return _answer(error_response(status, "invalid_request", message))
-
-    def malformed_answer(self, reason: str) -> Answer:
-        """The 400 for a request the parser rejected."""
-        return self.error_answer(400, malformed_message(reason))
-
-    def internal_answer(self) -> Answer:
-        """The 500 for a failure of the protocol's own code; a service may shape it per path."""
-        return _answer(internal_error_response())
+    def error_answer(self, status: int, code: str, message: str) -> Answer:
+        """An error answered below the app, in the service's error object; a service may shape
+        it per path."""
+        response = error_response(status, code, message)
+        return response.status_code, tuple(response.raw_headers), bytes(response.body)
 
     def send_400_response(self, msg: str) -> None:
         """Answer a parser error in JSON and close (uvicorn calls this for one)."""
@@ -93,10 +86,11 @@ class JsonErrorProtocol(HttpToolsProtocol):
         if isinstance(error, httptools.HttpParserCallbackError):
             error = error.__context__
         if error is None or isinstance(error, httptools.HttpParserError):
-            answer = self.malformed_answer(str(error or "") or msg)
+            reason = malformed_message(str(error or "") or msg)
+            answer = self.error_answer(400, "invalid_request", reason)
         else:
             logger.error("the HTTP protocol failed on a request", exc_info=error)
-            answer = self.internal_answer()
+            answer = self.error_answer(500, "internal", INTERNAL_ERROR_MESSAGE)
         self._send_and_close(answer)
 
     def _send_and_close(self, answer: Answer) -> None:
@@ -109,7 +103,3 @@ class JsonErrorProtocol(HttpToolsProtocol):
             + body
         )
         self.transport.close()
-
-
-def _answer(response: JSONResponse) -> Answer:
-    return response.status_code, tuple(response.raw_headers), bytes(response.body)

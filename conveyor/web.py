@@ -97,9 +97,13 @@ def domain_error_response(
     return error_response(status, exc.code, exc.message, headers=headers, **{**context, **extra})
 
 
+INTERNAL_ERROR_MESSAGE = "internal error; see the service's log"
+"""What a 500 says of an exception nothing handled (the exception itself is only logged)."""
+
+
 def internal_error_response() -> JSONResponse:
     """The answer to an exception no handler took (after it was logged)."""
-    return error_response(500, "internal", "internal error; see the service's log")
+    return error_response(500, "internal", INTERNAL_ERROR_MESSAGE)
 
 
 def _no_context(request: Request) -> dict[str, Any]:
