@@ -7,17 +7,16 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from api.edge import Edge
 from api.wire import gateway_protocol
 from conveyor.metrics import GatewayMetrics
+from conveyor.tests.served import serve_in_thread
 
 BODY = b'{"data": "example"}'
 
@@ -61,22 +60,12 @@ def served() -> Iterator[tuple[App, Edge, int]]:
     edge = Edge(app.inner, max_inflight=0, max_body_bytes=1 << 20, retry_after=2,
                 metrics=GatewayMetrics())  # fmt: skip
     app.edge = edge
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(app.outer, host="127.0.0.1", port=port, loop="uvloop",
-                            http=gateway_protocol(edge), interface="asgi3", lifespan="off",
-                            log_level="warning", access_log=False)  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield app, edge, port
-    server.should_exit = True
-    thread.join(timeout=10)
+    protocol = gateway_protocol(edge)
+    with serve_in_thread(
+        app.outer, loop="uvloop", http=protocol, interface="asgi3", lifespan="off",
+        log_level="warning", access_log=False,
+    ) as port:  # fmt: skip
+        yield app, edge, port
 
 
 def _request(path: str, *, method: str = "POST", headers: str = "", version: str = "1.1") -> bytes:

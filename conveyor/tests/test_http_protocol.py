@@ -7,15 +7,14 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from conveyor.http_protocol import JsonErrorProtocol
+from conveyor.tests.served import serve_in_thread
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:
@@ -35,26 +34,10 @@ class BrokenProtocol(JsonErrorProtocol):
         super().on_url(url)
 
 
-@contextlib.contextmanager
-def _serving(protocol: type[JsonErrorProtocol]) -> Iterator[int]:
+def _serving(protocol: type[JsonErrorProtocol]) -> contextlib.AbstractContextManager[int]:
     """A uvicorn server speaking ``protocol`` on a free port, in a thread."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free = probe.getsockname()[1]
-    config = uvicorn.Config(_app, host="127.0.0.1", port=free, http=protocol,
-                            lifespan="off", log_level="error", access_log=False)  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield free
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    return serve_in_thread(_app, http=protocol, lifespan="off", log_level="error",
+                           access_log=False)  # fmt: skip
 
 
 @pytest.fixture
@@ -63,18 +46,25 @@ def port() -> Iterator[int]:
         yield free
 
 
+def _read_until_closed(conn: socket.socket) -> tuple[bytes, bool]:
+    """What comes back until the server closes (True) or a second passes (False)."""
+    conn.settimeout(1)
+    data = b""
+    try:
+        while chunk := conn.recv(65536):
+            data += chunk
+    except TimeoutError:
+        return data, False
+    except OSError:  # reset by the server, which closed with our bytes still unread
+        return data, True
+    return data, True
+
+
 def _exchange(port: int, raw: bytes) -> tuple[bytes, bool]:
-    """Send ``raw``; return what came back within a second and whether the server closed."""
+    """Send ``raw``; return what came back and whether the server closed."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
         conn.sendall(raw)
-        conn.settimeout(1)
-        data = b""
-        try:
-            while chunk := conn.recv(65536):
-                data += chunk
-        except TimeoutError:
-            return data, False
-        return data, True
+        return _read_until_closed(conn)
 
 
 @pytest.mark.parametrize(
@@ -130,16 +120,7 @@ def _send_slowly(port: int, pieces: list[bytes]) -> tuple[bytes, bool]:
             except OSError:  # the server refused and closed while we were still sending
                 break
             time.sleep(0.005)
-        conn.settimeout(1)
-        data = b""
-        try:
-            while chunk := conn.recv(65536):
-                data += chunk
-        except TimeoutError:
-            return data, False
-        except OSError:
-            return data, True
-        return data, True
+        return _read_until_closed(conn)
 
 
 def test_a_head_that_keeps_growing_is_refused_431(port: int) -> None:
