@@ -43,10 +43,10 @@ from conveyor.protocol import model_queues
 from load_testing import procstat, wrk
 from load_testing.bench import Target, brokers, conveyor_targets, measure, with_brokers
 from load_testing.cpu_budget import CpuBudget
-from load_testing.report import table
+from load_testing.report import Row, table
 from load_testing.stack import Stack
 
-__all__ = ["Probe", "offer_overload", "run_overload"]
+__all__ = ["Probe", "measure_capacity", "offer_overload", "run_overload"]
 
 GATEWAY_MAX_INFLIGHT = 512
 DEEP_CONNECTIONS = GATEWAY_MAX_INFLIGHT // 2
@@ -142,6 +142,17 @@ def run_overload(args: argparse.Namespace, out: Path) -> None:
             _overload(args, stack, model_a, pids, amqp_url, budget)
 
 
+def measure_capacity(target: Target, args: argparse.Namespace) -> tuple[float, Row, list[Row]]:
+    """Step 1 of the module doc: closed loops at ``--connections`` and at ``DEEP_CONNECTIONS``.
+    Returns the better one's 200s a second, its row, and both rows."""
+    rows = [
+        measure(target, n, args.seconds, c)
+        for n, c in enumerate((args.connections, DEEP_CONNECTIONS), 1)
+    ]
+    best = max(rows, key=lambda row: _served_per_second(row.result))
+    return _served_per_second(best.result), best, rows
+
+
 def _served_per_second(result: wrk.WrkResult) -> float:
     """200s a second: a closed loop's capacity counts only what it served."""
     return result.statuses.get(200, 0) / result.duration_s
@@ -177,13 +188,8 @@ def _overload(
 
     wrk.run(model_a.url, seconds=args.warmup, connections=args.connections)
     capacity_held = -held_back()
-    rows = [
-        measure(model_a, n, args.seconds, c)
-        for n, c in enumerate((args.connections, DEEP_CONNECTIONS), 1)
-    ]
+    capacity, capacity_row, rows = measure_capacity(model_a, args)
     capacity_held += held_back()
-    capacity_row = max(rows, key=lambda row: _served_per_second(row.result))
-    capacity = _served_per_second(capacity_row.result)
     print(table(rows))
     rss_before = procstat.rss_mb(api)
     probe = Probe(f"{model_a.url}{SYNC_TIMEOUT_QUERY}", args.overload_seconds)

@@ -6,7 +6,8 @@ environment (and port) and driven by wrk for ``--seconds``:
 
 - ``--load closed`` (default): ``wrk -c32``, the main run's load;
 - ``--load overload``: the ``overload`` scenario's open loop at ``--factor`` x the capacity
-  measured first (closed loop, before the restart), with ``?timeout=5`` (model_a only).
+  measured first as that scenario measures it (before the restart), with ``?timeout=5``
+  (model_a only).
 
 Profilers (``--profiler``):
 
@@ -37,9 +38,9 @@ import sys
 from pathlib import Path
 
 from load_testing import wrk
-from load_testing.bench import MODEL_B_BODY, brokers
+from load_testing.bench import brokers, conveyor_targets
 from load_testing.folded import rank_folded
-from load_testing.overload import offer_overload
+from load_testing.overload import DEEP_CONNECTIONS, measure_capacity, offer_overload
 from load_testing.stack import Stack
 from tools.stack.process import Service, python_path
 
@@ -130,15 +131,15 @@ def run_profile(args: argparse.Namespace, out: Path) -> None:
     model = args.model
     if model != "model_a" and args.load == "overload":
         raise SystemExit("bench: --load overload profiles model_a only")
-    body = MODEL_B_BODY if model == "model_b" else ""
     with Stack(log_dir, amqp_url=amqp_url, redis_url=redis_url) as stack:
-        url = f"{stack.api_url}/predict/{getattr(stack, model)}"
+        target = dict(zip(("model_a", "model_b"), conveyor_targets(stack), strict=True))[model]
+        url, body = target.url, target.body
         capacity = 0.0
         if args.load == "overload":  # measured unprofiled, as the overload scenario does
             wrk.run(url, seconds=args.warmup, connections=args.connections)
-            capacity = wrk.run(url, seconds=args.seconds, connections=args.connections).rps
-            print(f"capacity (closed loop, c={args.connections}): {capacity:,.0f} req/s; "
-                  f"overload at {args.factor:g}x")  # fmt: skip
+            capacity = measure_capacity(target, args)[0]
+            print(f"capacity (closed loop, c={args.connections} and {DEEP_CONNECTIONS}): "
+                  f"{capacity:,.0f} req/s; overload at {args.factor:g}x")  # fmt: skip
         api = _restart_profiled(stack, "api", "api", log_dir, args.profiler)
         worker = _restart_profiled(stack, model, f"models.{model}", log_dir, args.profiler)
         stack._wait("profiled gateway and worker", "models")
