@@ -99,6 +99,8 @@ class Prometheus:
             response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
         except httpx.TransportError:
             return []
+        if response.status_code == 503:  # listening, but its storage not ready yet (plain text)
+            return []
         body = response.json()
         assert body["status"] == "success", body
         result: list[dict[str, Any]] = body["data"]["result"]
