@@ -15,8 +15,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from load_testing import goals
 from load_testing.bench import alternate, brokers, conveyor_targets, measure, with_brokers
-from load_testing.report import ratio_lines, table
+from load_testing.report import compare, ratio_lines, table
 from load_testing.stack import Stack
 
 __all__ = ["run_batching"]
@@ -62,3 +63,9 @@ def run_batching(args: argparse.Namespace, out: Path) -> None:
         single = [measure(t, 1, min(args.seconds, 5), 1) for t in targets[:2]]
         print("\nc=1 latency\n")
         print(table(single))
+        print()
+        verdicts = goals.batching(
+            compare(rows, model_b.name, model_b_off.name), compare(rows, model_b.name, model_a.name)
+        )
+        for verdict in verdicts:
+            print(verdict.line())

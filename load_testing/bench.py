@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from load_testing import procstat, wrk
+from load_testing import goals, procstat, wrk
 from load_testing.reference.process import Reference
-from load_testing.report import Row, ratio_lines, table
+from load_testing.report import Row, compare, ratio_lines, table
 from load_testing.stack import Stack, StackError
 from tools.stack.brokers import DEFAULT_URLS
 
@@ -151,6 +151,9 @@ def run_main(args: argparse.Namespace, out: Path) -> None:
         single = [measure(t, 1, min(args.seconds, 5), 1) for t in (ref, model_a)]
         print("\nc=1 latency\n")
         print(table(single))
+        print()
+        for verdict in goals.throughput(compare(rows, model_a.name, ref.name)):
+            print(verdict.line())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,7 +40,7 @@ import httpx
 from aiormq.exceptions import ChannelNotFoundEntity
 
 from conveyor.protocol import model_queues
-from load_testing import procstat, wrk
+from load_testing import goals, procstat, wrk
 from load_testing.bench import Target, brokers, conveyor_targets, measure, with_brokers
 from load_testing.cpu_budget import CpuBudget
 from load_testing.report import Row, table
@@ -51,7 +51,8 @@ __all__ = ["Probe", "measure_capacity", "offer_overload", "run_overload"]
 GATEWAY_MAX_INFLIGHT = 512
 DEEP_CONNECTIONS = GATEWAY_MAX_INFLIGHT // 2
 """The second capacity run: many in flight, still below both admission bounds."""
-SYNC_TIMEOUT_QUERY = "?timeout=5"
+SYNC_TIMEOUT_S = 5
+SYNC_TIMEOUT_QUERY = f"?timeout={SYNC_TIMEOUT_S}"
 PROBE_INTERVAL_S = 0.05
 
 
@@ -252,3 +253,20 @@ def _overload(
               f"{capacity_held:.1f} s of the capacity runs' {2 * args.seconds:g} s "
               f"and {overload_held:.1f} s of the overload's "
               f"{args.overload_seconds:g} s")  # fmt: skip
+    statuses = dict(result.statuses)
+    for status, latencies in probe.latencies.items():
+        statuses[status] = statuses.get(status, 0) + len(latencies)
+    print()
+    verdicts = goals.overload(
+        capacity=capacity,
+        goodput=goodput,
+        probe_p99_ms=probe.p99_ms(),
+        timeout_ms=SYNC_TIMEOUT_S * 1000,
+        statuses=statuses,
+        non_json=result.non_json + probe.non_json,
+        rss_before_mb=rss_before,
+        rss_settled_mb=rss_settled,
+        drained_s=drained,
+    )
+    for verdict in verdicts:
+        print(verdict.line())

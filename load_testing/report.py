@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from load_testing.wrk import WrkResult
 
-__all__ = ["Row", "ratio_lines", "table"]
+__all__ = ["Comparison", "RoundRatio", "Row", "compare", "ratio_lines", "table"]
 
 
 @dataclass(frozen=True)
@@ -42,31 +42,77 @@ def _total_rps(rows: Sequence[Row]) -> float:
     return requests / seconds if seconds else 0.0
 
 
-def ratio_lines(rows: Sequence[Row], system: str, baseline: str) -> list[str]:
-    """``system``/``baseline`` throughput and p99 per round (rounds both ran) and overall."""
-    by_round: dict[int, dict[str, Row]] = {}
-    for row in rows:
-        by_round.setdefault(row.round, {})[row.system] = row
-    lines = []
-    for number, systems in sorted(by_round.items()):
-        if system in systems and baseline in systems:
-            ours, theirs = systems[system].result, systems[baseline].result
-            lines.append(
-                f"round {number}: {system}/{baseline} req/s {_ratio(ours.rps, theirs.rps)}, "
-                f"p99 {ours.p99_ms:.1f} vs {theirs.p99_ms:.1f} ms"
-            )
+@dataclass(frozen=True)
+class RoundRatio:
+    """One round both systems ran: throughput ratio (``None`` if the baseline served nothing)
+    and each one's p99."""
+
+    round: int
+    ratio: float | None
+    p99_ms: float
+    baseline_p99_ms: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``system`` against ``baseline`` over a run: per round, and overall (all requests over
+    all seconds of each; the worst p99 of each)."""
+
+    system: str
+    baseline: str
+    rounds: tuple[RoundRatio, ...]
+    overall: float | None
+    worst_p99_ms: float
+    baseline_worst_p99_ms: float
+
+
+def compare(rows: Sequence[Row], system: str, baseline: str) -> Comparison | None:
+    """``system``/``baseline`` throughput and p99 from ``rows``; ``None`` unless both ran."""
     ours_rows = [row for row in rows if row.system == system]
     theirs_rows = [row for row in rows if row.system == baseline]
-    if ours_rows and theirs_rows:
-        worst = max(row.result.p99_ms for row in ours_rows)
-        worst_base = max(row.result.p99_ms for row in theirs_rows)
-        lines.append(
-            f"overall: {system}/{baseline} req/s "
-            f"{_ratio(_total_rps(ours_rows), _total_rps(theirs_rows))}, "
-            f"worst p99 {worst:.1f} vs {worst_base:.1f} ms"
+    if not ours_rows or not theirs_rows:
+        return None
+    theirs_by_round = {row.round: row.result for row in theirs_rows}
+    rounds = tuple(
+        RoundRatio(
+            row.round,
+            _quotient(row.result.rps, theirs_by_round[row.round].rps),
+            row.result.p99_ms,
+            theirs_by_round[row.round].p99_ms,
         )
+        for row in sorted(ours_rows, key=lambda row: row.round)
+        if row.round in theirs_by_round
+    )
+    return Comparison(
+        system,
+        baseline,
+        rounds,
+        _quotient(_total_rps(ours_rows), _total_rps(theirs_rows)),
+        max(row.result.p99_ms for row in ours_rows),
+        max(row.result.p99_ms for row in theirs_rows),
+    )
+
+
+def ratio_lines(rows: Sequence[Row], system: str, baseline: str) -> list[str]:
+    """``system``/``baseline`` throughput and p99 per round (rounds both ran) and overall."""
+    comparison = compare(rows, system, baseline)
+    if comparison is None:
+        return []
+    lines = [
+        f"round {r.round}: {system}/{baseline} req/s {_ratio(r.ratio)}, "
+        f"p99 {r.p99_ms:.1f} vs {r.baseline_p99_ms:.1f} ms"
+        for r in comparison.rounds
+    ]
+    lines.append(
+        f"overall: {system}/{baseline} req/s {_ratio(comparison.overall)}, "
+        f"worst p99 {comparison.worst_p99_ms:.1f} vs {comparison.baseline_worst_p99_ms:.1f} ms"
+    )
     return lines
 
 
-def _ratio(ours: float, theirs: float) -> str:
-    return f"{ours / theirs:.2f}x" if theirs > 0 else "n/a"
+def _quotient(ours: float, theirs: float) -> float | None:
+    return ours / theirs if theirs > 0 else None
+
+
+def _ratio(value: float | None) -> str:
+    return f"{value:.2f}x" if value is not None else "n/a"

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from load_testing import procstat, wrk
+from load_testing import goals, procstat, wrk
 from load_testing.bench import brokers, conveyor_targets
 from load_testing.stack import Stack
 
@@ -71,3 +71,6 @@ def run_soak(args: argparse.Namespace, out: Path) -> None:
         print()
         for line in summary(samples, start):
             print(line)
+        rss = {"gateway": [s.gateway_mb for s in samples], "worker": [s.worker_mb for s in samples]}
+        for verdict in goals.memory(samples[-1].seconds if samples else 0.0, rss):
+            print(verdict.line())
