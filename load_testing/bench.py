@@ -2,7 +2,7 @@
 
 Usage::
 
-    bazel run //load_testing:bench -- [--scenario main|overload|batching|soak|profile]
+    bazel run //load_testing:bench -- [--scenario main|overload|batching|soak|profile|goals]
         [--rounds 3] [--seconds 10] [--connections 32] [--warmup 3]
 
 ``main`` alternates, round by round, the reference (``load_testing/reference``), Conveyor's
@@ -12,8 +12,10 @@ of each process (gateway, worker, and RabbitMQ and Redis where they run on this 
 the Conveyor/reference ratio per round and overall; then c=1 latency.
 ``overload``, ``batching``, ``soak`` and ``profile`` are described in
 :mod:`load_testing.overload`, :mod:`load_testing.batching`, :mod:`load_testing.soak` and
-:mod:`load_testing.profiling`. Brokers: ``AMQP_URL`` / ``REDIS_URL`` (default: the local ones);
-everything the run creates there carries a unique tag and is deleted at the end.
+:mod:`load_testing.profiling`; ``goals`` runs main, overload, batching and soak in turn and
+ends with the verdicts of all of them. Each scenario ends with one verdict line per goal it
+measures (:mod:`load_testing.goals`). Brokers: ``AMQP_URL`` / ``REDIS_URL`` (default: the
+local ones); everything the run creates there carries a unique tag and is deleted at the end.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from load_testing.stack import Stack, StackError
 from tools.stack.brokers import DEFAULT_URLS
 
 __all__ = ["Target", "main", "measure"]
+
+GOAL_SCENARIOS = ("main", "overload", "batching", "soak")
+"""What ``--scenario goals`` runs: between them they measure every goal of issue 10."""
 
 MODEL_B_BODY = '{"features": [5.1, 3.5, 1.4, 0.2]}'
 
@@ -124,8 +129,8 @@ def load_average() -> str:
         return "unknown"
 
 
-def run_main(args: argparse.Namespace, out: Path) -> None:
-    """The main scenario (see the module doc)."""
+def run_main(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
+    """The main scenario (see the module doc); returns goal 1's verdicts."""
     amqp_url, redis_url = brokers()
     with (
         Reference(out / "logs", amqp_url, redis_url) as reference,
@@ -152,8 +157,10 @@ def run_main(args: argparse.Namespace, out: Path) -> None:
         print("\nc=1 latency\n")
         print(table(single))
         print()
-        for verdict in goals.throughput(compare(rows, model_a.name, ref.name)):
+        verdicts = goals.throughput(compare(rows, model_a.name, ref.name))
+        for verdict in verdicts:
             print(verdict.line())
+        return verdicts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,7 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--scenario", choices=("main", "overload", "batching", "soak", "profile"), default="main"
+        "--scenario",
+        choices=("main", *GOAL_SCENARIOS[1:], "profile", "goals"),
+        default="main",
+        help="goals: main, overload, batching and soak in turn, then every goal's verdict",
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0, help="per round")
@@ -204,38 +214,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out or base / "bench-results" / time.strftime("bench-%Y%m%d-%H%M%S")
     print(f"bench {args.scenario} at {_commit(base)}; load average {load_average()}", flush=True)
     try:
-        if args.scenario == "main":
-            run_main(args, out)
-        elif args.scenario == "overload":
-            from load_testing.cpu_budget import CpuBudgetError
-            from load_testing.overload import run_overload
-
-            try:
-                run_overload(args, out)
-            except (CpuBudgetError, PermissionError) as e:
-                print(f"bench: --system-cores: {e}", file=sys.stderr)
-                return 2
-        elif args.scenario == "batching":
-            from load_testing.batching import run_batching
-
-            run_batching(args, out)
-        elif args.scenario == "soak":
-            from load_testing.soak import run_soak
-
-            run_soak(args, out)
+        if args.scenario != "goals":
+            _scenario(args.scenario, args, out)
         else:
-            from load_testing.profiling import ProfilerMissing, run_profile
-
-            try:
-                run_profile(args, out)
-            except ProfilerMissing as e:
-                print(f"bench: {e}", file=sys.stderr)
-                return 2
+            verdicts = []
+            for name in GOAL_SCENARIOS:
+                print(f"\n=== {name} ===\n", flush=True)
+                verdicts += _scenario(name, args, out / name)
+            met = sum(v.met for v in verdicts)
+            print(f"\n=== goals: {met} of {len(verdicts)} met ===\n")
+            for verdict in verdicts:
+                print(verdict.line())
+    except ScenarioError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
     except (StackError, wrk.WrkError) as e:
         print(f"bench: {e}", file=sys.stderr)
         return 3
     print(f"\nload average after: {load_average()}; logs in {out}")
     return 0
+
+
+class ScenarioError(Exception):
+    """A scenario cannot run here as asked (a missing profiler, no cgroup for a CPU quota)."""
+
+
+def _scenario(name: str, args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
+    """Run one scenario; returns the verdicts on the goals it measures."""
+    if name == "main":
+        return run_main(args, out)
+    if name == "overload":
+        from load_testing.cpu_budget import CpuBudgetError
+        from load_testing.overload import run_overload
+
+        try:
+            return run_overload(args, out)
+        except (CpuBudgetError, PermissionError) as e:
+            raise ScenarioError(f"--system-cores: {e}") from e
+    if name == "batching":
+        from load_testing.batching import run_batching
+
+        return run_batching(args, out)
+    if name == "soak":
+        from load_testing.soak import run_soak
+
+        return run_soak(args, out)
+    from load_testing.profiling import ProfilerMissing, run_profile
+
+    try:
+        run_profile(args, out)
+    except ProfilerMissing as e:
+        raise ScenarioError(str(e)) from e
+    return []
 
 
 def _commit(base: Path) -> str:

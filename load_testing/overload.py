@@ -126,21 +126,20 @@ def _drain_seconds(amqp_url: str, queues: tuple[str, ...], limit: float = 60.0) 
     return float("inf")
 
 
-def run_overload(args: argparse.Namespace, out: Path) -> None:
-    """The overload scenario (see the module doc)."""
+def run_overload(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
+    """The overload scenario (see the module doc); returns goal 2's verdicts."""
     amqp_url, redis_url = brokers()
     with Stack(out / "logs", amqp_url=amqp_url, redis_url=redis_url) as stack:
         model_a, _ = conveyor_targets(stack)
         pids = with_brokers(model_a, amqp_url, redis_url).pids
         if not args.system_cores:
-            _overload(args, stack, model_a, pids, amqp_url, None)
-            return
+            return _overload(args, stack, model_a, pids, amqp_url, None)
         system = {*pids.values(), *(service.pid for service in stack.services.values())}
         with CpuBudget(args.system_cores, system) as budget:
             print(f"system (gateway, registry, workers, rabbitmq, redis: {len(system)} "
                   f"processes) confined to {args.system_cores:g} cores; wrk and the bench "
                   f"outside")  # fmt: skip
-            _overload(args, stack, model_a, pids, amqp_url, budget)
+            return _overload(args, stack, model_a, pids, amqp_url, budget)
 
 
 def measure_capacity(target: Target, args: argparse.Namespace) -> tuple[float, Row, list[Row]]:
@@ -180,8 +179,8 @@ def _overload(
     pids: dict[str, int],
     amqp_url: str,
     budget: CpuBudget | None,
-) -> None:
-    """Capacity, then the overload, printed (see the module doc)."""
+) -> list[goals.Verdict]:
+    """Capacity, then the overload, printed (see the module doc); returns the verdicts."""
     api = stack.services["api"].pid
 
     def held_back() -> float:
@@ -270,3 +269,4 @@ def _overload(
     )
     for verdict in verdicts:
         print(verdict.line())
+    return verdicts

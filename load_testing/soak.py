@@ -46,8 +46,8 @@ def summary(samples: list[Sample], start: tuple[float, float]) -> list[str]:
     return lines
 
 
-def run_soak(args: argparse.Namespace, out: Path) -> None:
-    """The soak scenario (see the module doc)."""
+def run_soak(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
+    """The soak scenario (see the module doc); returns goal 4's verdicts."""
     amqp_url, redis_url = brokers()
     with Stack(out / "logs", amqp_url=amqp_url, redis_url=redis_url) as stack:
         model_a, _ = conveyor_targets(stack)
@@ -72,5 +72,7 @@ def run_soak(args: argparse.Namespace, out: Path) -> None:
         for line in summary(samples, start):
             print(line)
         rss = {"gateway": [s.gateway_mb for s in samples], "worker": [s.worker_mb for s in samples]}
-        for verdict in goals.memory(samples[-1].seconds if samples else 0.0, rss):
+        verdicts = goals.memory(samples[-1].seconds if samples else 0.0, rss)
+        for verdict in verdicts:
             print(verdict.line())
+        return verdicts
