@@ -11,31 +11,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from load_testing import goals
 from load_testing.bench import alternate, brokers, conveyor_targets, measure, with_brokers
 from load_testing.report import compare, ratio_lines, table
-from load_testing.stack import Stack
+from load_testing.stack import Stack, environment
 
 __all__ = ["run_batching"]
-
-
-@contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """Set environment variables for what starts inside (the stack passes its env on)."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def run_batching(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
@@ -45,7 +28,7 @@ def run_batching(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
         batched = stacks.enter_context(
             Stack(out / "logs" / "batched", amqp_url=amqp_url, redis_url=redis_url)
         )
-        with _environment(MAX_BATCH_SIZE="1"):
+        with environment(MAX_BATCH_SIZE="1"):
             unbatched = Stack(out / "logs" / "unbatched", amqp_url=amqp_url, redis_url=redis_url)
             stacks.enter_context(unbatched)
         model_a, model_b = conveyor_targets(batched, "batched")

@@ -2,20 +2,21 @@
 
 Usage::
 
-    bazel run //load_testing:bench -- [--scenario main|overload|batching|soak|profile|goals]
-        [--rounds 3] [--seconds 10] [--connections 32] [--warmup 3]
+    bazel run //load_testing:bench -- [--scenario main|overload|batching|soak|profile|
+        refusals|goals] [--rounds 3] [--seconds 10] [--connections 32] [--warmup 3]
 
 ``main`` alternates, round by round, the reference (``load_testing/reference``), Conveyor's
 ``POST /predict/<model_a>`` (an echo) and ``<model_b>`` (scikit-learn, batching), each driven by
 ``wrk -t1 -c32`` for ``--seconds``, then prints req/s, p50/p90/p99, errors, CPU ms per request
 of each process (gateway, worker, and RabbitMQ and Redis where they run on this machine), and
 the Conveyor/reference ratio per round and overall; then c=1 latency.
-``overload``, ``batching``, ``soak`` and ``profile`` are described in
-:mod:`load_testing.overload`, :mod:`load_testing.batching`, :mod:`load_testing.soak` and
-:mod:`load_testing.profiling`; ``goals`` runs main, overload, batching and soak in turn and
-ends with the verdicts of all of them. Each scenario ends with one verdict line per goal it
-measures (:mod:`load_testing.goals`). Brokers: ``AMQP_URL`` / ``REDIS_URL`` (default: the
-local ones); everything the run creates there carries a unique tag and is deleted at the end.
+``overload``, ``batching``, ``soak``, ``profile`` and ``refusals`` are described in
+:mod:`load_testing.overload`, :mod:`load_testing.batching`, :mod:`load_testing.soak`,
+:mod:`load_testing.profiling` and :mod:`load_testing.refusals`; ``goals`` runs main, overload,
+batching and soak in turn and ends with the verdicts of all of them. Each scenario ends with
+one verdict line per goal it measures (:mod:`load_testing.goals`). Brokers: ``AMQP_URL`` /
+``REDIS_URL`` (default: the local ones); everything the run creates there carries a unique tag
+and is deleted at the end.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--scenario",
-        choices=("main", *GOAL_SCENARIOS[1:], "profile", "goals"),
+        choices=("main", *GOAL_SCENARIOS[1:], "profile", "refusals", "goals"),
         default="main",
         help="goals: main, overload, batching and soak in turn, then every goal's verdict",
     )
@@ -191,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         help="overload: confine the system (services and brokers) to this many cores with a "
         "cgroup CPU quota, wrk outside it (needs root)",
+    )
+    parser.add_argument(
+        "--refusal-rate", type=float, default=4000.0, help="refusals: 429s a second offered"
     )
     parser.add_argument("--soak-seconds", type=float, default=300.0)
     parser.add_argument("--soak-slice", type=float, default=30.0, help="soak: seconds per slice")
@@ -259,6 +263,11 @@ def _scenario(name: str, args: argparse.Namespace, out: Path) -> list[goals.Verd
         from load_testing.soak import run_soak
 
         return run_soak(args, out)
+    if name == "refusals":
+        from load_testing.refusals import run_refusals
+
+        run_refusals(args, out)
+        return []
     from load_testing.profiling import ProfilerMissing, run_profile
 
     try:

@@ -9,8 +9,10 @@ SIGTERM (workers first), then deletes the stack's registry keys and model queues
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +29,7 @@ from tools.stack.process import Service, stop_all
 from tools.stack.services import Endpoints, by_name
 from tools.stack.waiting import wait_until
 
-__all__ = ["Stack", "StackError", "free_port"]
+__all__ = ["Stack", "StackError", "environment", "free_port"]
 
 RESULT_TTL_S: Final = 300
 
@@ -151,3 +153,19 @@ class Stack:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables for what starts inside (a stack passes its environment on to
+    its services), and restore them after."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

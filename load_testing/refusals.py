@@ -1,0 +1,73 @@
+"""The ``refusals`` scenario: what one 429 past ``MAX_INFLIGHT`` costs the gateway, alone.
+
+Under overload most answers are refusals, and what they cost comes out of the requests the
+gateway accepted (the overload scenario's goodput). There the refusals are mixed with served
+requests, and their cost can only be estimated. Here the gateway refuses nearly everything: a
+stack starts with ``MAX_INFLIGHT=1`` and model_a's worker is stopped (``SIGSTOP``), so the one
+admitted request holds the only place until its ``?timeout=5`` runs out. Then wrk drives it
+
+1. in the overload scenario's shape: ``--overload-connections`` (768) connections, each pausing
+   between requests, together offering ``--refusal-rate`` (4,000) a second: each wake-up of
+   the gateway finds one or two requests;
+2. busy: 64 connections without pauses, where each wake-up finds many.
+
+Printed per phase: answers a second by status, the gateway's CPU in cores and per answer, and
+wrk's. The worker is resumed at the end (and on any error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import signal
+from pathlib import Path
+
+from load_testing import procstat, wrk
+from load_testing.bench import brokers
+from load_testing.stack import Stack, environment
+
+__all__ = ["BUSY_CONNECTIONS", "run_refusals"]
+
+BUSY_CONNECTIONS = 64
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_refusals(args: argparse.Namespace, out: Path) -> None:
+    """The refusals scenario (see the module doc)."""
+    amqp_url, redis_url = brokers()
+    with (
+        environment(MAX_INFLIGHT="1"),
+        Stack(out / "logs", amqp_url=amqp_url, redis_url=redis_url) as stack,
+    ):
+        url = f"{stack.api_url}/predict/{stack.model_a}?timeout=5"
+        wrk.run(url, seconds=args.warmup, connections=args.connections)
+        api, worker = stack.services["api"].pid, stack.services["model_a"].pid
+        print(f"refusals: MAX_INFLIGHT=1, model_a's worker stopped, {args.seconds:g} s a phase")
+        print("\n| phase | answers/s | statuses | gateway cores | gateway us/answer "
+              "| wrk us/answer |")  # fmt: skip
+        print("|---|---|---|---|---|---|", flush=True)
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            phases = (
+                (f"{args.overload_connections} pausing", args.overload_connections,
+                 1000 * args.overload_connections / args.refusal_rate),
+                (f"{BUSY_CONNECTIONS} busy", BUSY_CONNECTIONS, 0.0),
+            )  # fmt: skip
+            for name, connections, delay_ms in phases:
+                gateway_before, wrk_before = procstat.cpu_seconds(api), _children_cpu()
+                result = wrk.run(url, seconds=args.seconds, connections=connections,
+                                 delay_ms=delay_ms, timeout_s=15)  # fmt: skip
+                gateway = procstat.cpu_seconds(api) - gateway_before
+                wrk_used = _children_cpu() - wrk_before
+                answers = max(1, result.requests)
+                statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(result.statuses.items()))
+                print(f"| {name} | {result.rps:,.0f} | {statuses} | "
+                      f"{gateway / result.duration_s:.2f} | {gateway * 1e6 / answers:.1f} | "
+                      f"{wrk_used * 1e6 / answers:.1f} |", flush=True)  # fmt: skip
+        finally:
+            os.kill(worker, signal.SIGCONT)
