@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import threading
 import time
 from pathlib import Path
@@ -194,18 +193,15 @@ def _overload(
     rss_before = procstat.rss_mb(api)
     probe = Probe(f"{model_a.url}{SYNC_TIMEOUT_QUERY}", args.overload_seconds)
     cpu_before = {name: procstat.cpu_seconds(pid) for name, pid in pids.items()}
-    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_before = procstat.children_cpu_seconds()
     machine_before = procstat.machine_cpu()
     probe.start()
     overload_held = -held_back()
     result, delay_ms = offer_overload(model_a.url, args, capacity, args.overload_seconds)
     overload_held += held_back()
     machine_after = procstat.machine_cpu()
-    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = {name: procstat.cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-    cpu["wrk"] = (wrk_after.ru_utime + wrk_after.ru_stime) - (
-        wrk_before.ru_utime + wrk_before.ru_stime
-    )
+    cpu["wrk"] = procstat.children_cpu_seconds() - wrk_before
     probe.join()
     rss_after = procstat.rss_mb(api)
     drained = _drain_seconds(amqp_url, model_queues(stack.model_a, "1"))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
-__all__ = ["cpu_seconds", "listener_pid", "machine_cpu", "rss_mb"]
+__all__ = ["children_cpu_seconds", "cpu_seconds", "listener_pid", "machine_cpu", "rss_mb"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -19,6 +20,12 @@ def cpu_seconds(pid: int) -> float:
     fields = stat.rpartition(")")[2].split()
     # After the command: state is field 3, utime 14 and stime 15 (1-based, man proc).
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def children_cpu_seconds() -> float:
+    """User plus system CPU seconds of this process's finished children (wrk's runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_mb(pid: int) -> float:

@@ -19,22 +19,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import signal
 from pathlib import Path
 
 from load_testing import procstat, wrk
 from load_testing.bench import brokers
+from load_testing.overload import SYNC_TIMEOUT_QUERY
 from load_testing.stack import Stack, environment
 
 __all__ = ["BUSY_CONNECTIONS", "run_refusals"]
 
 BUSY_CONNECTIONS = 64
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_refusals(args: argparse.Namespace, out: Path) -> None:
@@ -44,7 +39,7 @@ def run_refusals(args: argparse.Namespace, out: Path) -> None:
         environment(MAX_INFLIGHT="1"),
         Stack(out / "logs", amqp_url=amqp_url, redis_url=redis_url) as stack,
     ):
-        url = f"{stack.api_url}/predict/{stack.model_a}?timeout=5"
+        url = f"{stack.api_url}/predict/{stack.model_a}{SYNC_TIMEOUT_QUERY}"
         wrk.run(url, seconds=args.warmup, connections=args.connections)
         api, worker = stack.services["api"].pid, stack.services["model_a"].pid
         print(f"refusals: MAX_INFLIGHT=1, model_a's worker stopped, {args.seconds:g} s a phase")
@@ -59,11 +54,12 @@ def run_refusals(args: argparse.Namespace, out: Path) -> None:
                 (f"{BUSY_CONNECTIONS} busy", BUSY_CONNECTIONS, 0.0),
             )  # fmt: skip
             for name, connections, delay_ms in phases:
-                gateway_before, wrk_before = procstat.cpu_seconds(api), _children_cpu()
+                gateway_before = procstat.cpu_seconds(api)
+                wrk_before = procstat.children_cpu_seconds()
                 result = wrk.run(url, seconds=args.seconds, connections=connections,
                                  delay_ms=delay_ms, timeout_s=15)  # fmt: skip
                 gateway = procstat.cpu_seconds(api) - gateway_before
-                wrk_used = _children_cpu() - wrk_before
+                wrk_used = procstat.children_cpu_seconds() - wrk_before
                 answers = max(1, result.requests)
                 statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(result.statuses.items()))
                 print(f"| {name} | {result.rps:,.0f} | {statuses} | "
