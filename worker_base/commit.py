@@ -2,7 +2,8 @@
 
 A runner hands its finished tasks to ``GroupCommit`` and goes on with the next ones. One
 flush at a time stores everything handed over since the last one began, in one pipelined round
-trip (``ResultBackend.store_many``), then acknowledges those deliveries. With nothing in flight
+trip (``ResultBackend.store_many``), then acknowledges those deliveries together
+(``worker_base.acks``). With nothing in flight
 a result is stored at once, so an idle worker adds no latency; under load, results that finish
 while a store is on the wire share the next one. A task is still acknowledged only after its
 result is stored, and the deliveries waiting here are bounded by the channel's prefetch.
@@ -23,14 +24,14 @@ __all__ = ["GroupCommit"]
 logger = logging.getLogger(__name__)
 
 Store = Callable[[list[tuple[task_pb2.Task, task_pb2.TaskResult]]], Awaitable[None]]
-Settle = Callable[[Delivery, bool], Awaitable[None]]
+Settle = Callable[[list[Delivery], bool], Awaitable[None]]
 
 
 class GroupCommit:
     """Stores handed-over results in batches, then settles their deliveries.
 
-    ``store`` stores a batch (retrying while Redis is away); ``settle(delivery, stored)``
-    acknowledges a stored task, or requeues one whose store failed unexpectedly.
+    ``store`` stores a batch (retrying while Redis is away); ``settle(deliveries, stored)``
+    acknowledges the stored batch's tasks, or requeues them when the store failed unexpectedly.
     """
 
     def __init__(self, store: Store, settle: Settle) -> None:
@@ -58,9 +59,7 @@ class GroupCommit:
                 except Exception:
                     logger.exception("storing %d results failed; requeueing them", len(items))
                     stored = False
-                # All at once: each settle waits until its frame is written, and frames written
-                # in one turn of the loop leave in one socket write (conveyor.amqp_writes).
-                await asyncio.gather(*(self._settle(delivery, stored) for delivery, _ in items))
+                await self._settle([delivery for delivery, _ in items], stored)
         finally:
             self._flusher = None
 

@@ -33,6 +33,7 @@ from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend, now_ms
 from proto import task_pb2
+from worker_base.acks import Acknowledger
 from worker_base.commit import GroupCommit
 from worker_base.config import Settings
 from worker_base.execution import Executor
@@ -72,6 +73,7 @@ class Worker:
         )
         self.scheduler = Scheduler()
         self.commits = GroupCommit(self._store, self._settle_stored)
+        self.acks = Acknowledger()
         self._results: ResultBackend | None = None
         self._unsettled = 0
         self._idle = asyncio.Event()
@@ -185,31 +187,38 @@ class Worker:
     async def _on_message(self, lane: str, message: AbstractIncomingMessage) -> None:
         self._unsettled += 1
         self._idle.clear()
+        self.acks.opened(message)
         task = task_pb2.Task()
         try:
             task.ParseFromString(message.body)
         except DecodeError:
             logger.error("rejecting a message on %s that is not a conveyor.v1.Task", lane)
-            await self._settle(None, message.reject(requeue=False))
+            await self._settle(message, _reject(message))
             return
         if not task.result_key:
             logger.error("rejecting task %s without a result key", task.task_id)
-            await self._settle(None, message.reject(requeue=False))
+            await self._settle(message, _reject(message))
             return
         if lane in _DURABLE_LANES and _deliveries(message) >= self.settings.max_deliveries:
             await self._dead_letter(task, message)
             return
         await self.scheduler.put(self.scheduler.make(task, message, lane))
 
-    async def _settle(self, delivery: Delivery | None, action: Awaitable[None]) -> None:
-        """Acknowledge or reject a delivery, once; a broker error is logged, never raised (the
-        broker returns an unsettled message to its queue when the channel closes)."""
+    async def _settle(
+        self,
+        message: AbstractIncomingMessage,
+        action: Callable[[], Awaitable[None]],
+        delivery: Delivery | None = None,
+    ) -> None:
+        """Acknowledge or reject a delivery alone, once; a broker error is logged, never raised
+        (the broker returns an unsettled message to its queue when the channel closes)."""
         if delivery is not None:
             if delivery.settled:
                 return
             delivery.settled = True
+        self.acks.closed(message)
         try:
-            await action
+            await action()
         except Exception as e:
             logger.warning("could not settle a delivery: %s", e)
         finally:
@@ -228,7 +237,7 @@ class Worker:
             logger.error("dead-lettering task %s: %s", task.task_id, result.error.message)
         self.metrics.dead_lettered.inc()
         await self._store([(task, result)])
-        await self._settle(None, message.reject(requeue=False))
+        await self._settle(message, _reject(message))
 
     async def _run_batches(self) -> None:
         while True:
@@ -238,15 +247,14 @@ class Worker:
             except Exception:
                 logger.exception("a batch of %d tasks failed unexpectedly; requeueing", len(batch))
                 for delivery in batch:
-                    if not delivery.settled:
-                        await self._settle(delivery, delivery.message.nack(requeue=True))
+                    await self._settle(delivery.message, _requeue(delivery.message), delivery)
 
     async def _process(self, batch: list[Delivery]) -> None:
         assert self._results is not None
         runnable: list[Delivery] = []
         for delivery in batch:
             if await self._already_answered(delivery):
-                await self._settle(delivery, delivery.message.ack())
+                await self._settle(delivery.message, delivery.message.ack, delivery)
             else:
                 runnable.append(delivery)
         if not runnable:
@@ -262,12 +270,22 @@ class Worker:
                     logger.debug("task answered: %s", _outcome(result))
         self.commits.add(list(zip(runnable, results, strict=True)))
 
-    async def _settle_stored(self, delivery: Delivery, stored: bool) -> None:
-        """Acknowledge a task whose result is stored; requeue one whose store failed."""
-        if stored:
-            await self._settle(delivery, delivery.message.ack())
-        else:
-            await self._settle(delivery, delivery.message.nack(requeue=True))
+    async def _settle_stored(self, deliveries: list[Delivery], stored: bool) -> None:
+        """Acknowledge tasks whose results are stored, together (``acks``); requeue them when
+        their store failed."""
+        if not stored:
+            await asyncio.gather(
+                *(self._settle(d.message, _requeue(d.message), d) for d in deliveries)
+            )
+            return
+        acking = [d for d in deliveries if not d.settled]
+        for delivery in acking:
+            delivery.settled = True
+        failures = await self.acks.ack([d.message for d in acking])
+        for failure in failures:
+            if failure is not None:
+                logger.warning("could not settle a delivery: %s", failure)
+            self._settled()
 
     async def _already_answered(self, delivery: Delivery) -> bool:
         """True when the task has a result already and must not run (again).
@@ -331,6 +349,16 @@ def _outcome(result: task_pb2.TaskResult) -> str:
     if not result.HasField("error"):
         return "ok"
     return str(task_pb2.TaskError.Code.Name(result.error.code))
+
+
+def _reject(message: AbstractIncomingMessage) -> Callable[[], Awaitable[None]]:
+    """Settling ``message`` by rejecting it for good (dead-lettered where its queue says so)."""
+    return functools.partial(message.reject, requeue=False)
+
+
+def _requeue(message: AbstractIncomingMessage) -> Callable[[], Awaitable[None]]:
+    """Settling ``message`` by returning it to its queue."""
+    return functools.partial(message.nack, requeue=True)
 
 
 def _deliveries(message: AbstractIncomingMessage) -> int:

@@ -32,8 +32,9 @@ class Recorder:
         if self.fail:
             raise RuntimeError("store broke")
 
-    async def settle(self, delivery: Delivery, stored: bool) -> None:
-        self.events.append(f"{'ack' if stored else 'requeue'} {delivery.task.task_id}")
+    async def settle(self, deliveries: list[Delivery], stored: bool) -> None:
+        for delivery in deliveries:
+            self.events.append(f"{'ack' if stored else 'requeue'} {delivery.task.task_id}")
 
 
 def _done(scheduler: Scheduler, task_id: str) -> tuple[Delivery, task_pb2.TaskResult]:
