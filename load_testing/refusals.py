@@ -12,7 +12,9 @@ admitted request holds the only place until its ``?timeout=5`` runs out. Then wr
 2. busy: 64 connections without pauses, where each wake-up finds many.
 
 Printed per phase: answers a second by status, the gateway's CPU in cores and per answer, and
-wrk's. The worker is resumed at the end (and on any error).
+wrk's. The worker is resumed at the end (and on any error). Then the Python part alone
+(``load_testing/refusal_python.py``: the gateway's protocol fed requests in this process, no
+system calls), and what that leaves to the kernel and the event loop in each phase.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from load_testing import procstat, wrk
 from load_testing.bench import brokers
 from load_testing.overload import SYNC_TIMEOUT_QUERY
+from load_testing.refusal_python import python_refusals
 from load_testing.stack import Stack, environment
 
 __all__ = ["BUSY_CONNECTIONS", "run_refusals"]
@@ -47,6 +50,7 @@ def run_refusals(args: argparse.Namespace, out: Path) -> None:
               "| wrk us/answer |")  # fmt: skip
         print("|---|---|---|---|---|---|", flush=True)
         os.kill(worker, signal.SIGSTOP)
+        per_answer: dict[str, float] = {}
         try:
             phases = (
                 (f"{args.overload_connections} pausing", args.overload_connections,
@@ -61,9 +65,18 @@ def run_refusals(args: argparse.Namespace, out: Path) -> None:
                 gateway = procstat.cpu_seconds(api) - gateway_before
                 wrk_used = procstat.children_cpu_seconds() - wrk_before
                 answers = max(1, result.requests)
+                per_answer[name] = gateway * 1e6 / answers
                 statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(result.statuses.items()))
                 print(f"| {name} | {result.rps:,.0f} | {statuses} | "
                       f"{gateway / result.duration_s:.2f} | {gateway * 1e6 / answers:.1f} | "
                       f"{wrk_used * 1e6 / answers:.1f} |", flush=True)  # fmt: skip
         finally:
             os.kill(worker, signal.SIGCONT)
+    python_us = python_refusals().us_per_refusal
+    print(
+        f"\nthe gateway's Python per refusal, in process with no system calls: {python_us:.1f} us"
+    )
+    for name, total in per_answer.items():
+        rest = total - python_us
+        print(f"{name}: the kernel and the event loop {rest:.1f} us of {total:.1f} "
+              f"({rest / total:.0%})")  # fmt: skip
