@@ -3,9 +3,9 @@
 A runner hands its finished tasks to ``GroupCommit`` and goes on with the next ones. One
 flush at a time stores everything handed over since the last one began, in one pipelined round
 trip (``ResultBackend.store_many``), then acknowledges those deliveries together
-(``worker_base.acks``). With nothing in flight
-a result is stored at once, so an idle worker adds no latency; under load, results that finish
-while a store is on the wire share the next one. A task is still acknowledged only after its
+(``worker_base.acks``). With nothing in flight a result is stored at once, so an idle worker
+adds no latency; under load, results that finish while a store is on the wire share the next
+one. A task is still acknowledged only after its
 result is stored, and the deliveries waiting here are bounded by the channel's prefetch.
 """
 
