@@ -68,7 +68,7 @@ def run_refusals(args: argparse.Namespace, out: Path) -> None:
                 per_answer[name] = gateway * 1e6 / answers
                 statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(result.statuses.items()))
                 print(f"| {name} | {result.rps:,.0f} | {statuses} | "
-                      f"{gateway / result.duration_s:.2f} | {gateway * 1e6 / answers:.1f} | "
+                      f"{gateway / result.duration_s:.2f} | {per_answer[name]:.1f} | "
                       f"{wrk_used * 1e6 / answers:.1f} |", flush=True)  # fmt: skip
         finally:
             os.kill(worker, signal.SIGCONT)

@@ -89,19 +89,20 @@ class Acknowledger:
             groups.setdefault(channel_of(message), []).append(i)
         calls: list[tuple[list[int], Acknowledgeable, bool]] = []
         for channel, indexes in groups.items():
-            acking = {messages[i].delivery_tag for i in indexes}
-            still_open = self._open.get(channel, set()) - acking
-            lowest_other = min(still_open, default=math.inf)
-            covered = [i for i in indexes if (messages[i].delivery_tag or 0) < lowest_other]
-            alone = [i for i in indexes if (messages[i].delivery_tag or 0) >= lowest_other]
+            tags = {i: messages[i].delivery_tag or 0 for i in indexes}
+            open_tags = self._open.get(channel, set())
+            open_tags.difference_update(tags.values())  # settled here, whatever the broker says
+            if not open_tags:
+                self._open.pop(channel, None)
+            lowest_other = min(open_tags, default=math.inf)
+            covered = [i for i in indexes if tags[i] < lowest_other]
+            alone = [i for i in indexes if tags[i] >= lowest_other]
             if len(covered) > 1:
-                top = max(covered, key=lambda i: messages[i].delivery_tag or 0)
+                top = max(covered, key=tags.__getitem__)
                 calls.append((covered, messages[top], True))
             else:
                 alone += covered
             calls += [([i], messages[i], False) for i in alone]
-        for message in messages:
-            self.closed(message)
         # All at once: frames written in one turn of the loop leave in one socket write.
         outcomes = await asyncio.gather(
             *(message.ack(multiple=multiple) for _, message, multiple in calls),
