@@ -1,7 +1,7 @@
 """The ``overload`` scenario: Conveyor offered about three times what it can serve.
 
 1. Capacity: model_a driven closed-loop for ``--seconds`` at ``--connections`` (32) and again
-   at 256 (half the gateway's ``MAX_INFLIGHT``); the better of the two counts. On a machine
+   at half the gateway's ``MAX_INFLIGHT`` (256); the better of the two counts. On a machine
    where each wake-up is dear, 32 clients can leave the system short of what it serves with
    hundreds of requests in flight, and goodput measured against that would flatter it (one
    hour on this machine gave 105-118 % "of capacity" at c=32 alone).
@@ -13,6 +13,9 @@
    Each pause is a timer in wrk's event loop, which scans all of them on every turn, so fewer
    free connections make wrk cheaper: 256 (768 in all) against 1,024 (1,536, the earlier
    default) took wrk from 0.33 to 0.26 cores at ~12,000 req/s.
+   ``MAX_INFLIGHT`` is the gateway's default unless the bench's environment sets it (as
+   ``MAX_INFLIGHT=128 bazel run //load_testing:bench -- --scenario overload``); steps 1 and 2
+   follow it.
 3. A probe sends one request every 50 ms on its own (open loop, independent of wrk) and
    measures the latency of successes, which wrk cannot separate from the fast refusals.
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
@@ -38,6 +42,7 @@ import aio_pika
 import httpx
 from aiormq.exceptions import ChannelNotFoundEntity
 
+from api.config import Settings
 from conveyor.protocol import model_queues
 from load_testing import goals, procstat, wrk
 from load_testing.bench import Target, brokers, conveyor_targets, measure, with_brokers
@@ -47,7 +52,15 @@ from load_testing.stack import Stack
 
 __all__ = ["Probe", "measure_capacity", "offer_overload", "run_overload"]
 
-GATEWAY_MAX_INFLIGHT = 512
+
+def gateway_max_inflight() -> int:
+    """The gateway's ``MAX_INFLIGHT`` as the stacks started here get it: this environment's
+    (a stack passes its environment on), else the gateway's default."""
+    value = os.environ.get("MAX_INFLIGHT")
+    return int(value) if value else int(Settings.model_fields["max_inflight"].default)
+
+
+GATEWAY_MAX_INFLIGHT = gateway_max_inflight()
 DEEP_CONNECTIONS = GATEWAY_MAX_INFLIGHT // 2
 """The second capacity run: many in flight, still below both admission bounds."""
 SYNC_TIMEOUT_S = 5
