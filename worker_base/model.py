@@ -18,7 +18,9 @@ class Model(ABC):
     Dynamic batching: a model that overrides ``process_batch`` and sets ``max_batch_size`` above 1
     gets up to that many tasks per call, collected for at most ``max_batch_delay_ms`` after the
     first one (``MAX_BATCH_SIZE`` / ``MAX_BATCH_DELAY_MS`` override both; ``MAX_BATCH_SIZE=1``
-    turns batching off). Each task is still answered on its own.
+    turns batching off). Each task is still answered on its own. Once a few waits in a row end
+    with one task (a lone client), the worker stops waiting until two or more tasks are queued
+    at once (``worker_base.scheduler``).
     """
 
     name: ClassVar[str]

@@ -4,6 +4,12 @@ The broker delivers from several queues at once (the fast lane, the durable lane
 one local heap lets a high-priority task overtake what was delivered before it, and lets a
 runner collect a batch: up to ``max_size`` tasks, waiting at most ``max_delay`` seconds after
 the first one for more to arrive.
+
+Waiting only pays when other tasks come. After ``LONE_WAITS`` batches in a row that waited out
+the whole delay and still held one task (a lone client, sparse traffic), the scheduler stops
+waiting and hands out what is queued at once, as an unbatched worker would; the first time
+that finds two or more tasks queued (traffic picked up), it waits again. Under load a wait
+never ends alone, so batches form as before.
 """
 
 from __future__ import annotations
@@ -18,7 +24,11 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from proto import task_pb2
 
-__all__ = ["Delivery", "Scheduler"]
+__all__ = ["LONE_WAITS", "Delivery", "Scheduler"]
+
+LONE_WAITS = 3
+"""Batches of one in a row, each after waiting out the whole delay, before the scheduler stops
+waiting (see the module doc)."""
 
 
 @dataclass(order=True)
@@ -41,6 +51,9 @@ class Scheduler:
         self._seq = itertools.count()
         self._ready = asyncio.Condition()
         self._collecting = asyncio.Lock()
+        self._lone_waits = 0  # batches of one in a row that waited out the whole delay
+        self.waiting = True
+        """Whether a partial batch waits for more tasks (off after ``LONE_WAITS`` lone waits)."""
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -59,11 +72,14 @@ class Scheduler:
         """Wait for a delivery, then return up to ``max_size`` of them, highest priority first.
 
         After the first one, waits up to ``max_delay`` seconds for the batch to fill; returns
-        at once when it is full. Runners take turns, so one batch fills at a time.
+        at once when it is full, or, while ``waiting`` is off, with what is queued. Runners
+        take turns, so one batch fills at a time.
         """
         async with self._collecting, self._ready:
             await self._ready.wait_for(lambda: bool(self._heap))
-            if max_size > 1 and max_delay > 0 and len(self._heap) < max_size:
+            waited = False
+            if max_size > 1 and max_delay > 0 and len(self._heap) < max_size and self.waiting:
+                waited = True
                 deadline = time.monotonic() + max_delay
                 while len(self._heap) < max_size:
                     remaining = deadline - time.monotonic()
@@ -77,4 +93,17 @@ class Scheduler:
             batch = [heapq.heappop(self._heap) for _ in range(count)]
             if self._heap:
                 self._ready.notify()
+            if max_size > 1:
+                self._count_lone(count, waited)
             return batch
+
+    def _count_lone(self, count: int, waited: bool) -> None:
+        """Turn ``waiting`` off after ``LONE_WAITS`` lone waits in a row; on when a batch
+        holds two or more."""
+        if count > 1:
+            self._lone_waits = 0
+            self.waiting = True
+        elif waited:
+            self._lone_waits += 1
+            if self._lone_waits >= LONE_WAITS:
+                self.waiting = False

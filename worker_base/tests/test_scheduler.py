@@ -1,4 +1,5 @@
-"""The worker's local queue: priority order, and batches that are partial, full or delayed."""
+"""The worker's local queue: priority order; batches that are partial, full or delayed; and
+no waiting for a lone client."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from proto import task_pb2
-from worker_base.scheduler import Scheduler
+from worker_base.scheduler import LONE_WAITS, Scheduler
 
 
 def _task(task_id: str, priority: int = 0) -> task_pb2.Task:
@@ -77,3 +78,72 @@ async def test_batch_size_one_never_waits() -> None:
     started = time.monotonic()
     assert [d.task.task_id for d in await scheduler.take(1, max_delay=5.0)] == ["a"]
     assert time.monotonic() - started < 1.0
+
+
+def _waits(scheduler: Scheduler) -> bool:
+    """Read anew each time (mypy would keep what an earlier assert narrowed the attribute to)."""
+    return scheduler.waiting
+
+
+async def _lone_batches(scheduler: Scheduler, count: int, delay: float) -> None:
+    """``count`` batches of one task each, each waiting out ``delay``."""
+    for i in range(count):
+        await _put(scheduler, f"lone{i}")
+        assert len(await scheduler.take(8, max_delay=delay)) == 1
+
+
+@pytest.mark.asyncio
+async def test_lone_waits_in_a_row_stop_the_waiting() -> None:
+    scheduler = Scheduler()
+    await _lone_batches(scheduler, LONE_WAITS - 1, 0.01)
+    assert _waits(scheduler)
+    await _lone_batches(scheduler, 1, 0.01)
+    assert not _waits(scheduler)
+    await _put(scheduler, "alone")
+    started = time.monotonic()
+    assert [d.task.task_id for d in await scheduler.take(8, max_delay=10.0)] == ["alone"]
+    assert time.monotonic() - started < 1.0  # handed out at once, not after 10 s
+    assert not _waits(scheduler)
+
+
+@pytest.mark.asyncio
+async def test_two_queued_turn_the_waiting_back_on() -> None:
+    scheduler = Scheduler()
+    await _lone_batches(scheduler, LONE_WAITS, 0.01)
+    await _put(scheduler, "a")
+    await _put(scheduler, "b")
+    started = time.monotonic()
+    assert [d.task.task_id for d in await scheduler.take(8, max_delay=10.0)] == ["a", "b"]
+    assert time.monotonic() - started < 1.0  # what was queued, at once
+    assert _waits(scheduler)
+    # Waiting again: a task arriving within the delay joins the next batch.
+    await _put(scheduler, "c")
+
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        await _put(scheduler, "d")
+
+    arriving = asyncio.create_task(later())
+    batch = await scheduler.take(8, max_delay=1.0)
+    await arriving
+    assert [d.task.task_id for d in batch] == ["c", "d"]
+
+
+@pytest.mark.asyncio
+async def test_a_fuller_batch_restarts_the_count_of_lone_waits() -> None:
+    scheduler = Scheduler()
+    await _lone_batches(scheduler, LONE_WAITS - 1, 0.01)
+    await _put(scheduler, "a")
+    await _put(scheduler, "b")
+    assert len(await scheduler.take(8, max_delay=0.01)) == 2
+    await _lone_batches(scheduler, LONE_WAITS - 1, 0.01)
+    assert _waits(scheduler)
+
+
+@pytest.mark.asyncio
+async def test_unbatched_takes_leave_the_waiting_alone() -> None:
+    scheduler = Scheduler()
+    for i in range(LONE_WAITS + 1):
+        await _put(scheduler, f"t{i}")
+        assert len(await scheduler.take(1, max_delay=0.01)) == 1
+    assert _waits(scheduler)
