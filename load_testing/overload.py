@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import threading
 import time
 from pathlib import Path
@@ -53,14 +52,9 @@ from load_testing.stack import Stack
 __all__ = ["Probe", "measure_capacity", "offer_overload", "run_overload"]
 
 
-def gateway_max_inflight() -> int:
-    """The gateway's ``MAX_INFLIGHT`` as the stacks started here get it: this environment's
-    (a stack passes its environment on), else the gateway's default."""
-    value = os.environ.get("MAX_INFLIGHT")
-    return int(value) if value else int(Settings.model_fields["max_inflight"].default)
-
-
-GATEWAY_MAX_INFLIGHT = gateway_max_inflight()
+GATEWAY_MAX_INFLIGHT = Settings().max_inflight
+"""The gateway's ``MAX_INFLIGHT`` as the stacks started here get it: read from this environment
+(which a stack passes on) by the gateway's own settings."""
 DEEP_CONNECTIONS = GATEWAY_MAX_INFLIGHT // 2
 """The second capacity run: many in flight, still below both admission bounds."""
 SYNC_TIMEOUT_S = 5

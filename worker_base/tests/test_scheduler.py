@@ -22,6 +22,20 @@ async def _put(scheduler: Scheduler, task_id: str, priority: int = 0) -> None:
     await scheduler.put(scheduler.make(_task(task_id, priority), message, "sync"))
 
 
+async def _take_while_arriving(scheduler: Scheduler, task_id: str) -> list[str]:
+    """Take a batch (up to 8, 1 s delay) while ``task_id`` arrives 50 ms into the wait; the
+    ids taken."""
+
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        await _put(scheduler, task_id)
+
+    arriving = asyncio.create_task(later())
+    batch = await scheduler.take(8, max_delay=1.0)
+    await arriving
+    return [d.task.task_id for d in batch]
+
+
 @pytest.mark.asyncio
 async def test_highest_priority_first_then_arrival_order() -> None:
     scheduler = Scheduler()
@@ -58,16 +72,9 @@ async def test_a_partial_batch_waits_at_most_the_delay() -> None:
 async def test_tasks_arriving_within_the_delay_join_the_batch() -> None:
     scheduler = Scheduler()
     await _put(scheduler, "first")
-
-    async def later() -> None:
-        await asyncio.sleep(0.05)
-        await _put(scheduler, "second")
-
-    arriving = asyncio.create_task(later())
-    batch = await scheduler.take(8, max_delay=1.0)
-    await arriving
+    batch = await _take_while_arriving(scheduler, "second")
     # The batch may close when it is full or when the delay ends; "second" came well within it.
-    assert [d.task.task_id for d in batch] == ["first", "second"]
+    assert batch == ["first", "second"]
 
 
 @pytest.mark.asyncio
@@ -118,15 +125,7 @@ async def test_two_queued_turn_the_waiting_back_on() -> None:
     assert _waits(scheduler)
     # Waiting again: a task arriving within the delay joins the next batch.
     await _put(scheduler, "c")
-
-    async def later() -> None:
-        await asyncio.sleep(0.05)
-        await _put(scheduler, "d")
-
-    arriving = asyncio.create_task(later())
-    batch = await scheduler.take(8, max_delay=1.0)
-    await arriving
-    assert [d.task.task_id for d in batch] == ["c", "d"]
+    assert await _take_while_arriving(scheduler, "d") == ["c", "d"]
 
 
 @pytest.mark.asyncio
