@@ -81,6 +81,10 @@ class _OutageLog:
         self.lost_at: float | None = None
 
     def closed(self, connection: object, error: BaseException | None = None) -> None:
+        # A deliberate close (a clean shutdown) reaches here too, with a CancelledError: it
+        # is no outage, and no reconnection follows.
+        if getattr(connection, "close_called", False):
+            return
         if self.lost_at is None and error is not None:
             self.lost_at = time.monotonic()
             logger.warning(

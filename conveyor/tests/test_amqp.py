@@ -2,6 +2,7 @@
 over between the nodes of a list."""
 
 import asyncio
+import logging
 import os
 import uuid
 from urllib.parse import urlsplit
@@ -138,7 +139,10 @@ async def test_connects_to_the_first_node_that_answers() -> None:
 
 
 @pytest.mark.asyncio
-async def test_fails_over_to_the_next_node_when_its_node_dies() -> None:
+async def test_fails_over_to_the_next_node_when_its_node_dies(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="conveyor.amqp")
     first, second = _Node(), _Node()
     await first.start()
     await second.start()
@@ -166,9 +170,23 @@ async def test_fails_over_to_the_next_node_when_its_node_dies() -> None:
         publisher = await connection.channel()
         await publisher.default_exchange.publish(aio_pika.Message(b"after"), routing_key=queue.name)
         assert await asyncio.wait_for(received.get(), 10) == b"after"
+        lost = [r.getMessage() for r in caplog.records if " lost (" in r.getMessage()]
+        assert len(lost) == 1, lost  # the node's death is an outage, logged once
     finally:
         await connection.close()
         await second.kill()
+
+
+@pytest.mark.asyncio
+async def test_a_deliberate_close_is_not_logged_as_an_outage(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="conveyor.amqp")
+    connection = await connect_amqp(AMQP_URL, wait_seconds=10.0)
+    await _round_trip(connection)
+    await connection.close()
+    assert connection.is_closed
+    assert [r.getMessage() for r in caplog.records if r.name == "conveyor.amqp"] == []
 
 
 @pytest.mark.asyncio
