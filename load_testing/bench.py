@@ -3,20 +3,20 @@
 Usage::
 
     bazel run //load_testing:bench -- [--scenario main|overload|batching|soak|profile|
-        refusals|goals] [--rounds 3] [--seconds 10] [--connections 32] [--warmup 3]
+        refusals|messages|goals] [--rounds 3] [--seconds 10] [--connections 32] [--warmup 3]
 
 ``main`` alternates, round by round, the reference (``load_testing/reference``), Conveyor's
 ``POST /predict/<model_a>`` (an echo) and ``<model_b>`` (scikit-learn, batching), each driven by
 ``wrk -t1 -c32`` for ``--seconds``, then prints req/s, p50/p90/p99, errors, CPU ms per request
 of each process (gateway, worker, and RabbitMQ and Redis where they run on this machine), and
 the Conveyor/reference ratio per round and overall; then c=1 latency.
-``overload``, ``batching``, ``soak``, ``profile`` and ``refusals`` are described in
-:mod:`load_testing.overload`, :mod:`load_testing.batching`, :mod:`load_testing.soak`,
-:mod:`load_testing.profiling` and :mod:`load_testing.refusals`; ``goals`` runs main, overload,
-batching and soak in turn and ends with the verdicts of all of them. Each scenario ends with
-one verdict line per goal it measures (:mod:`load_testing.goals`). Brokers: ``AMQP_URL`` /
-``REDIS_URL`` (default: the local ones); everything the run creates there carries a unique tag
-and is deleted at the end.
+``overload``, ``batching``, ``soak``, ``profile``, ``refusals`` and ``messages`` are described
+in :mod:`load_testing.overload`, :mod:`load_testing.batching`, :mod:`load_testing.soak`,
+:mod:`load_testing.profiling`, :mod:`load_testing.refusals` and :mod:`load_testing.messages`;
+``goals`` runs main, overload, batching and soak in turn and ends with the verdicts of all of
+them. Each scenario ends with one verdict line per goal it measures (:mod:`load_testing.goals`).
+Brokers: ``AMQP_URL`` / ``REDIS_URL`` (default: the local ones); everything the run creates
+there carries a unique tag and is deleted at the end.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--scenario",
-        choices=("main", *GOAL_SCENARIOS[1:], "profile", "refusals", "goals"),
+        choices=("main", *GOAL_SCENARIOS[1:], "profile", "refusals", "messages", "goals"),
         default="main",
         help="goals: main, overload, batching and soak in turn, then every goal's verdict",
     )
@@ -267,6 +267,11 @@ def _scenario(name: str, args: argparse.Namespace, out: Path) -> list[goals.Verd
         from load_testing.refusals import run_refusals
 
         run_refusals(args, out)
+        return []
+    if name == "messages":
+        from load_testing.messages import run_messages
+
+        run_messages(args, out)
         return []
     from load_testing.profiling import ProfilerMissing, run_profile
 
