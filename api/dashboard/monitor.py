@@ -95,6 +95,7 @@ class Monitor:
         self._depths: dict[tuple[str, str], int] = {}
         self._dead: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self._registry_away = False  # logged once when it goes, once when it is back
 
     def start(self) -> None:
         """Sample in the background until ``stop``."""
@@ -120,7 +121,13 @@ class Monitor:
         try:
             self._models = await self.catalog.list()
         except Exception as e:  # the registry is away: keep the last list
-            logger.warning("monitor: cannot list models: %s", e)
+            if not self._registry_away:
+                logger.warning("monitor: cannot list models, keeping the last list: %s", e)
+            self._registry_away = True
+        else:
+            if self._registry_away:
+                logger.warning("monitor: the registry answers again")
+            self._registry_away = False
         depths: dict[tuple[str, str], int] = {}
         dead: dict[str, int] = {}
         if self.dispatcher is not None:

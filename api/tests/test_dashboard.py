@@ -1,6 +1,7 @@
 """GET /metrics and the dashboard, on fakes of the registry and the brokers."""
 
 import asyncio
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -9,11 +10,12 @@ from fastapi.testclient import TestClient
 from api.catalog import ModelInfo
 from api.config import Settings
 from api.dashboard.monitor import Monitor, quantile
-from api.exceptions import Overloaded
+from api.exceptions import Overloaded, RegistryUnavailable
 from api.main import create_app
 from api.tests.test_routes import FakeCatalog, FakeDispatcher
 from conveyor import logs
 from conveyor.metrics import LATENCY_BUCKETS, GatewayMetrics
+from conveyor.registry_api import ModelSummary
 from proto import task_pb2
 
 
@@ -111,6 +113,42 @@ def test_dashboard_data_reports_each_model(client: TestClient) -> None:
         )
         == 3
     )
+
+
+class AwayCatalog(FakeCatalog):
+    """A catalog whose registry can be made unreachable."""
+
+    away = False
+
+    async def list(self) -> list[ModelSummary]:
+        if self.away:
+            raise RegistryUnavailable("registry unreachable: ConnectError")
+        return await super().list()
+
+
+def test_an_unreachable_registry_is_logged_once_and_its_return_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    catalog = AwayCatalog()
+    monitor = Monitor(catalog, NotingDispatcher(), GatewayMetrics(), 0.01)  # type: ignore[arg-type]
+    caplog.set_level(logging.WARNING, logger="api.dashboard.monitor")
+
+    async def samples() -> None:
+        await monitor.sample()
+        catalog.away = True
+        for _ in range(5):
+            await monitor.sample()
+        catalog.away = False
+        await monitor.sample()
+        await monitor.sample()
+
+    asyncio.run(samples())
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("monitor: cannot list models, keeping the last list")
+    assert "registry unreachable" in messages[0]
+    assert messages[1] == "monitor: the registry answers again"
+    assert monitor.data()["models"][0]["name"] == "echo"  # the last list was kept
 
 
 def test_quantile_interpolates_within_a_bucket() -> None:
