@@ -80,7 +80,7 @@ def run_messages(args: argparse.Namespace, out: Path) -> None:
     )
     print("\n| tasks/message | tasks | RabbitMQ us/task | client us/task | tasks/s |")
     print("|---|---|---|---|---|", flush=True)
-    phases = uvloop.run(_measure(amqp_url, rabbit_pid, args.rounds))
+    phases = uvloop.run(_measure(amqp_url, rabbit_pid, max(1, args.rounds)))
     print()
     for k in TASKS_PER_MESSAGE[1:]:
         print(_saving(phases, k))
