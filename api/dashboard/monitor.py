@@ -19,6 +19,7 @@ from typing import Any
 
 from api.catalog import ModelCatalog
 from api.dispatch import Dispatcher
+from api.exceptions import RegistryUnavailable
 from conveyor.metrics import LATENCY_BUCKETS, GatewayMetrics
 from conveyor.registry_api import ModelSummary
 
@@ -95,7 +96,6 @@ class Monitor:
         self._depths: dict[tuple[str, str], int] = {}
         self._dead: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
-        self._registry_away = False  # logged once when it goes, once when it is back
 
     def start(self) -> None:
         """Sample in the background until ``stop``."""
@@ -120,14 +120,10 @@ class Monitor:
         """Read the registry and the queues, refresh the gauges, add a point to the history."""
         try:
             self._models = await self.catalog.list()
-        except Exception as e:  # the registry is away: keep the last list
-            if not self._registry_away:
-                logger.warning("monitor: cannot list models, keeping the last list: %s", e)
-            self._registry_away = True
-        else:
-            if self._registry_away:
-                logger.warning("monitor: the registry answers again")
-            self._registry_away = False
+        except RegistryUnavailable:
+            pass  # keep the last list; the catalog logs the outage, once, and its end
+        except Exception as e:
+            logger.warning("monitor: cannot list models, keeping the last list: %s", e)
         depths: dict[tuple[str, str], int] = {}
         dead: dict[str, int] = {}
         if self.dispatcher is not None:

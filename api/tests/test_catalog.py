@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import logging
 
 import httpx
 import pytest
@@ -48,6 +49,12 @@ class FakeRegistry:
         self.calls += 1
         if self.down:
             raise httpx.ConnectError("refused", request=request)
+        if request.url.path == "/models":
+            summaries = [_detail(name, n) for name, n in self.instances.items()]
+            for summary in summaries:
+                for key in ("request", "response", "example_request"):
+                    del summary[key]
+            return httpx.Response(200, json=summaries)
         name = request.url.path.rsplit("/", 1)[1]
         if name not in self.instances:
             return httpx.Response(404, json={"error": {"code": "model_not_found"}})
@@ -96,6 +103,28 @@ async def test_unknown_and_unreachable() -> None:
         await catalog.get("echo")
     assert down.value.model == "echo"
     await catalog.aclose()
+
+
+@pytest.mark.asyncio
+async def test_an_outage_is_logged_once_and_its_end_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="api.catalog")
+    registry = FakeRegistry()
+    catalog = _catalog(registry)
+    assert [m.name for m in await catalog.list()] == ["echo"]
+    registry.down = True
+    for _ in range(5):
+        with pytest.raises(RegistryUnavailable):
+            await catalog.list()
+    registry.down = False
+    for _ in range(2):
+        assert [m.name for m in await catalog.list()] == ["echo"]
+    await catalog.aclose()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("registry unreachable (") and "refused" in messages[0]
+    assert messages[1] == "registry reachable again"
 
 
 @pytest.mark.asyncio

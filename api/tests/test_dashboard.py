@@ -126,7 +126,7 @@ class AwayCatalog(FakeCatalog):
         return await super().list()
 
 
-def test_an_unreachable_registry_is_logged_once_and_its_return_once(
+def test_a_registry_outage_keeps_the_last_list_and_is_left_to_the_catalog_to_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     catalog = AwayCatalog()
@@ -138,16 +138,11 @@ def test_an_unreachable_registry_is_logged_once_and_its_return_once(
         catalog.away = True
         for _ in range(5):
             await monitor.sample()
-        catalog.away = False
-        await monitor.sample()
-        await monitor.sample()
 
     asyncio.run(samples())
-    messages = [r.getMessage() for r in caplog.records]
-    assert len(messages) == 2, messages
-    assert messages[0].startswith("monitor: cannot list models, keeping the last list")
-    assert "registry unreachable" in messages[0]
-    assert messages[1] == "monitor: the registry answers again"
+    # The real catalog logs the outage once and its end (test_catalog); the monitor, sampling
+    # every 2 s, adds nothing.
+    assert [r.getMessage() for r in caplog.records] == []
     assert monitor.data()["models"][0]["name"] == "echo"  # the last list was kept
 
 
