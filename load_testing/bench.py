@@ -106,12 +106,19 @@ def with_brokers(target: Target, amqp_url: str, redis_url: str) -> Target:
     machine (the first RabbitMQ node and Redis of the URLs, found by their listening port)."""
     pids = dict(target.pids)
     for name, url, default in (("rabbitmq", amqp_url, 5672), ("redis", redis_url, 6379)):
-        parts = urlsplit(url.split(",", 1)[0])
-        if parts.hostname in ("127.0.0.1", "localhost", "::1"):
-            pid = procstat.listener_pid(parts.port or default)
-            if pid is not None:
-                pids[name] = pid
+        pid = local_broker_pid(url, default)
+        if pid is not None:
+            pids[name] = pid
     return Target(target.name, target.url, pids, target.body)
+
+
+def local_broker_pid(url: str, default_port: int) -> int | None:
+    """The process of the broker at ``url`` (its first node) when it runs on this machine,
+    found by its listening port; None elsewhere."""
+    parts = urlsplit(url.split(",", 1)[0])
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return procstat.listener_pid(parts.port or default_port)
 
 
 def brokers() -> tuple[str, str]:

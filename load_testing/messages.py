@@ -25,7 +25,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import uvloop
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -34,7 +33,7 @@ from aiormq import spec
 from conveyor.amqp import connect_amqp
 from conveyor.queues import QueueLimits, sync_arguments
 from load_testing import procstat
-from load_testing.bench import brokers
+from load_testing.bench import brokers, local_broker_pid
 
 __all__ = ["TASKS_PER_MESSAGE", "Phase", "run_messages"]
 
@@ -67,12 +66,7 @@ class Phase:
 def run_messages(args: argparse.Namespace, out: Path) -> None:
     """The messages scenario (see the module doc)."""
     amqp_url, _ = brokers()
-    parts = urlsplit(amqp_url.split(",", 1)[0])
-    rabbit_pid = (
-        procstat.listener_pid(parts.port or 5672)
-        if parts.hostname in ("127.0.0.1", "localhost", "::1")
-        else None
-    )
+    rabbit_pid = local_broker_pid(amqp_url, 5672)
     where = f"pid {rabbit_pid}" if rabbit_pid else "not local"
     print(
         f"messages: {TASKS:,} tasks of {TASK_BYTES} bytes a phase, {PUBLISHERS} publishers "
