@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from api.exceptions import InvalidRequest, ModelNotFound, RegistryUnavailable
 from conveyor.descriptors import load_pool, message_class
 from conveyor.errors import ModelNotRegistered, RegistryClientError, SchemaError
-from conveyor.protocol import valid_model_name, valid_version
+from conveyor.protocol import TASK_BATCH_FEATURE, valid_model_name, valid_version
 from conveyor.registry_api import MessageSchema, ModelDetail, ModelSummary
 from conveyor.registry_client import RegistryClient
 
@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A model version as the gateway uses it: liveness, and message classes built at run time."""
+    """A model version as the gateway uses it: liveness, message classes built at run time,
+    and the features every live instance of the version announced."""
 
     name: str
     version: str
@@ -37,11 +38,18 @@ class ModelInfo:
     instances: int
     request_class: type[Message]
     response_class: type[Message]
+    features: frozenset[str] = frozenset()
 
     @property
     def alive(self) -> bool:
         """True when at least one instance of this version is alive."""
         return self.instances > 0
+
+    @property
+    def packs_tasks(self) -> bool:
+        """True when every live instance of this version unpacks ``TaskBatch`` messages, so
+        the gateway may pack its synchronous tasks (an older worker would reject them)."""
+        return TASK_BATCH_FEATURE in self.features
 
 
 def check_name(name: str, version: str | None = None) -> None:
@@ -176,6 +184,7 @@ class ModelCatalog:
             instances=detail.instances,
             request_class=request_class,
             response_class=response_class,
+            features=frozenset(detail.features),
         )
 
     def _class(self, schema: MessageSchema) -> type[Message]:

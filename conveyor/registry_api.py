@@ -6,13 +6,15 @@ same ``Registration``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from conveyor.protocol import VERSION_PATTERN
 
 __all__ = [
+    "MAX_FEATURES",
+    "Feature",
     "FieldSchema",
     "InstanceAck",
     "MessageFields",
@@ -23,12 +25,21 @@ __all__ = [
     "VersionSummary",
 ]
 
+MAX_FEATURES = 32
+"""The most features one registration may announce."""
+
+Feature = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,64}$")]
+"""A feature's name: 1-64 lower-case letters, digits or '-' (e.g. ``task-batch``)."""
+
 
 class Registration(BaseModel):
-    """What a worker instance sends to register: its model's version, queue and schemas.
+    """What a worker instance sends to register: its model's version, queue, schemas and
+    features.
 
     A version's schema (types and descriptor set) never changes once registered: the registry
-    refuses (409) a registration of an existing version with another schema.
+    refuses (409) a registration of an existing version with another schema. Its ``features``
+    belong to the instance, not to the version: instances of one version may announce
+    different ones (during a rolling upgrade), so they are no part of the schema.
     """
 
     version: str = Field(pattern=f"^{VERSION_PATTERN.pattern}$")
@@ -39,6 +50,14 @@ class Registration(BaseModel):
         min_length=1, description="Base64 FileDescriptorSet holding both message types."
     )
     example_request: dict[str, Any] = Field(default_factory=dict)
+    features: list[Feature] = Field(
+        default_factory=list,
+        max_length=MAX_FEATURES,
+        description=(
+            "What this instance supports beyond the base protocol, e.g. 'task-batch' "
+            "(conveyor.protocol.TASK_BATCH_FEATURE); an older worker announces none."
+        ),
+    )
 
 
 class FieldSchema(BaseModel):
@@ -75,13 +94,20 @@ class VersionSummary(BaseModel):
     status: Literal["alive", "dead"]
     instances: int = Field(description="Live instances of this version.")
     queue: str
+    features: list[str] = Field(
+        default_factory=list,
+        description=(
+            "The features every live instance of this version announced, sorted; empty when "
+            "no instance is alive (or from a registry that predates features)."
+        ),
+    )
 
 
 class ModelSummary(VersionSummary):
     """A model as listed by ``GET /models``: its default version, and every version.
 
-    ``version``, ``status``, ``instances`` and ``queue`` describe the default version: the
-    highest live one (the highest registered one when none is alive).
+    ``version``, ``status``, ``instances``, ``queue`` and ``features`` describe the default
+    version: the highest live one (the highest registered one when none is alive).
     """
 
     name: str
@@ -91,8 +117,8 @@ class ModelSummary(VersionSummary):
 class ModelDetail(ModelSummary):
     """A model as shown by ``GET /models/{name}[/versions/{version}]``.
 
-    ``version``, ``status``, ``instances``, ``queue`` and the schemas describe the version asked
-    for (the default version without one).
+    ``version``, ``status``, ``instances``, ``queue``, ``features`` and the schemas describe the
+    version asked for (the default version without one).
     """
 
     request: MessageSchema

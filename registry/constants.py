@@ -18,3 +18,7 @@ INSTANCES_ZSET: Final = "instances:"
 
 INSTANCE_VERSIONS_HASH: Final = "instance-versions:"
 """Hash ``instance-versions:<name>``: instance id -> the version it serves."""
+
+INSTANCE_FEATURES_HASH: Final = "instance-features:"
+"""Hash ``instance-features:<name>``: instance id -> the features it announced, comma-joined
+(no entry: none, as for an instance registered before features existed)."""

@@ -1,8 +1,8 @@
 """Registrations and liveness kept in Redis, so a registry restart loses nothing.
 
 Per model: a hash of its versions' registrations, a hash of their schema fingerprints (set
-once per version), a sorted set of live instances scored by expiry, and which version each
-instance serves.
+once per version), a sorted set of live instances scored by expiry, which version each
+instance serves, and which features each instance announced.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from conveyor.protocol import version_key
 from conveyor.registry_api import Registration
 from registry.constants import (
+    INSTANCE_FEATURES_HASH,
     INSTANCE_VERSIONS_HASH,
     INSTANCES_ZSET,
     MODELS_SET,
@@ -24,8 +25,9 @@ from registry.constants import (
 )
 from registry.exceptions import InstanceNotFound, ModelNotFound, SchemaConflict, VersionInUse
 
-# KEYS: versions, schemas, models, instances, instance-versions
-# ARGV: version, fingerprint, registration JSON, name, now, expiry, instance id
+# KEYS: versions, schemas, models, instances, instance-versions, instance-features
+# ARGV: version, fingerprint, registration JSON, name, now, expiry, instance id, features
+#       (comma-joined; empty: none)
 _REGISTER = """
 local known = redis.call('HGET', KEYS[2], ARGV[1])
 if known and known ~= ARGV[2] then return 0 end
@@ -35,22 +37,32 @@ redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[5])
 redis.call('ZADD', KEYS[4], ARGV[6], ARGV[7])
 redis.call('HSET', KEYS[5], ARGV[7], ARGV[1])
+if ARGV[8] == '' then
+  redis.call('HDEL', KEYS[6], ARGV[7])
+else
+  redis.call('HSET', KEYS[6], ARGV[7], ARGV[8])
+end
 return 1
 """
 
 
 def fingerprint(registration: Registration) -> str:
-    """What must not change within a version: the message types and their descriptor set."""
+    """What must not change within a version: the message types and their descriptor set.
+
+    Not the features: they belong to each instance, and differ during a rolling upgrade.
+    """
     parts = (registration.request_type, registration.response_type, registration.descriptor_set)
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
 class VersionRecord:
-    """A stored version: its registration and how many of its instances are alive."""
+    """A stored version: its registration (without features), how many of its instances are
+    alive, and the features every one of those announced (none when none is alive)."""
 
     registration: Registration
     instances: int
+    features: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,32 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _join_features(features: list[str]) -> str:
+    """The features as stored: sorted, without repeats, comma-joined ('' for none)."""
+    return ",".join(sorted(set(features)))
+
+
+def _split_features(stored: bytes | str) -> frozenset[str]:
+    return frozenset(f for f in _text(stored).split(",") if f)
+
+
+def _by_version(live: list[str], served_by: dict[str, str]) -> dict[str, list[str]]:
+    """The live instances grouped by the version they serve."""
+    grouped: dict[str, list[str]] = {}
+    for instance in live:
+        version = served_by.get(instance)
+        if version is not None:
+            grouped.setdefault(version, []).append(instance)
+    return grouped
+
+
+def _common(instances: list[str], features: dict[str, frozenset[str]]) -> frozenset[str]:
+    """The features every one of ``instances`` announced (none for no instance)."""
+    if not instances:
+        return frozenset()
+    return frozenset.intersection(*(features.get(i, frozenset()) for i in instances))
+
+
 class RegistryStore:
     """Model registrations by version, and instance liveness, in Redis."""
 
@@ -92,7 +130,8 @@ class RegistryStore:
         return f"{self._prefix}{kind}{name}"
 
     async def register(self, name: str, instance_id: str, registration: Registration) -> None:
-        """Store the version's registration and mark the instance alive for one window.
+        """Store the version's registration and the instance's features, and mark the
+        instance alive for one window.
 
         Raise ``SchemaConflict`` when the version is registered with another schema.
         """
@@ -104,15 +143,17 @@ class RegistryStore:
                 self._prefix + MODELS_SET,
                 self._key(INSTANCES_ZSET, name),
                 self._key(INSTANCE_VERSIONS_HASH, name),
+                self._key(INSTANCE_FEATURES_HASH, name),
             ],
             args=[
                 registration.version,
                 fingerprint(registration),
-                registration.model_dump_json(),
+                registration.model_dump_json(exclude={"features"}),  # the instance's, kept apart
                 name,
                 now,
                 now + self._window_ms,
                 instance_id,
+                _join_features(registration.features),
             ],
         )
         if not accepted:
@@ -135,7 +176,8 @@ class RegistryStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zrem(self._key(INSTANCES_ZSET, name), instance_id)
             pipe.hdel(self._key(INSTANCE_VERSIONS_HASH, name), instance_id)
-            removed, _ = await pipe.execute()
+            pipe.hdel(self._key(INSTANCE_FEATURES_HASH, name), instance_id)
+            removed, _, _ = await pipe.execute()
         if not removed:
             raise InstanceNotFound(f"instance {instance_id!r} of {name!r} is not registered")
 
@@ -163,23 +205,24 @@ class RegistryStore:
             pipe.hgetall(self._key(VERSIONS_HASH, name))
             pipe.zrangebyscore(self._key(INSTANCES_ZSET, name), now, "+inf")
             pipe.hgetall(self._key(INSTANCE_VERSIONS_HASH, name))
-            raw_versions, live, served = await pipe.execute()
+            pipe.hgetall(self._key(INSTANCE_FEATURES_HASH, name))
+            raw_versions, raw_live, served, announced = await pipe.execute()
         if not raw_versions:
             raise ModelNotFound(f"model {name!r} is not registered")
         served_by = {_text(k): _text(v) for k, v in served.items()}
-        counts: dict[str, int] = {}
-        for instance in live:
-            version = served_by.get(_text(instance))
-            if version is not None:
-                counts[version] = counts.get(version, 0) + 1
-        versions = {
-            _text(version): VersionRecord(
+        features = {_text(k): _split_features(v) for k, v in announced.items()}
+        live = [_text(i) for i in raw_live]
+        grouped = _by_version(live, served_by)
+        versions: dict[str, VersionRecord] = {}
+        for raw_version, raw in raw_versions.items():
+            version = _text(raw_version)
+            instances = grouped.get(version, [])
+            versions[version] = VersionRecord(
                 registration=Registration.model_validate_json(raw),
-                instances=counts.get(_text(version), 0),
+                instances=len(instances),
+                features=_common(instances, features),
             )
-            for version, raw in raw_versions.items()
-        }
-        await self._prune(name, now, served_by, {_text(i) for i in live})
+        await self._prune(name, now, served_by, set(live))
         return ModelRecord(name=name, versions=versions)
 
     async def list(self) -> list[ModelRecord]:
@@ -201,4 +244,5 @@ class RegistryStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zremrangebyscore(self._key(INSTANCES_ZSET, name), "-inf", now)
             pipe.hdel(self._key(INSTANCE_VERSIONS_HASH, name), *gone)
+            pipe.hdel(self._key(INSTANCE_FEATURES_HASH, name), *gone)
             await pipe.execute()

@@ -33,6 +33,7 @@ def _version(record: ModelRecord, version: str) -> VersionSummary:
         status="alive" if stored.instances > 0 else "dead",
         instances=stored.instances,
         queue=stored.registration.queue,
+        features=sorted(stored.features),
     )
 
 

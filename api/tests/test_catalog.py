@@ -14,7 +14,7 @@ from conveyor.registry_client import RegistryClient
 from proto import model_a_pb2
 
 
-def _detail(name: str, instances: int) -> dict[str, object]:
+def _detail(name: str, instances: int, features: list[str] | None = None) -> dict[str, object]:
     request, response = model_a_pb2.ModelARequest, model_a_pb2.ModelAResponse
     fds = base64.b64encode(file_descriptor_set(request.DESCRIPTOR, response.DESCRIPTOR)).decode()
     return {
@@ -23,6 +23,7 @@ def _detail(name: str, instances: int) -> dict[str, object]:
         "version": "3",
         "instances": instances,
         "queue": f"conveyor.tasks.{name}.3",
+        **({} if features is None else {"features": features}),
         "versions": [
             {
                 "version": "3",
@@ -38,10 +39,14 @@ def _detail(name: str, instances: int) -> dict[str, object]:
 
 
 class FakeRegistry:
-    """Serves ``GET /models/{name}`` from a dict and counts the calls."""
+    """Serves ``GET /models/{name}`` from a dict and counts the calls.
+
+    ``features`` are what the registry shows for a model's version (absent: a registry that
+    predates features)."""
 
     def __init__(self) -> None:
         self.instances = {"echo": 1}
+        self.features: dict[str, list[str]] = {}
         self.calls = 0
         self.down = False
 
@@ -58,7 +63,8 @@ class FakeRegistry:
         name = request.url.path.rsplit("/", 1)[1]
         if name not in self.instances:
             return httpx.Response(404, json={"error": {"code": "model_not_found"}})
-        return httpx.Response(200, json=_detail(name, self.instances[name]))
+        detail = _detail(name, self.instances[name], self.features.get(name))
+        return httpx.Response(200, json=detail)
 
 
 def _catalog(registry: FakeRegistry, cache_seconds: float = 60.0) -> ModelCatalog:
@@ -199,4 +205,33 @@ async def test_a_refresh_during_a_registry_outage_keeps_the_last_known_model() -
     for _ in range(3):
         assert await catalog.get("echo") is known
         await asyncio.sleep(0.02)
+    await catalog.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_version_packs_tasks_when_the_registry_says_every_instance_can() -> None:
+    registry = FakeRegistry()
+    registry.features = {"echo": ["task-batch", "other"], "old": [], "mixed": ["other"]}
+    registry.instances.update({"old": 1, "mixed": 1, "legacy": 1})
+    catalog = _catalog(registry)
+    packing = await catalog.get("echo")
+    assert (packing.features, packing.packs_tasks) == (frozenset({"task-batch", "other"}), True)
+    assert not (await catalog.get("old")).packs_tasks
+    assert (await catalog.get("mixed")).features == frozenset({"other"})
+    assert not (await catalog.get("mixed")).packs_tasks
+    legacy = await catalog.get("legacy")  # a registry without features: nothing is packed
+    assert (legacy.features, legacy.packs_tasks) == (frozenset(), False)
+    await catalog.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_refresh_learns_that_the_features_changed() -> None:
+    registry = FakeRegistry()
+    registry.features = {"echo": ["task-batch"]}
+    catalog = _catalog(registry, cache_seconds=0.0)
+    assert (await catalog.get("echo")).packs_tasks
+    registry.features = {"echo": []}  # an older worker joined
+    await catalog.get("echo")  # served from the cache; the refresh learns it
+    await asyncio.sleep(0.05)
+    assert not (await catalog.get("echo")).packs_tasks
     await catalog.aclose()

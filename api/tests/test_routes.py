@@ -302,7 +302,7 @@ def test_models_are_listed_typed(client: TestClient) -> None:
     listed = client.get("/models").json()
     assert listed[0]["name"] == "echo"
     assert listed[0]["versions"] == [
-        {"version": "1", "status": "alive", "instances": 1, "queue": "q"}
+        {"version": "1", "status": "alive", "instances": 1, "queue": "q", "features": []}
     ]
 
 

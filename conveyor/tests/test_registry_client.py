@@ -5,6 +5,7 @@ import json
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from conveyor.errors import ModelNotRegistered, RegistryRefused, RegistryUnavailable
 from conveyor.registry_api import Registration
@@ -51,6 +52,37 @@ async def test_register_sends_the_registration_and_reads_the_ack() -> None:
     assert ack.liveness_window == 5.0
     assert (seen[0].method, seen[0].url.path) == ("POST", "/models/m/instances/i1")
     assert json.loads(seen[0].content)["request_type"] == "a.Req"
+    assert json.loads(seen[0].content)["features"] == []
+
+
+@pytest.mark.asyncio
+async def test_features_round_trip() -> None:
+    bodies: list[dict[str, object]] = []
+    version = {"version": "1", "status": "alive", "instances": 2, "queue": "conveyor.tasks.m.1"}
+    summary = {**SUMMARY, "features": ["task-batch"]}
+    summary["versions"] = [{**version, "features": ["task-batch"]}]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            bodies.append(json.loads(request.content))
+            ack = {"model": "m", "instance_id": "i1", "liveness_window": 5.0}
+            return httpx.Response(201, json=ack)
+        return httpx.Response(200, json=[summary])
+
+    client = _client(httpx.MockTransport(handler))
+    registration = _registration().model_copy(update={"features": ["task-batch"]})
+    await client.register("m", "i1", registration)
+    listed = await client.list_models()
+    await client.aclose()
+    assert Registration.model_validate(bodies[0]) == registration
+    assert (listed[0].features, listed[0].versions[0].features) == (["task-batch"], ["task-batch"])
+
+
+def test_features_are_checked_and_default_to_none() -> None:
+    assert _registration().features == []
+    for features in (["Task"], [""], ["a" * 65], ["x"] * 33):
+        with pytest.raises(ValidationError):
+            Registration.model_validate({**_registration().model_dump(), "features": features})
 
 
 @pytest.mark.asyncio

@@ -210,3 +210,70 @@ def test_mutations_need_the_registry_key_when_one_is_set(settings: Settings) -> 
         assert client.put("/models/m/instances/i", headers=right).status_code == 200
         assert client.get("/models/m").status_code == 200  # reading stays open
         assert client.delete("/models/m/versions/7").status_code == 401
+
+
+def _features(client: TestClient, version: str = "7") -> list[str]:
+    """The features the registry shows for ``version`` of model m (also in the listing)."""
+    detail = client.get(f"/models/m/versions/{version}").json()
+    listed = client.get("/models").json()[0]
+    [summary] = [v for v in listed["versions"] if v["version"] == version]
+    assert summary["features"] == detail["features"]
+    return list(detail["features"])
+
+
+def test_a_version_has_the_features_every_live_instance_announced(client: TestClient) -> None:
+    packing = {**_registration(), "features": ["task-batch", "zz-other"]}
+    assert client.post("/models/m/instances/new", json=packing).status_code == 201
+    assert _features(client) == ["task-batch", "zz-other"]
+    assert client.post("/models/m/instances/old", json=_registration()).status_code == 201
+    assert _features(client) == []  # an older worker would reject packed tasks
+    assert client.delete("/models/m/instances/old").status_code == 204
+    assert _features(client) == ["task-batch", "zz-other"]
+    assert client.get("/models").json()[0]["features"] == ["task-batch", "zz-other"]
+    client.delete("/models/m/instances/new")
+    assert _features(client) == []  # no live instance: no features
+
+
+def test_an_expired_instance_does_not_count_for_the_features(client: TestClient) -> None:
+    packing = {**_registration(), "features": ["task-batch"]}
+    client.post("/models/m/instances/new", json=packing)
+    client.post("/models/m/instances/old", json=_registration())
+    deadline = time.monotonic() + WINDOW * 4
+    while time.monotonic() < deadline and client.get("/models/m").json()["instances"] == 2:
+        assert client.put("/models/m/instances/new").status_code == 200
+        time.sleep(WINDOW / 5)
+    assert client.get("/models/m").json()["instances"] == 1
+    assert _features(client) == ["task-batch"]
+
+
+def test_features_are_per_instance_not_part_of_the_schema(client: TestClient) -> None:
+    assert client.post("/models/m/instances/a", json=_registration()).status_code == 201
+    packing = {**_registration(), "features": ["task-batch"]}
+    assert client.post("/models/m/instances/b", json=packing).status_code == 201
+    assert client.post("/models/m/instances/a", json=packing).status_code == 201  # upgraded
+    assert _features(client) == ["task-batch"]
+    assert client.post("/models/m/instances/a", json=_registration()).status_code == 201
+    assert _features(client) == []  # rolled back: a announces none again
+    v8 = {**packing, "version": "8"}
+    assert client.post("/models/m/instances/c", json=v8).status_code == 201
+    assert (_features(client, "7"), _features(client, "8")) == ([], ["task-batch"])
+
+
+def test_instances_stored_before_features_existed_have_none(
+    client: TestClient, settings: Settings
+) -> None:
+    packing = {**_registration(), "features": ["task-batch"]}
+    client.post("/models/m/instances/a", json=packing)
+    store = redis.Redis.from_url(REDIS_URL)
+    store.delete(f"{settings.registry_key_prefix}instance-features:m")
+    store.close()
+    detail = client.get("/models/m").json()
+    assert (detail["instances"], detail["features"]) == (1, [])
+
+
+def test_bad_features_are_refused(client: TestClient) -> None:
+    for features in (["Task_Batch"], [""], ["x" * 65], ["a,b"], [f"f{i}" for i in range(33)]):
+        body = {**_registration(), "features": features}
+        response = client.post("/models/m/instances/i", json=body)
+        assert response.status_code == 422, features
+        assert "body.features" in response.json()["error"]["message"], response.json()
