@@ -303,6 +303,13 @@ class WorkerMetrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         ).labels(model, version)
+        self.tasks_per_message = Histogram(
+            "conveyor_tasks_per_message",
+            "Tasks each delivered message carried (more than one: a gateway's TaskBatch).",
+            labels,
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        ).labels(model, version)
         self.expired = Counter(
             "conveyor_tasks_expired",
             "Tasks answered DEADLINE_EXCEEDED: their deadline passed while they were queued.",
@@ -317,7 +324,7 @@ class WorkerMetrics:
         ).labels(model, version)
         self.unsettled = Gauge(
             "conveyor_worker_unsettled_tasks",
-            "Tasks delivered to this worker and not yet acknowledged.",
+            "Messages delivered to this worker and not yet acknowledged (a TaskBatch counts once).",
             labels,
             registry=self.registry,
         ).labels(model, version)

@@ -53,6 +53,17 @@ REPLY_CHANNEL_PREFIX: Final = "conveyor:reply:"
 TASK_CONTENT_TYPE: Final = "application/x-protobuf; messageType=conveyor.v1.Task"
 """Content type of the RabbitMQ messages carrying a ``Task``."""
 
+TASK_BATCH_CONTENT_TYPE: Final = "application/x-protobuf; messageType=conveyor.v1.TaskBatch"
+"""Content type of the fast lane's messages carrying several synchronous tasks (a ``TaskBatch``)."""
+
+TASK_BATCH_FEATURE: Final = "task-batch"
+"""The feature a worker announces (``Registration.features``) when it unpacks ``TaskBatch``
+messages; a gateway packs a version's synchronous tasks only when every live instance of the
+version announced it."""
+
+MAX_TASKS_PER_MESSAGE: Final = 32
+"""The most tasks a gateway packs into one ``TaskBatch`` message."""
+
 
 def valid_model_name(name: str) -> bool:
     """True when ``name`` matches ``MODEL_NAME_PATTERN``."""

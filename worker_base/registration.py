@@ -6,6 +6,7 @@ import logging
 
 from conveyor.descriptors import file_descriptor_set
 from conveyor.errors import RegistryClientError, RegistryRefused
+from conveyor.protocol import TASK_BATCH_FEATURE
 from conveyor.registry_api import Registration
 from conveyor.registry_client import RegistryClient
 from worker_base.model import Model
@@ -24,6 +25,7 @@ def registration_of(model: Model, version: str, queue: str) -> Registration:
         response_type=response.full_name,
         descriptor_set=base64.b64encode(descriptor_set).decode("ascii"),
         example_request=model.example_request(),
+        features=[TASK_BATCH_FEATURE],  # unpacks TaskBatch messages (runner, packs)
     )
 
 

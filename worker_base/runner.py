@@ -27,7 +27,7 @@ from conveyor import logs, metrics
 from conveyor.amqp import connect_amqp
 from conveyor.heap import settle_heap
 from conveyor.logs import configure_logging
-from conveyor.protocol import dead_letter_queue, durable_queue
+from conveyor.protocol import TASK_BATCH_CONTENT_TYPE, dead_letter_queue, durable_queue
 from conveyor.queues import QueueLimits, declare_legacy_queue, declare_model_queues
 from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
@@ -38,6 +38,7 @@ from worker_base.commit import GroupCommit
 from worker_base.config import Settings
 from worker_base.execution import Executor
 from worker_base.model import Model
+from worker_base.packs import Pack
 from worker_base.registration import keep_alive, registration_of
 from worker_base.scheduler import Delivery, Scheduler
 
@@ -188,6 +189,10 @@ class Worker:
         self._unsettled += 1
         self._idle.clear()
         self.acks.opened(message)
+        if message.content_type == TASK_BATCH_CONTENT_TYPE:
+            await self._on_packed(lane, message)
+            return
+        self.metrics.tasks_per_message.observe(1)
         task = task_pb2.Task()
         try:
             task.ParseFromString(message.body)
@@ -204,18 +209,34 @@ class Worker:
             return
         await self.scheduler.put(self.scheduler.make(task, message, lane))
 
+    async def _on_packed(self, lane: str, message: AbstractIncomingMessage) -> None:
+        """Take the tasks of a ``TaskBatch`` message, each a delivery of its own that shares
+        the message (``Pack``): it is settled once all of them are."""
+        batch = task_pb2.TaskBatch()
+        try:
+            if lane != "sync":
+                raise DecodeError(f"a TaskBatch on the {lane} lane (only the fast lane has them)")
+            batch.ParseFromString(message.body)
+        except DecodeError as e:
+            logger.error("rejecting a message on %s that is not a usable TaskBatch: %s", lane, e)
+            await self._settle(message, _reject(message))
+            return
+        self.metrics.tasks_per_message.observe(len(batch.tasks))
+        tasks = [task for task in batch.tasks if task.result_key]
+        if len(tasks) < len(batch.tasks):
+            logger.error("dropping %d tasks without a result key", len(batch.tasks) - len(tasks))
+        if not tasks:
+            await self._settle(message, _reject(message))
+            return
+        pack = Pack(message, len(tasks))
+        for task in tasks:
+            await self.scheduler.put(self.scheduler.make(task, message, lane, pack))
+
     async def _settle(
-        self,
-        message: AbstractIncomingMessage,
-        action: Callable[[], Awaitable[None]],
-        delivery: Delivery | None = None,
+        self, message: AbstractIncomingMessage, action: Callable[[], Awaitable[None]]
     ) -> None:
-        """Acknowledge or reject a delivery alone, once; a broker error is logged, never raised
-        (the broker returns an unsettled message to its queue when the channel closes)."""
-        if delivery is not None:
-            if delivery.settled:
-                return
-            delivery.settled = True
+        """Acknowledge or reject a message alone; a broker error is logged, never raised (the
+        broker returns an unsettled message to its queue when the channel closes)."""
         self.acks.closed(message)
         try:
             await action()
@@ -246,17 +267,16 @@ class Worker:
                 await self._process(batch)
             except Exception:
                 logger.exception("a batch of %d tasks failed unexpectedly; requeueing", len(batch))
-                for delivery in batch:
-                    await self._settle(delivery.message, _requeue(delivery.message), delivery)
+                await self._release(batch, requeue=True)
 
     async def _process(self, batch: list[Delivery]) -> None:
         assert self._results is not None
         runnable: list[Delivery] = []
+        answered: list[Delivery] = []
         for delivery in batch:
-            if await self._already_answered(delivery):
-                await self._settle(delivery.message, delivery.message.ack, delivery)
-            else:
-                runnable.append(delivery)
+            (answered if await self._already_answered(delivery) else runnable).append(delivery)
+        if answered:
+            await self._release(answered, requeue=False)
         if not runnable:
             return
         tasks = [d.task for d in runnable]
@@ -271,17 +291,29 @@ class Worker:
         self.commits.add(list(zip(runnable, results, strict=True)))
 
     async def _settle_stored(self, deliveries: list[Delivery], stored: bool) -> None:
-        """Acknowledge tasks whose results are stored, together (``acks``); requeue them when
-        their store failed."""
-        if not stored:
-            await asyncio.gather(
-                *(self._settle(d.message, _requeue(d.message), d) for d in deliveries)
-            )
-            return
-        acking = [d for d in deliveries if not d.settled]
-        for delivery in acking:
+        """Acknowledge tasks whose results are stored; requeue them when their store failed."""
+        await self._release(deliveries, requeue=not stored)
+
+    async def _release(self, deliveries: list[Delivery], *, requeue: bool) -> None:
+        """Settle each delivery once: acknowledged (its result stored, or answered before),
+        together where ``acks`` can, or returned to its queue. A packed task settles its
+        message with the last open task of it, returning it if any of them asked to."""
+        acking: list[AbstractIncomingMessage] = []
+        returning: list[AbstractIncomingMessage] = []
+        for delivery in deliveries:
+            if delivery.settled:
+                continue
             delivery.settled = True
-        failures = await self.acks.ack([d.message for d in acking])
+            pack = delivery.pack
+            if pack is None:
+                (returning if requeue else acking).append(delivery.message)
+            elif pack.settle(requeue):
+                (returning if pack.requeue else acking).append(pack.message)
+        if returning:
+            await asyncio.gather(*(self._settle(m, _requeue(m)) for m in returning))
+        if not acking:
+            return
+        failures = await self.acks.ack(acking)
         for failure in failures:
             if failure is not None:
                 logger.warning("could not settle a delivery: %s", failure)

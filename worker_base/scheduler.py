@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from aio_pika.abc import AbstractIncomingMessage
 
 from proto import task_pb2
+from worker_base.packs import Pack
 
 __all__ = ["LONE_WAITS", "Delivery", "Scheduler"]
 
@@ -41,6 +42,8 @@ class Delivery:
     lane: str = field(compare=False)
     received: float = field(compare=False, default_factory=time.monotonic)
     settled: bool = field(compare=False, default=False)
+    pack: Pack | None = field(compare=False, default=None)
+    """The ``TaskBatch`` message's tasks this one is settled with; None for a message of one."""
 
 
 class Scheduler:
@@ -58,9 +61,15 @@ class Scheduler:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def make(self, task: task_pb2.Task, message: AbstractIncomingMessage, lane: str) -> Delivery:
+    def make(
+        self,
+        task: task_pb2.Task,
+        message: AbstractIncomingMessage,
+        lane: str,
+        pack: Pack | None = None,
+    ) -> Delivery:
         """Wrap a delivered task, numbered in arrival order."""
-        return Delivery((-task.priority, next(self._seq)), task, message, lane)
+        return Delivery((-task.priority, next(self._seq)), task, message, lane, pack=pack)
 
     async def put(self, delivery: Delivery) -> None:
         """Add a delivery and wake a waiting runner."""

@@ -1,0 +1,145 @@
+"""Packed synchronous tasks (``TaskBatch`` messages): each task a delivery of its own, the
+message settled once, after its last task: acknowledged, or returned if any task asked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conveyor.protocol import TASK_BATCH_CONTENT_TYPE, TASK_CONTENT_TYPE
+from proto import model_a_pb2, task_pb2
+from worker_base import MessageDescriptor, Model, Settings, Worker
+from worker_base.packs import Pack
+
+
+class Echo(Model):
+    name = "echo_packs"
+
+    async def process_request(self, body: bytes) -> model_a_pb2.ModelAResponse:
+        return model_a_pb2.ModelAResponse(reply=model_a_pb2.ModelARequest.FromString(body).data)
+
+    def get_request_format(self) -> MessageDescriptor:
+        return model_a_pb2.ModelARequest.DESCRIPTOR
+
+    def get_response_format(self) -> MessageDescriptor:
+        return model_a_pb2.ModelAResponse.DESCRIPTOR
+
+
+class Channel:
+    is_closed = False
+
+
+class Message:
+    """A delivery as the worker settles it: records acks, nacks and rejects."""
+
+    def __init__(self, body: bytes, content_type: str, tag: int = 1) -> None:
+        self.body = body
+        self.content_type = content_type
+        self.delivery_tag = tag
+        self.channel = Channel()
+        self.redelivered = False
+        self.headers: dict[str, Any] = {}
+        self.settled: list[str] = []
+
+    async def ack(self, multiple: bool = False) -> None:
+        self.settled.append("ack")
+
+    async def nack(self, requeue: bool = True) -> None:
+        self.settled.append("requeue" if requeue else "drop")
+
+    async def reject(self, requeue: bool = False) -> None:
+        self.settled.append("reject")
+
+
+def _task(task_id: str, result_key: str | None = None) -> task_pb2.Task:
+    return task_pb2.Task(
+        task_id=task_id,
+        payload=model_a_pb2.ModelARequest(data=task_id).SerializeToString(),
+        result_key=task_id if result_key is None else result_key,
+        reply_channel="conveyor:reply:test",
+    )
+
+
+def _packed(*tasks: task_pb2.Task) -> Message:
+    return Message(task_pb2.TaskBatch(tasks=tasks).SerializeToString(), TASK_BATCH_CONTENT_TYPE)
+
+
+async def _delivered(worker: Worker, message: Message, lane: str = "sync") -> None:
+    await worker._on_message(lane, message)  # type: ignore[arg-type]
+
+
+def test_a_pack_settles_with_its_last_task_and_remembers_a_requeue() -> None:
+    pack = Pack(object(), 3)  # type: ignore[arg-type]
+    assert not pack.settle(requeue=False)
+    assert not pack.settle(requeue=True)
+    assert pack.settle(requeue=False)
+    assert pack.requeue
+    with pytest.raises(RuntimeError):
+        pack.settle(requeue=False)
+
+
+@pytest.mark.asyncio
+async def test_each_task_of_a_batch_message_is_a_delivery_sharing_the_message() -> None:
+    worker = Worker(Echo(), Settings(model_name="echo_packs"))
+    message = _packed(_task("a"), _task("b"), _task("no-key", result_key=""), _task("c"))
+    await _delivered(worker, message)
+    deliveries = await worker.scheduler.take(10, 0)
+    assert [d.task.task_id for d in deliveries] == ["a", "b", "c"]  # no key: dropped, logged
+    assert {id(d.pack) for d in deliveries} == {id(deliveries[0].pack)}
+    assert deliveries[0].pack is not None and deliveries[0].pack.open == 3
+    assert worker._unsettled == 1  # the broker's one message
+    assert message.settled == []
+
+
+@pytest.mark.asyncio
+async def test_the_message_is_acknowledged_once_after_its_last_task_is_stored() -> None:
+    worker = Worker(Echo(), Settings(model_name="echo_packs"))
+    message = _packed(_task("a"), _task("b"), _task("c"))
+    await _delivered(worker, message)
+    a, b, c = await worker.scheduler.take(10, 0)
+    await worker._settle_stored([a, b], True)
+    assert message.settled == []  # c is not stored yet: acknowledging would risk losing it
+    await worker._settle_stored([c], True)
+    await worker._settle_stored([c], True)  # settling a task twice changes nothing
+    assert message.settled == ["ack"]
+    assert worker._unsettled == 0 and worker.acks.open_count() == 0
+
+
+@pytest.mark.asyncio
+async def test_a_task_whose_store_failed_returns_the_whole_message_to_its_queue() -> None:
+    worker = Worker(Echo(), Settings(model_name="echo_packs"))
+    message = _packed(_task("a"), _task("b"))
+    await _delivered(worker, message)
+    a, b = await worker.scheduler.take(10, 0)
+    await worker._settle_stored([a], False)
+    await worker._settle_stored([b], True)
+    assert message.settled == ["requeue"]  # redelivered; a stored result is announced again
+    assert worker._unsettled == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("message", "lane"),
+    [
+        (Message(b"\xff\xff not protobuf", TASK_BATCH_CONTENT_TYPE), "sync"),
+        (_packed(_task("a", result_key="")), "sync"),  # nothing in it can be answered
+        (_packed(_task("a")), "durable"),  # only the fast lane carries packs
+    ],
+)
+async def test_an_unusable_batch_message_is_rejected(message: Message, lane: str) -> None:
+    worker = Worker(Echo(), Settings(model_name="echo_packs"))
+    await _delivered(worker, message, lane)
+    assert message.settled == ["reject"]
+    assert len(worker.scheduler) == 0 and worker._unsettled == 0
+
+
+@pytest.mark.asyncio
+async def test_a_plain_task_message_is_one_delivery_of_its_own() -> None:
+    worker = Worker(Echo(), Settings(model_name="echo_packs"))
+    message = Message(_task("a").SerializeToString(), TASK_CONTENT_TYPE)
+    await _delivered(worker, message)
+    [delivery] = await worker.scheduler.take(10, 0)
+    assert delivery.pack is None
+    await worker._settle_stored([delivery], True)
+    assert message.settled == ["ack"]
