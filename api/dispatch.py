@@ -1,7 +1,9 @@
 """Submitting tasks to a model version's queues, and getting their results back.
 
 Synchronous tasks go to the version's fast lane (transient, with message priorities, expiring
-at the caller's deadline) and their results come back in the worker's notification; asynchronous
+at the caller's deadline) and their results come back in the worker's notification; those that
+reach the gateway together share one message where the version's workers can unpack it
+(``api.packing``); asynchronous
 tasks go to a durable lane (persistent, replicated, confirmed) and are polled. Every publish
 is confirmed and ``mandatory``: a full queue (the broker refuses the publish) is a 429, a
 missing queue a 503, a broker that cannot be reached a 503; a Redis outage is a 503 too.
@@ -37,6 +39,7 @@ from api.exceptions import (
     TaskConflict,
     TaskNotFound,
 )
+from api.packing import TaskPacker
 from conveyor import logs
 from conveyor.amqp import connect_amqp
 from conveyor.protocol import (
@@ -115,6 +118,7 @@ class Dispatcher:
         self._busy: list[int] = [0] * len(self._channels)
         self._renewed: list[float] = [0.0] * len(self._channels)
         self._inspect: AbstractChannel | None = None
+        self._packer = TaskPacker(self._send)
 
     async def start(self, connect_timeout: float) -> None:
         """Connect to RabbitMQ (waiting up to ``connect_timeout`` s for it, reconnecting on its
@@ -200,7 +204,13 @@ class Dispatcher:
         )  # fmt: skip
         self._waiter.register(task.task_id)
         try:
-            await self._publish(info, task, durable=self._sync_durable, seconds=seconds)
+            if not self._sync_durable and info.packs_tasks:
+                await self._packer.publish(
+                    info, sync_queue(info.name, info.version), task.task_id,
+                    task.SerializeToString(), task.priority, seconds,
+                )  # fmt: skip
+            else:
+                await self._publish(info, task, durable=self._sync_durable, seconds=seconds)
             while True:
                 remaining = deadline - time.monotonic()
                 result = await self._waiter.wait(task.task_id, remaining) if remaining > 0 else None
@@ -236,11 +246,6 @@ class Dispatcher:
     async def _publish(
         self, info: ModelInfo, task: task_pb2.Task, *, durable: bool, seconds: float | None
     ) -> None:
-        if not self._channels:
-            raise ServiceUnavailable(
-                "RabbitMQ is not connected", dependency="rabbitmq", model=info.name,
-                retry_after=self._retry_after,
-            )  # fmt: skip
         body = task.SerializeToString()
         if durable:
             queue = durable_queue(info.name, info.version, high=task.priority >= HIGH_PRIORITY)
@@ -259,6 +264,19 @@ class Dispatcher:
                 priority=task.priority,
                 expiration=str(max(int((seconds or 0.0) * 1000), 1)),  # milliseconds
             )
+        await self._send(info, body, properties, queue, seconds)
+
+    async def _send(
+        self, info: ModelInfo, body: bytes, properties: spec.Basic.Properties, queue: str,
+        seconds: float | None,
+    ) -> None:  # fmt: skip
+        """Publish one message for ``info``'s version and wait for its confirm, turning every
+        way it can fail into the gateway's error (429, 503)."""
+        if not self._channels:
+            raise ServiceUnavailable(
+                "RabbitMQ is not connected", dependency="rabbitmq", model=info.name,
+                retry_after=self._retry_after,
+            )  # fmt: skip
         try:
             await self._confirmed(body, properties, queue, seconds)
         except PublishError as e:  # returned: no queue of that name (before DeliveryError: a

@@ -4,6 +4,7 @@ waiter: which lane a task takes, what it carries, and how broker answers become 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,12 @@ from api.exceptions import (
     ServiceUnavailable,
     TaskConflict,
 )
+from conveyor.protocol import (
+    MAX_TASKS_PER_MESSAGE,
+    TASK_BATCH_CONTENT_TYPE,
+    TASK_BATCH_FEATURE,
+    TASK_CONTENT_TYPE,
+)
 from conveyor.results import CancelOutcome, TaskRecord
 from proto import model_a_pb2, task_pb2
 
@@ -30,6 +37,8 @@ INFO = ModelInfo(
     request_class=model_a_pb2.ModelARequest,
     response_class=model_a_pb2.ModelAResponse,
 )
+PACKING = dataclasses.replace(INFO, features=frozenset({TASK_BATCH_FEATURE}))
+"""A version whose live workers all unpack TaskBatch messages."""
 
 
 @dataclass
@@ -57,7 +66,16 @@ class FakeUnderlay:
         if self.gate is not None:
             await self.gate.wait()
         if self.on_publish is not None:
-            self.on_publish(task_pb2.Task.FromString(body))
+            for task in _tasks(Published(body, properties)):
+                self.on_publish(task)
+
+
+def _tasks(message: Published) -> list[task_pb2.Task]:
+    """The tasks a published message carries: one, or a TaskBatch's."""
+    if message.properties.content_type == TASK_BATCH_CONTENT_TYPE:
+        return list(task_pb2.TaskBatch.FromString(message.body).tasks)
+    assert message.properties.content_type == TASK_CONTENT_TYPE
+    return [task_pb2.Task.FromString(message.body)]
 
 
 class FakeChannel:
@@ -284,3 +302,85 @@ async def test_cancel_a_queued_task_then_a_finished_one() -> None:
     with pytest.raises(TaskConflict) as caught:
         await dispatcher.cancel(done)
     assert caught.value.status == "done"
+
+
+async def _run_together(
+    dispatcher: Dispatcher, info: ModelInfo, priorities: list[int]
+) -> list[task_pb2.TaskResult]:
+    """Sync requests that reach the gateway in the same turn of its loop."""
+    return await asyncio.gather(
+        *(
+            dispatcher.run(info, b"p", seconds=5.0, priority=p, request_id=f"r-{i}")
+            for i, p in enumerate(priorities)
+        )
+    )
+
+
+@pytest.mark.asyncio
+async def test_sync_tasks_of_one_turn_leave_as_one_message_each_answered_on_its_own() -> None:
+    dispatcher, channel, _, waiter = _dispatcher()
+    channel.underlay.on_publish = _answer(waiter)
+    results = await _run_together(dispatcher, PACKING, [0] * 5)
+    replies = [model_a_pb2.ModelAResponse.FromString(r.response).reply for r in results]
+    assert replies == [f"r-{i}" for i in range(5)]
+    [(message, queue, mandatory)] = channel.underlay.published
+    assert (queue, mandatory) == ("conveyor.sync.echo.2", True)
+    assert message.properties.content_type == TASK_BATCH_CONTENT_TYPE
+    assert message.properties.delivery_mode == 1  # transient
+    assert 4000 <= int(message.properties.expiration) <= 5000
+    tasks = _tasks(message)
+    assert [t.request_id for t in tasks] == [f"r-{i}" for i in range(5)]
+    assert len({t.task_id for t in tasks}) == 5
+
+
+@pytest.mark.asyncio
+async def test_a_task_alone_leaves_as_a_plain_task_message() -> None:
+    dispatcher, channel, _, waiter = _dispatcher()
+    channel.underlay.on_publish = _answer(waiter)
+    await dispatcher.run(PACKING, b"p", seconds=5.0, request_id="alone")
+    [(message, _, _)] = channel.underlay.published
+    assert message.properties.content_type == TASK_CONTENT_TYPE
+    assert message.properties.message_id == task_pb2.Task.FromString(message.body).task_id
+
+
+@pytest.mark.asyncio
+async def test_packs_are_per_priority_and_at_most_the_limit() -> None:
+    dispatcher, channel, _, waiter = _dispatcher()
+    channel.underlay.on_publish = _answer(waiter)
+    count = MAX_TASKS_PER_MESSAGE + 3
+    await _run_together(dispatcher, PACKING, [0] * count + [7, 7])
+    sizes: dict[int, list[int]] = {}
+    for message, _, _ in channel.underlay.published:
+        priorities = {t.priority for t in _tasks(message)}
+        assert priorities == {message.properties.priority}  # one priority per message
+        sizes.setdefault(message.properties.priority, []).append(len(_tasks(message)))
+    assert sizes == {0: [MAX_TASKS_PER_MESSAGE, 3], 7: [2]}
+
+
+@pytest.mark.asyncio
+async def test_a_version_with_a_worker_that_cannot_unpack_gets_one_message_a_task() -> None:
+    dispatcher, channel, _, waiter = _dispatcher()
+    channel.underlay.on_publish = _answer(waiter)
+    await _run_together(dispatcher, INFO, [0] * 4)  # INFO: no "task-batch" feature
+    contents = [m.properties.content_type for m, _, _ in channel.underlay.published]
+    assert contents == [TASK_CONTENT_TYPE] * 4
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (DeliveryError(None, None), Overloaded),  # type: ignore[arg-type]
+        (PublishError.__new__(PublishError), ModelUnavailable),
+        (ConnectionResetError(), ServiceUnavailable),
+    ],
+)
+async def test_a_refused_pack_fails_each_of_its_callers_with_the_gateway_error(
+    failure: Exception, expected: type[Exception]
+) -> None:
+    dispatcher, channel, _, _ = _dispatcher()
+    channel.underlay.fail = failure
+    outcomes = await asyncio.gather(
+        *(dispatcher.run(PACKING, b"p", seconds=1.0) for _ in range(3)), return_exceptions=True
+    )
+    assert [type(o) for o in outcomes] == [expected] * 3
