@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Iterator
 
+import aio_pika
 import httpx
 import pytest
+import redis
 
-from conveyor.protocol import TASK_BATCH_FEATURE
-from tests.integration.stack import Stack, free_port
+from conveyor.protocol import TASK_BATCH_CONTENT_TYPE, TASK_BATCH_FEATURE, result_key, sync_queue
+from proto import model_a_pb2, task_pb2
+from tests.integration.stack import SLOW_MODEL, Stack, free_port, wait_until
 
 CLIENTS = 48
 ROUNDS = 6
@@ -76,3 +80,70 @@ def test_concurrent_sync_requests_share_messages_and_each_gets_its_own_answer(
             break
     assert packed, f"{ROUNDS} bursts of {CLIENTS} requests never shared a message"
     assert tasks == CLIENTS * (round_ + 1)  # every task delivered once, none lost or doubled
+
+
+PACKED = 6
+
+
+async def _publish_batch(amqp_url: str, queue: str, tasks: list[task_pb2.Task]) -> None:
+    """Publish ``tasks`` as one TaskBatch message, as a gateway packs them."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        body = task_pb2.TaskBatch(tasks=tasks).SerializeToString()
+        message = aio_pika.Message(body, content_type=TASK_BATCH_CONTENT_TYPE, delivery_mode=1)
+        await channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
+    finally:
+        await connection.close()
+
+
+def test_a_worker_killed_holding_a_batch_message_loses_none_of_its_tasks(stack: Packing) -> None:
+    """Some tasks of the message are stored when the worker dies, the rest are not: the
+    message comes back whole, the stored ones are announced again, not run twice."""
+    model = stack.model_name("slow")
+    prefix = f"test:{stack.id}:slow:"
+    env = {"SLOW_MODEL_COUNTER_PREFIX": prefix, "WORKER_CONCURRENCY": "1"}
+    counters = redis.Redis.from_url(stack.redis_url)
+    try:
+        doomed = stack.start_worker(SLOW_MODEL, model, **env)
+        version = httpx.get(f"{stack.registry_url}/models/{model}", timeout=10.0).json()["version"]
+        deadline = int(time.time() * 1000) + 120_000
+        tasks = [
+            task_pb2.Task(
+                task_id=f"{stack.id}-{i}",
+                model=model,
+                version=version,
+                payload=model_a_pb2.ModelARequest(data=f"p{i}:0.4").SerializeToString(),
+                deadline_unix_ms=deadline,
+                result_key=result_key(f"{stack.id}-{i}"),
+                reply_channel=f"test:{stack.id}:reply",
+                result_ttl_seconds=600,
+            )
+            for i in range(PACKED)
+        ]
+        asyncio.run(_publish_batch(stack.amqp_url, sync_queue(model, version), tasks))
+        wait_until(
+            lambda: counters.get(f"{prefix}p1:finished") == b"1", 60.0, what="two tasks done"
+        )
+        doomed.signal(9)
+        doomed.process.wait(30)
+        stored_before = [counters.exists(t.result_key) for t in tasks]
+        assert stored_before[:2] == [1, 1] and stored_before[-1] == 0
+
+        survivor = stack.start_worker(SLOW_MODEL, model, **env)
+
+        def all_stored() -> bool:
+            return all(counters.exists(t.result_key) for t in tasks)
+
+        wait_until(all_stored, 90.0, interval=0.3, what="every task of the message stored")
+        for i, task in enumerate(tasks):
+            stored = counters.get(task.result_key)
+            assert isinstance(stored, bytes)
+            result = task_pb2.TaskResult.FromString(stored)
+            reply = model_a_pb2.ModelAResponse.FromString(result.response).reply
+            pid = doomed.pid if stored_before[i] else survivor.pid
+            assert reply == f"pid={pid} tag=p{i}"
+            assert counters.get(f"{prefix}p{i}:finished") == b"1"  # completed once
+        assert counters.get(f"{prefix}p0:started") == b"1"  # stored: not run again
+    finally:
+        counters.close()
