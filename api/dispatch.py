@@ -205,10 +205,7 @@ class Dispatcher:
         self._waiter.register(task.task_id)
         try:
             if not self._sync_durable and info.packs_tasks:
-                await self._packer.publish(
-                    info, sync_queue(info.name, info.version), task.task_id,
-                    task.SerializeToString(), task.priority, seconds,
-                )  # fmt: skip
+                await self._publish_packed(info, task, seconds)
             else:
                 await self._publish(info, task, durable=self._sync_durable, seconds=seconds)
             while True:
@@ -227,6 +224,22 @@ class Dispatcher:
                     )
         finally:
             self._waiter.discard(task.task_id)
+
+    async def _publish_packed(self, info: ModelInfo, task: task_pb2.Task, seconds: float) -> None:
+        """Publish a sync task with the others of this loop turn (``api.packing``). The message
+        waits for its confirm as long as its longest-waiting caller; this caller waits only its
+        own ``seconds``, as an unpacked publish would."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._packer.publish(
+                    info, sync_queue(info.name, info.version), task.task_id,
+                    task.SerializeToString(), task.priority, seconds,
+                )  # fmt: skip
+        except TimeoutError as e:
+            raise ServiceUnavailable(
+                "RabbitMQ did not confirm the task in time", dependency="rabbitmq",
+                model=info.name, retry_after=self._retry_after,
+            ) from e  # fmt: skip
 
     async def submit(
         self, info: ModelInfo, payload: bytes, *, deadline: float, priority: int = 0,

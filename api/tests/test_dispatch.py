@@ -384,3 +384,20 @@ async def test_a_refused_pack_fails_each_of_its_callers_with_the_gateway_error(
         *(dispatcher.run(PACKING, b"p", seconds=1.0) for _ in range(3)), return_exceptions=True
     )
     assert [type(o) for o in outcomes] == [expected] * 3
+
+
+@pytest.mark.asyncio
+async def test_a_caller_waits_for_the_shared_confirm_no_longer_than_its_own_timeout() -> None:
+    dispatcher, channel, _, waiter = _dispatcher()
+    answer = _answer(waiter)
+    # The hasty caller has gone by the time the task is answered: nobody waits for it.
+    channel.underlay.on_publish = lambda task: task.task_id in waiter.futures and answer(task)
+    channel.underlay.gate = asyncio.Event()  # the broker is slow to confirm
+    hasty = asyncio.create_task(dispatcher.run(PACKING, b"p", seconds=0.05, request_id="h"))
+    patient = asyncio.create_task(dispatcher.run(PACKING, b"p", seconds=5.0, request_id="p"))
+    with pytest.raises(ServiceUnavailable):
+        await asyncio.wait_for(hasty, 2.0)  # its own 0.05 s, not the message's 5 s
+    assert len(channel.underlay.published) == 1  # both left in one message
+    channel.underlay.gate.set()
+    result = await patient
+    assert model_a_pb2.ModelAResponse.FromString(result.response).reply == "p"
