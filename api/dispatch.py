@@ -39,7 +39,7 @@ from api.exceptions import (
     TaskConflict,
     TaskNotFound,
 )
-from api.packing import TaskPacker
+from api.packing import TaskPacker, fast_lane_properties
 from conveyor import logs
 from conveyor.amqp import connect_amqp
 from conveyor.protocol import (
@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 
 _REDIS_ERRORS = (aioredis.RedisError, OSError)
 _AMQP_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError)
-_PERSISTENT, _TRANSIENT = 2, 1  # AMQP delivery modes
+_PERSISTENT = 2  # AMQP delivery mode
 PUBLISH_CHANNELS = 4  # channels publishing tasks, per gateway
 _CLOSING: set[asyncio.Task[None]] = set()  # channels closing after a swap (kept referenced)
 
@@ -236,10 +236,7 @@ class Dispatcher:
                     task.SerializeToString(), task.priority, seconds,
                 )  # fmt: skip
         except TimeoutError as e:
-            raise ServiceUnavailable(
-                "RabbitMQ did not confirm the task in time", dependency="rabbitmq",
-                model=info.name, retry_after=self._retry_after,
-            ) from e  # fmt: skip
+            raise self._unconfirmed(info) from e
 
     async def submit(
         self, info: ModelInfo, payload: bytes, *, deadline: float, priority: int = 0,
@@ -270,12 +267,8 @@ class Dispatcher:
             )
         else:
             queue = sync_queue(info.name, info.version)
-            properties = spec.Basic.Properties(
-                content_type=TASK_CONTENT_TYPE,
-                delivery_mode=_TRANSIENT,
-                message_id=task.task_id,
-                priority=task.priority,
-                expiration=str(max(int((seconds or 0.0) * 1000), 1)),  # milliseconds
+            properties = fast_lane_properties(
+                TASK_CONTENT_TYPE, task.task_id, task.priority, seconds or 0.0
             )
         await self._send(info, body, properties, queue, seconds)
 
@@ -306,15 +299,19 @@ class Dispatcher:
                 retry_after=self._retry_after,
             ) from e
         except TimeoutError as e:
-            raise ServiceUnavailable(
-                "RabbitMQ did not confirm the task in time", dependency="rabbitmq",
-                model=info.name, retry_after=self._retry_after,
-            ) from e  # fmt: skip
+            raise self._unconfirmed(info) from e
         except _AMQP_ERRORS as e:
             raise ServiceUnavailable(
                 f"RabbitMQ is unreachable: {type(e).__name__}", dependency="rabbitmq",
                 model=info.name, retry_after=self._retry_after,
             ) from e  # fmt: skip
+
+    def _unconfirmed(self, info: ModelInfo) -> ServiceUnavailable:
+        """The error of a publish whose confirm did not come within its caller's time."""
+        return ServiceUnavailable(
+            "RabbitMQ did not confirm the task in time", dependency="rabbitmq",
+            model=info.name, retry_after=self._retry_after,
+        )  # fmt: skip
 
     async def _confirmed(
         self, body: bytes, properties: spec.Basic.Properties, queue: str, seconds: float | None

@@ -22,7 +22,7 @@ from aiormq import spec
 from api.catalog import ModelInfo
 from conveyor.protocol import MAX_TASKS_PER_MESSAGE, TASK_BATCH_CONTENT_TYPE, TASK_CONTENT_TYPE
 
-__all__ = ["Send", "TaskPacker", "pack_bodies"]
+__all__ = ["Send", "TaskPacker", "fast_lane_properties", "pack_bodies"]
 
 _TRANSIENT = 1  # AMQP delivery mode
 _TASKS_FIELD = b"\x0a"  # TaskBatch.tasks: field 1, length-delimited
@@ -30,6 +30,20 @@ _TASKS_FIELD = b"\x0a"  # TaskBatch.tasks: field 1, length-delimited
 Send = Callable[[ModelInfo, bytes, spec.Basic.Properties, str, float], Awaitable[None]]
 """Publishes one message (body, properties, queue, confirm timeout in seconds) for a model
 version, raising the gateway's error for a failed publish."""
+
+
+def fast_lane_properties(
+    content_type: str, message_id: str | None, priority: int, seconds: float
+) -> spec.Basic.Properties:
+    """A fast-lane message's properties: transient, with the tasks' priority, expiring after
+    ``seconds`` (the caller's deadline; at least a millisecond)."""
+    return spec.Basic.Properties(
+        content_type=content_type,
+        delivery_mode=_TRANSIENT,
+        message_id=message_id,
+        priority=priority,
+        expiration=str(max(int(seconds * 1000), 1)),  # milliseconds
+    )
 
 
 def pack_bodies(bodies: list[bytes]) -> bytes:
@@ -74,8 +88,6 @@ class TaskPacker:
         self._max_tasks = max(1, max_tasks)
         self._open: dict[tuple[str, int], _Pack] = {}
         self._sending: set[asyncio.Task[None]] = set()
-        self.messages = 0
-        """Messages published so far (for tests and figures)."""
 
     async def publish(
         self, info: ModelInfo, queue: str, task_id: str, body: bytes, priority: int,
@@ -110,15 +122,13 @@ class TaskPacker:
 
     async def _publish(self, pack: _Pack) -> None:
         single = len(pack.bodies) == 1
-        properties = spec.Basic.Properties(
-            content_type=TASK_CONTENT_TYPE if single else TASK_BATCH_CONTENT_TYPE,
-            delivery_mode=_TRANSIENT,
-            message_id=pack.task_ids[0] if single else None,
-            priority=pack.priority,
-            expiration=str(max(int(pack.seconds * 1000), 1)),  # milliseconds
+        properties = fast_lane_properties(
+            TASK_CONTENT_TYPE if single else TASK_BATCH_CONTENT_TYPE,
+            pack.task_ids[0] if single else None,
+            pack.priority,
+            pack.seconds,
         )
         body = pack.bodies[0] if single else pack_bodies(pack.bodies)
-        self.messages += 1
         try:
             await self._send(pack.info, body, properties, pack.queue, pack.seconds)
         except asyncio.CancelledError:
