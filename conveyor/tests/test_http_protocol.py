@@ -151,3 +151,46 @@ def test_a_good_request_still_reaches_the_app(port: int) -> None:
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
     assert json.loads(data.partition(b"\r\n\r\n")[2]) == {"path": "/fine"}
     assert not closed  # keep-alive as before
+
+
+def _one_request(conn: socket.socket, path: bytes) -> bytes:
+    """Send a GET for ``path`` on ``conn`` and read its whole answer (the app sends a length)."""
+    conn.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < _length(data):
+        chunk = conn.recv(65536)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    return data
+
+
+def _length(data: bytes) -> int:
+    head = data.partition(b"\r\n\r\n")[0].lower()
+    return int(head.partition(b"content-length: ")[2].partition(b"\r\n")[0])
+
+
+def test_keep_alive_closes_an_idle_connection_and_only_an_idle_one() -> None:
+    """The lazy keep-alive timer: a connection idle for ``timeout_keep_alive`` after its last
+    response is closed; one that answered a request since is not closed at the first timer's
+    deadline but ``timeout_keep_alive`` after its own last response."""
+    with (
+        serve_in_thread(
+            _app,
+            http=JsonErrorProtocol,
+            lifespan="off",
+            log_level="error",
+            access_log=False,
+            timeout_keep_alive=1,
+        ) as port,  # fmt: skip
+        socket.create_connection(("127.0.0.1", port), timeout=5) as conn,
+    ):
+        assert _one_request(conn, b"/first").startswith(b"HTTP/1.1 200 OK\r\n")
+        time.sleep(0.6)
+        assert _one_request(conn, b"/second").startswith(b"HTTP/1.1 200 OK\r\n")
+        time.sleep(0.7)  # past the first response's deadline, not the second's
+        assert _one_request(conn, b"/third").startswith(b"HTTP/1.1 200 OK\r\n")
+        answered = time.monotonic()
+        conn.settimeout(3)
+        assert conn.recv(1) == b""  # closed by the server, idle
+        waited = time.monotonic() - answered
+        assert 0.8 <= waited <= 2.0, waited
