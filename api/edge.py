@@ -91,7 +91,7 @@ def _request_id(given: bytes) -> str:
     """The client's ``X-Request-ID`` if it is sane, else a new id: 32 hex digits, a random
     prefix per process and a counter (unique without ``uuid4``'s cost on every request; it
     correlates logs, it is no secret)."""
-    if _REQUEST_ID.fullmatch(given):
+    if given and _REQUEST_ID.fullmatch(given):
         return given.decode()
     return f"{_ID_PREFIX}{next(_ID_SEQUENCE) & 0xFFFFFFFFFFFFFFFF:016x}"
 
