@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from typing import cast
 
 import httptools
 import uvloop
@@ -48,8 +49,7 @@ class _Refuser(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's, not asyncio's subclass
 
     def data_received(self, data: bytes) -> None:
         try:
