@@ -23,8 +23,10 @@ __all__ = [
     "SOAK_SECONDS",
     "Verdict",
     "batching",
+    "expected_goodput",
     "memory",
     "overload",
+    "refusal_ceiling_us",
     "throughput",
 ]
 
@@ -165,6 +167,25 @@ def overload(
             drained_s <= DRAIN_SECONDS,
         ),
     ]
+
+
+def expected_goodput(served_us: float, refusal_us: float, factor: float) -> float:
+    """Goal 2's goodput (a share of capacity) that a CPU budget gives when offered ``factor`` x
+    its capacity, if a served request costs ``served_us`` of the budget (budget / capacity, as
+    in the closed loop) and a refusal ``refusal_us``: it serves ``g`` and refuses
+    ``factor - g`` capacities within the same budget, ``s = g s + (factor - g) q``, so
+    ``g = (s - factor q) / (s - q)``, at most 1 (docs/performance.md, "Goodput, worked out")."""
+    if served_us <= refusal_us:
+        return 0.0
+    return max(0.0, min(1.0, (served_us - factor * refusal_us) / (served_us - refusal_us)))
+
+
+def refusal_ceiling_us(served_us: float, factor: float, target: float = 0.9) -> float:
+    """The most a refusal may cost for ``expected_goodput`` to reach ``target`` at ``factor``:
+    ``q <= (1 - target) s / (factor - target)``."""
+    if factor <= target:
+        return served_us
+    return (1 - target) * served_us / (factor - target)
 
 
 def memory(seconds: float, rss_mb: Mapping[str, Sequence[float]]) -> list[Verdict]:

@@ -250,6 +250,15 @@ def _overload(
           f"refusal, taking a 200 at its closed-loop cost: {refusal_us:.0f} us")  # fmt: skip
     if budget is not None:
         system = sum(used for name, used in cpu.items() if name != "wrk") / result.duration_s
+        served_us = budget.cores * 1e6 / capacity if capacity > 0 else 0.0
+        factor = result.rps / capacity if capacity > 0 else 0.0
+        expected = goals.expected_goodput(served_us, refusal_us, factor)
+        ceiling = goals.refusal_ceiling_us(served_us, factor)
+        print(f"goodput worked out: a served request costs {served_us:.0f} us of the "
+              f"{budget.cores:g} cores at capacity, a refusal {refusal_us:.0f} us of the "
+              f"gateway's; at {factor:.1f}x that gives {expected:.0%} if served requests cost "
+              f"no more beside the refusals; 90 % needs a refusal of at most {ceiling:.1f} us "
+              f"({ceiling / served_us if served_us else 0:.1%} of a served request)")  # fmt: skip
         print(f"system CPU budget {budget.cores:g} cores: the measured processes used "
               f"{system:.2f} during the overload; the quota held the system back "
               f"{capacity_held:.1f} s of the capacity runs' {2 * args.seconds:g} s "

@@ -112,3 +112,19 @@ def test_memory_flat_over_five_minutes() -> None:
 
 def test_memory_too_short_a_soak_is_not_met() -> None:
     assert _met(goals.memory(60.0, {"gateway": [80.0, 80.0]})) == [False]
+
+
+def test_expected_goodput_follows_the_budget_equation() -> None:
+    # A refusal free of cost leaves the whole budget to served requests.
+    assert goals.expected_goodput(400.0, 0.0, 3.0) == 1.0
+    # s = 400 us, q = 40 us, 3x: (400 - 120) / 360.
+    assert abs(goals.expected_goodput(400.0, 40.0, 3.0) - 280 / 360) < 1e-9
+    # Refusals dearer than service: nothing is served.
+    assert goals.expected_goodput(10.0, 20.0, 3.0) == 0.0
+
+
+def test_the_refusal_ceiling_gives_the_target_exactly() -> None:
+    ceiling = goals.refusal_ceiling_us(228.0, 2.8)
+    assert abs(ceiling - 0.1 * 228.0 / 1.9) < 1e-9
+    assert abs(goals.expected_goodput(228.0, ceiling, 2.8) - 0.9) < 1e-9
+    assert goals.refusal_ceiling_us(228.0, 0.5) == 228.0  # offered less than the target
