@@ -1,4 +1,4 @@
-"""The gateway's HTTP/1.1 protocol: uvicorn's httptools protocol, with two savings.
+"""The gateway's HTTP/1.1 protocol: uvicorn's httptools protocol, with three savings.
 
 1. **A refusal past ``MAX_INFLIGHT`` never enters the ASGI app.** Under overload most answers
    are this 429 (``Edge.busy_answer``). Through ASGI each costs a task, a scope, two ``send``
@@ -13,19 +13,21 @@
    that sends once two writes are held (the head until the body comes, or at the latest on the
    event loop's next turn).
 
-Measured with wrk on loopback against a bare ASGI app that answers a prerendered 429 (server CPU
-per answer): (1) 27 -> 12 us at 64 busy connections, 44 -> 21 us at 1,024 connections each
-pausing between requests (the overload benchmark's shape); (2) 27 -> 22 us, and wrk's own CPU
-per answer fell by a quarter.
-
 3. **A refused request gets no ASGI scope.** uvicorn makes each request's scope (a dict of ten
    entries, a copy of the app's state) when the message begins, before anything is known about
    it; here it is made in ``on_headers_complete``, for a request that is admitted. Together with
    the lazy keep-alive timer of ``conveyor.http_protocol`` and a refusal's head rendered once per
-   second for all connections: 29.5-30.0 -> 24.4-24.9 us of the gateway's CPU per refusal at
-   ~7,900 refusals a second in the overload benchmark's shape (768 connections, each pausing),
-   37.5-38.0 -> 31.0-32.0 us at ~3,950, alternating in one run; a bare httptools protocol
-   writing the same bytes costs 14 and 19 us there, nginx (``return 429``) 13 and 17.
+   second for all connections, the gateway's CPU per refusal (``bazel run
+   //load_testing:bench -- --scenario refusals``, the code before and after, one after the
+   other): 36.6 -> 28.8-30.7 us in the overload benchmark's shape (768 connections, each
+   pausing, ~3,940 refusals a second) and 22.2 -> 17.3-17.5 us at 64 busy connections. The
+   same runs' floor, a bare protocol on the same loop and parser writing the same bytes
+   (``load_testing/refusal_floor.py``): 17.6 and 8.1-9.8 us.
+
+Measured with wrk on loopback against a bare ASGI app that answers a prerendered 429 (server CPU
+per answer): (1) 27 -> 12 us at 64 busy connections, 44 -> 21 us at 1,024 connections each
+pausing between requests (the overload benchmark's shape); (2) 27 -> 22 us, and wrk's own CPU
+per answer fell by a quarter.
 
 Bytes that are not an HTTP/1.1 request get a JSON 400 naming what the parser found wrong
 (``conveyor.http_protocol``, which also bounds a request's head), in the shape of the path's API

@@ -14,14 +14,16 @@ refused for the body that follows its head; a head is refused at most one read o
 bound). Pass the class (or a subclass) to uvicorn as ``http=``.
 
 The keep-alive timeout is kept lazily. uvicorn arms a timer after every response and cancels
-it when the next request's bytes arrive: a timer handle made and dropped per request, which
-on a busy keep-alive connection is most of what a cheap answer costs beyond its system calls
-(measured against a bare httptools protocol answering a prerendered 429 in the overload
-benchmark's shape: 14 us an answer without the timer, 17-18 with it). Here a response notes
-when the connection fell idle, and one timer per connection, armed only if none is, looks at
-that note when it fires: idle for ``timeout_keep_alive`` since the last response, the connection
-is closed as uvicorn would; busy, or idle for less, the timer is armed again for the rest (or
-left to the next response). Same deadline, one timer per ``timeout_keep_alive`` at most.
+it when the next request's bytes arrive: a timer handle made and dropped per request. A bare
+httptools protocol answering a prerendered 429 to wrk in the overload benchmark's shape (768
+connections, each pausing, ~7,900 answers a second; measured by hand, alternating) cost 14 us
+an answer without such a timer and 17-18 with one; in the gateway the difference alone was
+within the noise (``api.wire`` has what it and the other refusal savings gave). Here a
+response notes when the connection fell idle, and one timer per connection, armed only if none
+is, looks at that note when it fires: idle for ``timeout_keep_alive`` since the last response,
+the connection is closed as uvicorn would; busy, or idle for less, the timer is armed again for
+the rest (or left to the next response). Same deadline; one timer per ``timeout_keep_alive``
+at most.
 """
 
 from __future__ import annotations
