@@ -70,8 +70,7 @@ def gateway_protocol(edge: Edge) -> type[HttpToolsProtocol]:
         def on_message_begin(self) -> None:
             # uvicorn's, but the request's scope waits until it is admitted
             # (``on_headers_complete``): a refusal never needs one.
-            self.reading_head = True
-            self._head_bytes = 0
+            self.begin_head()
             self.url = b""
             self.expect_100_continue = False
             self.headers = []

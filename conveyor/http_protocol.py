@@ -78,9 +78,14 @@ class JsonErrorProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         """A request starts: its head is being read."""
+        self.begin_head()
+        super().on_message_begin()
+
+    def begin_head(self) -> None:
+        """Count a new request's head from nothing (for a subclass that replaces
+        ``on_message_begin``)."""
         self.reading_head = True
         self._head_bytes = 0
-        super().on_message_begin()
 
     def on_headers_complete(self) -> None:
         """The head is read; the rest is uvicorn's."""
