@@ -42,13 +42,12 @@ through the dearer ASGI path (a profile under overload found a fifth of the refu
 from __future__ import annotations
 
 import urllib.parse
-from typing import Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.edge import Edge
-from conveyor.http_protocol import Answer, JsonErrorProtocol
+from conveyor.http_protocol import Answer, JsonErrorProtocol, head_bytes
 from conveyor.write_buffer import LoopWriteBuffer
 
 __all__ = ["gateway_protocol"]
@@ -61,7 +60,7 @@ def gateway_protocol(edge: Edge) -> type[HttpToolsProtocol]:
     # The refusals' status lines and fixed headers by body, for the server's default headers
     # (its date) they were made with: uvicorn replaces that list once a second.
     heads: dict[bytes, bytes] = {}
-    made_with: list[Any] = [None]
+    made_with: list[tuple[bytes, bytes]] | None = None
 
     class GatewayProtocol(JsonErrorProtocol):
         _shed_path: str | None = None
@@ -125,16 +124,15 @@ def gateway_protocol(edge: Edge) -> type[HttpToolsProtocol]:
                 return
             self._shed_path = None
             status, headers, request_id, body = edge.busy_answer(path, self.headers)
+            nonlocal made_with
             default_headers = self.server_state.default_headers
-            if made_with[0] is not default_headers:  # a new date (once a second)
+            if made_with is not default_headers:  # a new date (once a second)
                 heads.clear()
-                made_with[0] = default_headers
+                made_with = default_headers
             head = heads.get(body)
             if head is None:
                 fixed = (*default_headers, *headers)
-                head = heads[body] = STATUS_LINE[status] + b"".join(
-                    b"%s: %s\r\n" % (name, value) for name, value in fixed
-                )
+                head = heads[body] = head_bytes(status, fixed)
             end = b"\r\n\r\n" if self._shed_keep_alive else b"\r\nconnection: close\r\n\r\n"
             self.transport.write(b"".join((head, b"x-request-id: ", request_id, end, body)))
             if not self._shed_keep_alive:

@@ -31,13 +31,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Iterable
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from conveyor.web import INTERNAL_ERROR_MESSAGE, error_response
 
-__all__ = ["MAX_HEAD_BYTES", "Answer", "JsonErrorProtocol", "malformed_message"]
+__all__ = ["MAX_HEAD_BYTES", "Answer", "JsonErrorProtocol", "head_bytes", "malformed_message"]
 
 MAX_HEAD_BYTES = 64 * 1024
 """A request's line and headers, at most (nginx's default is 32 KiB, h11's 16 KiB)."""
@@ -46,6 +47,12 @@ logger = logging.getLogger(__name__)
 
 Answer = tuple[int, tuple[tuple[bytes, bytes], ...], bytes]
 """A response to send as it is: status, headers, body."""
+
+
+def head_bytes(status: int, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """A response's status line and ``headers``, each line ended, without the blank line that
+    ends the head."""
+    return STATUS_LINE[status] + b"".join(b"%s: %s\r\n" % (name, value) for name, value in headers)
 
 
 def malformed_message(reason: str) -> str:
@@ -153,10 +160,5 @@ class JsonErrorProtocol(HttpToolsProtocol):
     def _send_and_close(self, answer: Answer) -> None:
         status, headers, body = answer
         fixed = (*self.server_state.default_headers, *headers)
-        self.transport.write(
-            STATUS_LINE[status]
-            + b"".join(b"%s: %s\r\n" % (name, value) for name, value in fixed)
-            + b"connection: close\r\n\r\n"
-            + body
-        )
+        self.transport.write(head_bytes(status, fixed) + b"connection: close\r\n\r\n" + body)
         self.transport.close()

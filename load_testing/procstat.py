@@ -11,21 +11,24 @@ __all__ = ["children_cpu_seconds", "cpu_seconds", "listener_pid", "machine_cpu",
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int, path: str = "") -> float:
-    """User plus system CPU seconds ``pid`` has used (0 when it is gone); ``path``, its
-    ``stat`` file, for a thread."""
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds ``pid`` has used (0 when it is gone)."""
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
+
+
+def thread_cpu_seconds(tid: int) -> float:
+    """User plus system CPU seconds thread ``tid`` of this process has used (0 when gone)."""
+    return _stat_cpu_seconds(Path(f"/proc/self/task/{tid}/stat"))
+
+
+def _stat_cpu_seconds(path: Path) -> float:
     try:
-        stat = Path(path or f"/proc/{pid}/stat").read_text()
+        stat = path.read_text()
     except OSError:
         return 0.0
     fields = stat.rpartition(")")[2].split()
     # After the command: state is field 3, utime 14 and stime 15 (1-based, man proc).
     return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def thread_cpu_seconds(tid: int) -> float:
-    """User plus system CPU seconds thread ``tid`` of this process has used (0 when gone)."""
-    return cpu_seconds(tid, f"/proc/self/task/{tid}/stat")
 
 
 def children_cpu_seconds() -> float:

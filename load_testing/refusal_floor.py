@@ -18,9 +18,9 @@ from typing import cast
 
 import httptools
 import uvloop
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from api.edge import Edge
+from conveyor.http_protocol import head_bytes
 from load_testing import procstat
 
 __all__ = ["FloorServer", "gateway_refusal_bytes"]
@@ -36,8 +36,7 @@ def gateway_refusal_bytes() -> bytes:
     edge = Edge(unused, max_inflight=0, max_body_bytes=1)
     status, headers, request_id, body = edge.busy_answer("/predict/model_a", ())
     fixed = ((b"date", b"Sat, 28 Nov 2026 00:00:00 GMT"), *headers, (b"x-request-id", request_id))
-    head = STATUS_LINE[status] + b"".join(b"%s: %s\r\n" % pair for pair in fixed)
-    return head + b"\r\n" + body
+    return head_bytes(status, fixed) + b"\r\n" + body
 
 
 class _Refuser(asyncio.Protocol):
