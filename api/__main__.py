@@ -1,34 +1,32 @@
 """Run the gateway: ``python -m api``."""
 
-import uvicorn
-
 from api.config import Settings
+from api.edge import Admission
 from api.main import create_app
-from api.wire import gateway_protocol
+from conveyor.http_server import HttpServer, run
 from conveyor.logs import configure_logging
 
 
-def main() -> None:
-    """Serve the gateway on API_HOST:API_PORT."""
+def main() -> int:
+    """Serve the gateway on API_HOST:API_PORT, in API_WORKERS processes."""
     settings = Settings()
     configure_logging("api", settings.log_format, settings.log_level)
-    app = create_app(settings)
-    assert app.edge is not None
-    uvicorn.run(
-        app,
+
+    def server() -> HttpServer:
+        app = create_app(settings)
+        admission: Admission = app.state.admission
+        # Past MAX_INFLIGHT the protocol answers the prerendered 429 itself, before any ASGI
+        # work; bytes that are not HTTP get the error object in the shape of the path's API.
+        return HttpServer(app, gate=admission, error_answer=admission.protocol_answer)
+
+    return run(
+        server,
         host=settings.api_host,
         port=settings.api_port,
-        loop="uvloop",
-        # httptools, refusing past MAX_INFLIGHT without entering the app, one write per answer
-        http=gateway_protocol(app.edge),
-        access_log=False,  # one log line per request costs more than the request's own work
-        server_header=False,
-        # Nothing in the gateway reads the client's address: no X-Forwarded-* rewriting layer
-        # in front of every request.
-        proxy_headers=False,
-        log_config=None,  # configure_logging's format, for uvicorn's lines too
+        processes=settings.api_workers,
+        name="api",
     )
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

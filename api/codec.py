@@ -18,7 +18,9 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from api.exceptions import InvalidRequest, InvalidResult
+from api.catalog import ModelInfo
+from api.exceptions import InvalidRequest, InvalidResult, TaskFailed
+from proto import task_pb2
 
 _UNKNOWN_FIELD = re.compile(r'has no field named "([^"]+)"')
 _BAD_FIELD = re.compile(r"Failed to parse (\S+) field")
@@ -255,4 +257,18 @@ def render_response(payload: bytes, response_class: type[Message], model: str) -
         ) from e
     return json_format.MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def response_json(result: task_pb2.TaskResult, model: ModelInfo) -> dict[str, Any]:
+    """Return the response message as JSON, or raise ``TaskFailed`` for an error result."""
+    if result.WhichOneof("outcome") == "response":
+        return render_response(result.response, model.response_class, model.name)
+    error = result.error
+    raise TaskFailed(
+        error.message or "the task failed",
+        code=task_pb2.TaskError.Code.Name(error.code),
+        model=model.name,
+        task_id=result.task_id,
+        field=error.field or None,
     )

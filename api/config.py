@@ -14,6 +14,13 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Gateway processes serving API_PORT (each its own connections, channels "
+        "and MAX_INFLIGHT), under one supervisor that restarts a dead one.",
+    )
     default_timeout: float = Field(
         default=30.0, gt=0, description="Seconds a synchronous predict waits for its result."
     )

@@ -20,7 +20,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -32,7 +32,7 @@ from conveyor.http_protocol import Answer
 from conveyor.metrics import GatewayMetrics
 from conveyor.web import error_response
 
-__all__ = ["Edge", "arrival_of", "endpoint_of", "request_id_of"]
+__all__ = ["Admission", "Edge", "arrival_of", "endpoint_of", "request_id_of"]
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
 _OPEN_PATHS = (
@@ -111,29 +111,25 @@ def _prerendered(response: JSONResponse) -> Answer:
     return response.status_code, tuple(response.raw_headers), bytes(response.body)
 
 
-class Edge:
-    """Arrival time, request id, in-flight bound, body limit, API keys (see the module doc)."""
+class Admission:
+    """The in-flight bound (``MAX_INFLIGHT``), kept for the whole gateway process.
+
+    It is the HTTP protocol's ``Gate`` (``conveyor.http_protocol``): the protocol asks it,
+    once a request's head is read, whether to refuse the request with the prerendered 429
+    before any ASGI work, and reserves an admitted request's place before its app call runs.
+    ``Edge`` turns a reservation into the request's place in flight, and refuses (the same
+    429) what reaches it past the bound some other way.
+    """
 
     def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        max_inflight: int,
-        max_body_bytes: int,
-        api_keys: tuple[str, ...] = (),
-        retry_after: int = 1,
-        metrics: GatewayMetrics | None = None,
+        self, max_inflight: int, *, retry_after: int = 1, metrics: GatewayMetrics | None = None
     ) -> None:
-        self.app = app
+        self.max_inflight = max_inflight
         self.metrics = metrics
+        self.inflight = 0
+        self.reserved = 0  # admitted by the server's protocol, not yet in Edge.__call__
         if metrics is not None:
             metrics.track_inflight(lambda: self.inflight)
-        self.max_inflight = max_inflight
-        self.max_body_bytes = max_body_bytes
-        self._keys = tuple(key.encode() for key in api_keys)
-        self.retry_after = retry_after
-        self.inflight = 0
-        self.reserved = 0  # admitted by the server's protocol, not yet in __call__
         busy = f"the gateway has its limit of {max_inflight} requests in progress; retry later"
         self._busy = {
             oip: _prerendered(
@@ -148,14 +144,78 @@ class Edge:
             for oip in (False, True)
         }
 
+    def sheds(self, path: str) -> bool:
+        """Whether a request for ``path`` is refused at once: the gateway has ``MAX_INFLIGHT``
+        requests in progress (or admitted) and the path is not one that stays open (health,
+        metrics, docs)."""
+        return self.inflight + self.reserved >= self.max_inflight and self.bounded(path)
+
+    @staticmethod
+    def bounded(path: str) -> bool:
+        """Whether requests for ``path`` count against ``MAX_INFLIGHT``."""
+        return not path.startswith(_OPEN_PATHS)
+
+    def reserve(self, scope: MutableMapping[str, Any]) -> None:
+        """Count a request the server's protocol admitted (``sheds`` was false) before its
+        ASGI task runs, so that a burst read in one turn of the loop cannot all pass the bound;
+        ``Edge`` turns the reservation into the request's place in flight."""
+        self.reserved += 1
+        scope[_RESERVED] = True
+
+    def refusal(
+        self, path: str, headers: Iterable[tuple[bytes, bytes]]
+    ) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes, bytes]:
+        """The prerendered 429 past ``MAX_INFLIGHT`` for ``path``: status, headers, request id
+        (the client's ``X-Request-ID`` among the request's ``headers``, lower-case names as
+        ASGI has them, if sane, else a new one; its header is the caller's to add) and body;
+        counted in the metrics as ``gateway_full``."""
+        given = b""
+        for name, value in headers:
+            if name == b"x-request-id":
+                given = value
+                break
+        status, answer_headers, body = self._busy[path.startswith("/v2")]
+        if self.metrics is not None:
+            self.metrics.series(endpoint_of(path)).observe(status, 0.0, "gateway_full")
+        return status, answer_headers, _request_id(given).encode(), body
+
+    @staticmethod
+    def protocol_answer(url: bytes, status: int, code: str, message: str) -> Answer:
+        """An error answered below the app (bytes that are not HTTP/1.1, a head too large, a
+        failure of the app before its response), in the shape of the path's API as far as the
+        path was read (``url``, possibly empty): the HTTP protocol's ``error_answer``."""
+        path = "/v2" if url.startswith(b"/v2") else "/"
+        return _prerendered(_refuse(path, status, code, message))
+
+
+class Edge:
+    """An ASGI middleware: arrival time, request id, in-flight bound (through ``admission``),
+    body limit, API keys, log context and metrics (see the module doc)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        admission: Admission,
+        max_body_bytes: int,
+        api_keys: tuple[str, ...] = (),
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
+        self.app = app
+        self.admission = admission
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self._keys = tuple(key.encode() for key in api_keys)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        admission = self.admission
         if scope.pop(_RESERVED, False):
-            self.reserved -= 1  # admitted already; it becomes in flight below, with no await
-        elif self.sheds(path):
+            admission.reserved -= 1  # admitted already; it becomes in flight below, no await
+        elif admission.sheds(path):
             await self._refuse_busy(scope, send)
             return
         arrival = time.monotonic()
@@ -203,64 +263,19 @@ class Edge:
             await refusal(scope, receive, send_with_id)
             self._done(scope, context, status, arrival, "gateway_full")
             return
-        self.inflight += 1
+        admission.inflight += 1
         try:
             await self.app(scope, self._limited(receive), send_with_id)
         finally:
-            self.inflight -= 1
+            admission.inflight -= 1
             self._done(scope, context, status, arrival, "queue_full")
-
-    def sheds(self, path: str) -> bool:
-        """Whether a request for ``path`` is refused at once: the gateway has ``MAX_INFLIGHT``
-        requests in progress (or admitted) and the path is not one that stays open (health,
-        metrics, docs)."""
-        return self.inflight + self.reserved >= self.max_inflight and self.bounded(path)
-
-    @staticmethod
-    def bounded(path: str) -> bool:
-        """Whether requests for ``path`` count against ``MAX_INFLIGHT``."""
-        return not path.startswith(_OPEN_PATHS)
-
-    def reserve(self, scope: Scope) -> None:
-        """Count a request the server's protocol admitted (``sheds`` was false) before its
-        ASGI task runs, so that a burst read in one turn of the loop cannot all pass the bound;
-        ``__call__`` turns the reservation into the request's place in flight."""
-        self.reserved += 1
-        scope[_RESERVED] = True
-
-    def busy_answer(
-        self, path: str, request_headers: Iterable[tuple[bytes, bytes]]
-    ) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes, bytes]:
-        """The prerendered 429 past ``MAX_INFLIGHT`` for ``path``: status, headers, request id
-        (the client's ``X-Request-ID`` among ``request_headers``, lower-case names as ASGI
-        has them, if sane, else a new one; its header is the caller's to add) and body;
-        counted in the metrics as ``gateway_full``. The server's protocol (``api.wire``) sends
-        it without entering the ASGI app at all; ``__call__`` sends it when a request gets
-        this far."""
-        given = b""
-        for name, value in request_headers:
-            if name == b"x-request-id":
-                given = value
-                break
-        status, headers, body = self._busy[path.startswith("/v2")]
-        if self.metrics is not None:
-            self.metrics.series(endpoint_of(path)).observe(status, 0.0, "gateway_full")
-        return status, headers, _request_id(given).encode(), body
-
-    @staticmethod
-    def protocol_answer(url: bytes, status: int, code: str, message: str) -> Answer:
-        """An error answered below the app (bytes that are not HTTP/1.1, a head too large, a
-        failure of the protocol's code), in the shape of the path's API as far as the path was
-        read (``url``, possibly empty); ``api.wire`` sends it."""
-        path = "/v2" if url.startswith(b"/v2") else "/"
-        return _prerendered(_refuse(path, status, code, message))
 
     async def _refuse_busy(self, scope: Scope, send: Send) -> None:
         """The 429 past ``MAX_INFLIGHT``. Under overload most answers are this one, so it is
         sent prerendered before any other work of the edge: the less it costs, the more CPU is
         left to the requests the gateway accepted. The API key is not checked first: a refusal
         gives nothing away."""
-        status, headers, request_id, body = self.busy_answer(scope["path"], scope["headers"])
+        status, headers, request_id, body = self.admission.refusal(scope["path"], scope["headers"])
         await send({"type": "http.response.start", "status": status,
                     "headers": [*headers, (b"x-request-id", request_id)]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})

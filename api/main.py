@@ -4,16 +4,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.catalog import ModelCatalog
 from api.config import Settings
 from api.dashboard.monitor import Monitor
 from api.dispatch import Dispatcher
-from api.edge import Edge
+from api.edge import Admission, Edge
 from api.oip import routes as oip
 from api.routes import dashboard, errors, health, metrics, models, predict, tasks
-from api.shortcut import PredictShortcut
+from api.routes.predict import PredictFastPath
 from conveyor.heap import settle_heap
 from conveyor.metrics import GatewayMetrics
 from conveyor.redis import redis_client_for
@@ -21,27 +20,13 @@ from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend
 
 
-class Gateway(FastAPI):
-    """The gateway's ASGI app. Every HTTP request enters through ``entry`` (the ``Edge``, then
-    ``PredictShortcut``), which passes what it does not answer itself on to FastAPI."""
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the gateway; connections open in its lifespan.
 
-    entry: ASGIApp | None = None
-    edge: Edge | None = None
-    """The ``Edge`` inside ``entry``: the server's protocol (``api.wire``) asks it to shed load."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.entry is not None:
-            await self.entry(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
-
-    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """FastAPI itself: its middleware, routing and error handlers."""
-        await super().__call__(scope, receive, send)
-
-
-def create_app(settings: Settings | None = None) -> Gateway:
-    """Build the gateway; connections open in its lifespan."""
+    Every HTTP request passes the ``Edge`` middleware (request id, in-flight bound, body
+    limit, keys, metrics), then ``PredictFastPath`` (which answers ``POST /predict/<model>``),
+    then FastAPI's routing. ``app.state.admission`` is the in-flight bound, for the HTTP
+    protocol to consult before a request reaches the app (``api.__main__``)."""
     settings = settings or Settings()
     gateway_metrics = GatewayMetrics() if settings.metrics_enabled else None
 
@@ -77,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
             await app.state.dispatcher.stop()
             await app.state.catalog.aclose()
 
-    app = Gateway(
+    app = FastAPI(
         title="Conveyor gateway",
         version="1",
         description="Serve ML models over a durable queue. Models are learned from the registry.",
@@ -89,12 +74,17 @@ def create_app(settings: Settings | None = None) -> Gateway:
     for module in (predict, tasks, models, health, metrics, dashboard):
         app.include_router(module.router)
     app.include_router(oip.router)  # the Open Inference Protocol under /v2 (docs/protocol.md)
-    app.entry = app.edge = Edge(
-        PredictShortcut(app.framework, app.state),
-        max_inflight=settings.max_inflight,
+    admission = Admission(
+        settings.max_inflight, retry_after=settings.retry_after, metrics=gateway_metrics
+    )
+    app.state.admission = admission
+    # Added first, so inside the Edge (Starlette runs the last added outermost).
+    app.add_middleware(PredictFastPath, state=app.state)
+    app.add_middleware(
+        Edge,
+        admission=admission,
         max_body_bytes=settings.max_body_bytes,
         api_keys=settings.api_keys,
-        retry_after=settings.retry_after,
         metrics=gateway_metrics,
     )
     return app

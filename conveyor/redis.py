@@ -53,7 +53,7 @@ def sentinel_client(
     """
     parts = urlsplit(url)
     database = int(parts.path.strip("/") or 0) if parts.scheme != "unix" else 0
-    manager = Sentinel(  # type: ignore[no-untyped-call]
+    manager = Sentinel(
         sentinels,
         sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout},
     )

@@ -1,7 +1,15 @@
-"""``POST /predict/{model}``: run a model on a JSON request, synchronously or not."""
+"""``POST /predict/{model}``: run a model on a JSON request, synchronously or not.
+
+Predict is the gateway's hot path, so it is served twice over the same ``run_predict``:
+``PredictFastPath``, an ASGI middleware inside FastAPI's stack (so middleware added to the app
+wraps it like any route), answers ``POST /predict/<model>`` without the router's path matching
+and the dependency solver; the FastAPI route documents the operation in the OpenAPI schema and
+answers whatever the middleware passes on (another method, a path with more segments).
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -12,10 +20,10 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import QueryParams, State
 from starlette.requests import ClientDisconnect
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.catalog import ModelCatalog, check_name
-from api.codec import parse_request
+from api.codec import parse_request, response_json
 from api.config import Settings
 from api.dispatch import Dispatcher
 from api.edge import arrival_of, request_id_of
@@ -25,10 +33,13 @@ from api.exceptions import (
     ResultTimeout,
     UnsupportedMediaType,
 )
-from api.routes.results import response_json
+from api.routes.errors import status_of
 from api.schemas import TaskAccepted
+from conveyor.errors import ConveyorError
 from conveyor.protocol import MAX_PRIORITY, MIN_PRIORITY, VERSION_PATTERN
-from conveyor.web import ErrorBody
+from conveyor.web import ErrorBody, domain_error_response, internal_error_response
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["predict"])
 
@@ -167,8 +178,8 @@ def predict_options(query: QueryParams, settings: Settings, model: str) -> Predi
 async def predict(model: str, request: Request) -> Response:
     """Run ``model`` on the JSON body; answer its response, or 202 + task id with mode=async.
 
-    The gateway serves this path through ``api.shortcut`` (the same ``run_predict``, without
-    FastAPI's routing); this route documents it and answers whatever the shortcut passes on.
+    ``PredictFastPath`` serves this path (the same ``run_predict``, without FastAPI's routing);
+    this route documents it and answers whatever the fast path passes on.
     """
     return await run_predict(
         request.app.state,
@@ -240,3 +251,59 @@ async def run_predict(
         info, payload, seconds=remaining, priority=options.priority, request_id=request_id
     )
     return Response(orjson.dumps(response_json(result, info)), media_type="application/json")
+
+
+PREFIX = "/predict/"
+
+
+class PredictFastPath:
+    """An ASGI middleware: ``POST /predict/<model>`` runs ``run_predict``; the rest goes on to
+    ``app``. ``state``: the application's state (settings, catalog, dispatcher)."""
+
+    def __init__(self, app: ASGIApp, state: State) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        model = path[len(PREFIX) :]
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not path.startswith(PREFIX)
+            or not model
+            or "/" in model
+        ):
+            await self.app(scope, receive, send)
+            return
+        content_type = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+                break
+
+        async def read_body() -> bytes:
+            chunks = []
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+
+        try:
+            response = await run_predict(
+                self.state,
+                model,
+                QueryParams(scope["query_string"]),
+                content_type,
+                read_body,
+                scope,
+            )
+        except ConveyorError as exc:
+            response = domain_error_response(exc, status_of, {"model": model, "field": None})
+        except Exception:
+            logger.exception("unhandled error on POST %s", path)
+            response = internal_error_response()
+        await response(scope, receive, send)

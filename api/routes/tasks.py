@@ -4,10 +4,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
+from api.codec import response_json
 from api.deps import CatalogDep, DispatcherDep
 from api.dispatch import TaskStatus
 from api.exceptions import ModelNotFound, TaskFailed
-from api.routes.results import response_json
 from api.schemas import TaskError, TaskState
 from conveyor.web import ErrorBody
 from proto import task_pb2

@@ -6,6 +6,7 @@ import logging
 
 import httpx
 import pytest
+from google.protobuf import json_format
 
 from api.catalog import ModelCatalog
 from api.exceptions import InvalidRequest, ModelNotFound, RegistryUnavailable
@@ -78,7 +79,7 @@ async def test_builds_working_message_classes_from_the_descriptor_set() -> None:
     info = await catalog.get("echo")
     await catalog.aclose()
     assert (info.version, info.versions, info.alive) == ("3", ("3",), True)
-    message = info.request_class(data="hi")
+    message = json_format.ParseDict({"data": "hi"}, info.request_class())
     assert model_a_pb2.ModelARequest.FromString(message.SerializeToString()).data == "hi"
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from api.edge import Edge
+from api.edge import Admission, Edge
 from conveyor.metrics import GatewayMetrics
 
 
@@ -39,10 +39,11 @@ async def test_past_the_bound_a_json_429_with_retry_after_at_once(path: str) -> 
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    edge = Edge(slow_app, max_inflight=1, max_body_bytes=1024, retry_after=3)
+    admission = Admission(1, retry_after=3)
+    edge = Edge(slow_app, admission=admission, max_body_bytes=1024)
     first = asyncio.create_task(_call(edge, path))
     await asyncio.sleep(0)
-    assert edge.inflight == 1
+    assert admission.inflight == 1
     status, headers, body = await asyncio.wait_for(_call(edge, path), 1.0)
     assert status == 429
     assert headers[b"retry-after"] == b"3"
@@ -57,7 +58,7 @@ async def test_past_the_bound_a_json_429_with_retry_after_at_once(path: str) -> 
     assert (await asyncio.wait_for(_call(edge, path), 1.0))[0] == 429
     release.set()
     assert (await first)[0] == 200
-    assert edge.inflight == 0
+    assert admission.inflight == 0
 
 
 @pytest.mark.asyncio
@@ -71,7 +72,8 @@ async def test_a_refusal_echoes_the_request_id_is_counted_and_health_is_never_re
         await send({"type": "http.response.body", "body": b"{}"})
 
     metrics = GatewayMetrics()
-    edge = Edge(slow_app, max_inflight=1, max_body_bytes=1024, metrics=metrics)
+    admission = Admission(1, metrics=metrics)
+    edge = Edge(slow_app, admission=admission, max_body_bytes=1024, metrics=metrics)
     first = asyncio.create_task(_call(edge, "/predict/m"))
     await asyncio.sleep(0)
     sent: list[dict[str, Any]] = []
@@ -102,13 +104,14 @@ async def test_a_reservation_counts_against_the_bound_and_becomes_the_requests_p
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    edge = Edge(slow_app, max_inflight=2, max_body_bytes=1024)
+    admission = Admission(2)
+    edge = Edge(slow_app, admission=admission, max_body_bytes=1024)
     scopes = [_scope("/predict/m") for _ in range(2)]
     for scope in scopes:  # admitted by the protocol in one turn of the loop
-        assert not edge.sheds("/predict/m")
-        edge.reserve(scope)
-    assert edge.sheds("/predict/m")  # the reservations fill the bound...
-    assert not edge.sheds("/healthz")  # ...which health is not under
+        assert not admission.sheds("/predict/m")
+        admission.reserve(scope)
+    assert admission.sheds("/predict/m")  # the reservations fill the bound...
+    assert not admission.sheds("/healthz")  # ...which health is not under
     assert (await _call(edge, "/predict/m"))[0] == 429  # one that was not admitted
 
     async def run(scope: dict[str, Any]) -> int:
@@ -125,7 +128,7 @@ async def test_a_reservation_counts_against_the_bound_and_becomes_the_requests_p
 
     admitted = [asyncio.create_task(run(scope)) for scope in scopes]
     await asyncio.sleep(0)
-    assert (edge.reserved, edge.inflight) == (0, 2)  # not refused, and not counted twice
+    assert (admission.reserved, admission.inflight) == (0, 2)  # not refused, and not counted twice
     release.set()
     assert await asyncio.gather(*admitted) == [200, 200]
-    assert (edge.reserved, edge.inflight) == (0, 0)
+    assert (admission.reserved, admission.inflight) == (0, 0)

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from api.catalog import ModelInfo
 from api.config import Settings
 from api.dispatch import QueueDepths, TaskStatus
-from api.edge import Edge
 from api.exceptions import ModelNotFound, Overloaded, ResultTimeout, TaskConflict, TaskNotFound
 from api.main import create_app
+from api.routes.predict import PredictFastPath
 from conveyor.registry_api import MessageSchema, ModelDetail, ModelSummary, VersionSummary
 from proto import model_a_pb2, task_pb2
 
@@ -122,17 +122,18 @@ class FakeDispatcher:
         return {"rabbitmq": True, "redis": True}
 
 
-@pytest.fixture(params=["shortcut", "route"])
+@pytest.fixture(params=["fast_path", "route"])
 def client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
-    """The gateway with fakes, predict served by ``api.shortcut`` or, with the shortcut taken
-    out, by the FastAPI route: every test holds for both."""
+    """The gateway with fakes, predict served by ``PredictFastPath`` or, with that middleware
+    taken out, by the FastAPI route: every test holds for both."""
     settings = Settings(default_timeout=2.0, max_timeout=10.0)
     app = create_app(settings)
     app.state.catalog = FakeCatalog()
     app.state.dispatcher = FakeDispatcher()
     if request.param == "route":
-        assert isinstance(app.entry, Edge)
-        app.entry.app = app.framework
+        kept = [m for m in app.user_middleware if m.cls is not PredictFastPath]  # type: ignore[comparison-overlap]
+        assert len(kept) == len(app.user_middleware) - 1
+        app.user_middleware = kept  # before the first request builds the stack
     yield TestClient(app)  # no lifespan: nothing connects
 
 

@@ -1,6 +1,7 @@
-"""``JsonErrorProtocol`` in a real uvicorn server, spoken to over raw sockets: a request the
-parser rejects gets the JSON error object and a closed connection; a good one still reaches the
-app, on a connection that stays open."""
+"""``HttpProtocol`` in a real server, spoken to over raw sockets: what a complete HTTP/1.1 server
+must do (uvicorn's protocol tests are the checklist: keep-alive, pipelining, Expect:
+100-continue, HEAD, chunked bodies both ways, header limits, malformed bytes), and the JSON
+error contract below the app."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conveyor.http_protocol import JsonErrorProtocol
+from conveyor.http_protocol import HttpProtocol
 from conveyor.tests.served import serve_in_thread
 
 
@@ -25,7 +26,7 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class BrokenProtocol(JsonErrorProtocol):
+class BrokenProtocol(HttpProtocol):
     """Its own code fails on one path, as a bug in a parser callback would."""
 
     def on_url(self, url: bytes) -> None:
@@ -34,15 +35,14 @@ class BrokenProtocol(JsonErrorProtocol):
         super().on_url(url)
 
 
-def _serving(protocol: type[JsonErrorProtocol]) -> contextlib.AbstractContextManager[int]:
-    """A uvicorn server speaking ``protocol`` on a free port, in a thread."""
-    return serve_in_thread(_app, http=protocol, lifespan="off", log_level="error",
-                           access_log=False)  # fmt: skip
+def _serving(protocol: type[HttpProtocol]) -> contextlib.AbstractContextManager[int]:
+    """A server speaking ``protocol`` on a free port, in a thread."""
+    return serve_in_thread(_app, protocol=protocol)
 
 
 @pytest.fixture
 def port() -> Iterator[int]:
-    with _serving(JsonErrorProtocol) as free:
+    with _serving(HttpProtocol) as free:
         yield free
 
 
@@ -170,18 +170,11 @@ def _length(data: bytes) -> int:
 
 
 def test_keep_alive_closes_an_idle_connection_and_only_an_idle_one() -> None:
-    """The lazy keep-alive timer: a connection idle for ``timeout_keep_alive`` after its last
-    response is closed; one that answered a request since is not closed at the first timer's
-    deadline but ``timeout_keep_alive`` after its own last response."""
+    """The lazy keep-alive timer: a connection idle for ``keep_alive`` after its last response
+    is closed; one that answered a request since is not closed at the first timer's deadline
+    but ``keep_alive`` after its own last response."""
     with (
-        serve_in_thread(
-            _app,
-            http=JsonErrorProtocol,
-            lifespan="off",
-            log_level="error",
-            access_log=False,
-            timeout_keep_alive=1,
-        ) as port,  # fmt: skip
+        serve_in_thread(_app, keep_alive=1) as port,
         socket.create_connection(("127.0.0.1", port), timeout=5) as conn,
     ):
         assert _one_request(conn, b"/first").startswith(b"HTTP/1.1 200 OK\r\n")
@@ -194,3 +187,168 @@ def test_keep_alive_closes_an_idle_connection_and_only_an_idle_one() -> None:
         assert conn.recv(1) == b""  # closed by the server, idle
         waited = time.monotonic() - answered
         assert 0.8 <= waited <= 2.0, waited
+
+
+# The checklist: an app with one behaviour per path.
+
+DISCONNECTS: list[str] = []
+
+
+async def _checklist_app(scope: Any, receive: Any, send: Any) -> None:
+    assert scope["type"] == "http"
+    path = scope["path"]
+    if path == "/fail":
+        raise RuntimeError("a bug in the app")
+    if path == "/silent":
+        return
+    if path == "/hang-up":
+        message = await receive()
+        while message["type"] != "http.disconnect":
+            message = await receive()
+        DISCONNECTS.append(path)
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    if path == "/stream":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for part in (b"one,", b"two,", b"three"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    payload = json.dumps(
+        {"path": path, "method": scope["method"], "query": scope["query_string"].decode(),
+         "body": body.decode()}
+    ).encode()  # fmt: skip
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+@pytest.fixture
+def checklist() -> Iterator[int]:
+    with serve_in_thread(_checklist_app) as free:
+        yield free
+
+
+def _responses(conn: socket.socket, count: int) -> list[tuple[str, dict[str, str], bytes]]:
+    """Read ``count`` responses with a Content-Length off ``conn``."""
+    data = b""
+    out: list[tuple[str, dict[str, str], bytes]] = []
+    while len(out) < count:
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            assert chunk, f"closed after {len(out)} responses"
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        status_line, headers, _ = _parse(head + b"\r\n\r\n")
+        length = int(headers.get("content-length", "0"))
+        while len(rest) < length:
+            chunk = conn.recv(65536)
+            assert chunk, "closed inside a body"
+            rest += chunk
+        out.append((status_line, headers, rest[:length]))
+        data = rest[length:]
+    return out
+
+
+def test_pipelined_requests_are_answered_in_order(checklist: int) -> None:
+    raw = b"".join(
+        b"POST /echo?n=%d HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n%d" % (n, n)
+        for n in range(5)
+    )
+    with socket.create_connection(("127.0.0.1", checklist), timeout=5) as conn:
+        conn.sendall(raw)
+        answers = _responses(conn, 5)
+    assert [json.loads(body)["query"] for _, _, body in answers] == [f"n={n}" for n in range(5)]
+    assert [json.loads(body)["body"] for _, _, body in answers] == [str(n) for n in range(5)]
+
+
+def test_expect_100_continue_gets_its_interim_answer_then_the_response(checklist: int) -> None:
+    with socket.create_connection(("127.0.0.1", checklist), timeout=5) as conn:
+        conn.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+        )
+        assert conn.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        conn.sendall(b"hello")
+        [(status_line, _, body)] = _responses(conn, 1)
+    assert status_line == "HTTP/1.1 200 OK"
+    assert json.loads(body)["body"] == "hello"
+
+
+def test_a_chunked_request_body_reaches_the_app_whole(checklist: int) -> None:
+    with socket.create_connection(("127.0.0.1", checklist), timeout=5) as conn:
+        conn.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        )
+        [(_, _, body)] = _responses(conn, 1)
+    assert json.loads(body)["body"] == "hello world"
+
+
+def test_head_gets_the_headers_and_no_body(checklist: int) -> None:
+    with socket.create_connection(("127.0.0.1", checklist), timeout=5) as conn:
+        conn.sendall(b"HEAD /echo HTTP/1.1\r\nHost: t\r\n\r\nGET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
+        conn.settimeout(5)
+        data = b""
+        while data.count(b"HTTP/1.1 200 OK") < 2 or not data.endswith(b"}"):
+            chunk = conn.recv(65536)
+            assert chunk
+            data += chunk
+    head_answer, _, get_answer = data.partition(b"\r\n\r\n")
+    assert int(_parse(head_answer + b"\r\n\r\n")[1]["content-length"]) > 0
+    assert get_answer.startswith(b"HTTP/1.1 200 OK")  # HEAD's answer carried no body
+    assert json.loads(get_answer.partition(b"\r\n\r\n")[2])["method"] == "GET"
+
+
+def test_a_response_without_a_length_is_sent_chunked(checklist: int) -> None:
+    with socket.create_connection(("127.0.0.1", checklist), timeout=5) as conn:
+        conn.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        data = b""
+        while not data.endswith(b"0\r\n\r\n"):
+            chunk = conn.recv(65536)
+            assert chunk
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert _parse(head + b"\r\n\r\n")[1]["transfer-encoding"] == "chunked"
+    assert body == b"4\r\none,\r\n4\r\ntwo,\r\n5\r\nthree\r\n0\r\n\r\n"
+
+
+def test_http_1_0_closes_after_its_answer(checklist: int) -> None:
+    data, closed = _exchange(checklist, b"GET /echo HTTP/1.0\r\n\r\n")
+    status_line, headers, _ = _parse(data)
+    assert status_line == "HTTP/1.1 200 OK"
+    assert headers["connection"] == "close"
+    assert closed
+
+
+@pytest.mark.parametrize("path", ["/fail", "/silent"])
+def test_an_app_that_fails_or_answers_nothing_is_a_json_500(checklist: int, path: str) -> None:
+    data, closed = _exchange(checklist, f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    status_line, headers, body = _parse(data)
+    assert status_line == "HTTP/1.1 500 Internal Server Error"
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "internal"
+    assert closed
+
+
+def test_the_app_sees_a_client_that_hangs_up(checklist: int) -> None:
+    with socket.create_connection(("127.0.0.1", checklist), timeout=5) as conn:
+        conn.sendall(b"POST /hang-up HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npart")
+        time.sleep(0.1)
+    deadline = time.monotonic() + 5
+    while "/hang-up" not in DISCONNECTS:
+        assert time.monotonic() < deadline, "the app never saw http.disconnect"
+        time.sleep(0.01)
+
+
+def test_each_response_leaves_in_one_write(checklist: int) -> None:
+    """Head and body arrive together: one recv on loopback gets the whole answer."""
+    with socket.create_connection(("127.0.0.1", checklist), timeout=5) as conn:
+        for _ in range(20):
+            conn.sendall(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
+            data = conn.recv(65536)
+            assert data.endswith(b"}"), data

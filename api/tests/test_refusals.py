@@ -1,6 +1,7 @@
-"""The gateway's HTTP protocol (``api.wire``) in a real uvicorn server, spoken to over raw sockets:
-busy refusals answered without entering the app, keep-alive and pipelining kept intact, and
-each response written in one piece."""
+"""The gateway's admission as the HTTP protocol's gate (``api.edge.Admission`` in a real
+``conveyor.http_server``), spoken to over raw sockets: busy refusals answered without entering
+the app, keep-alive and pipelining kept intact, errors below the app in the shape of the path's
+API."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from api.edge import Edge
-from api.wire import gateway_protocol
+from api.edge import Admission, Edge
 from conveyor.metrics import GatewayMetrics
 from conveyor.tests.served import serve_in_thread
 
@@ -55,17 +55,13 @@ class App:
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[App, Edge, int]]:
+def served() -> Iterator[tuple[App, Admission, int]]:
     app = App()
-    edge = Edge(app.inner, max_inflight=0, max_body_bytes=1 << 20, retry_after=2,
-                metrics=GatewayMetrics())  # fmt: skip
-    app.edge = edge
-    protocol = gateway_protocol(edge)
-    with serve_in_thread(
-        app.outer, loop="uvloop", http=protocol, interface="asgi3", lifespan="off",
-        log_level="warning", access_log=False,
-    ) as port:  # fmt: skip
-        yield app, edge, port
+    metrics = GatewayMetrics()
+    admission = Admission(0, retry_after=2, metrics=metrics)
+    app.edge = Edge(app.inner, admission=admission, max_body_bytes=1 << 20, metrics=metrics)
+    with serve_in_thread(app.outer, gate=admission, error_answer=admission.protocol_answer) as port:
+        yield app, admission, port
 
 
 def _request(path: str, *, method: str = "POST", headers: str = "", version: str = "1.1") -> bytes:
@@ -101,7 +97,7 @@ def _connect(port: int) -> socket.socket:
 
 
 def test_a_busy_refusal_never_enters_the_app_and_keeps_the_connection(served: Any) -> None:
-    app, edge, port = served
+    app, admission, port = served
     with _connect(port) as conn:
         buffer = bytearray()
         for n in range(3):  # the same connection, again and again: the body was consumed
@@ -120,8 +116,8 @@ def test_a_busy_refusal_never_enters_the_app_and_keeps_the_connection(served: An
         assert "limit of 0 requests" in json.loads(body)["error"]
         assert len(headers["x-request-id"]) == 32  # none given: a new one
     assert app.calls == 0
-    assert edge.metrics is not None
-    assert edge.metrics.series("predict").rejected == {"gateway_full": 3}
+    assert admission.metrics is not None
+    assert admission.metrics.series("predict").rejected == {"gateway_full": 3}
 
 
 def test_open_paths_pass_while_busy(served: Any) -> None:
@@ -152,16 +148,16 @@ def test_a_refusal_closes_a_connection_the_client_will_not_keep(
 
 
 def test_pipelined_requests_are_answered_in_order(served: Any) -> None:
-    app, edge, port = served
-    edge.max_inflight = 1
+    app, admission, port = served
+    admission.max_inflight = 1
     app.hold = True
     with _connect(port) as holder, _connect(port) as conn:
         # One request in progress on its own connection; then three pipelined on another.
-        # The protocol leaves requests behind one in progress to uvicorn's queue, so the
+        # The protocol queues requests behind one in progress on their connection, so the
         # edge answers them: health served, the two predicts refused, in the order sent.
         holder.sendall(_request("/predict/held"))
         deadline = time.monotonic() + 5
-        while edge.inflight < 1:
+        while admission.inflight < 1:
             assert time.monotonic() < deadline, "the held request did not arrive"
             time.sleep(0.01)
         conn.sendall(
@@ -181,8 +177,8 @@ def test_pipelined_requests_are_answered_in_order(served: Any) -> None:
 
 
 def test_a_response_arrives_whole_and_100_continue_still_works(served: Any) -> None:
-    app, edge, port = served
-    edge.max_inflight = 10
+    app, admission, port = served
+    admission.max_inflight = 10
     with _connect(port) as conn:
         buffer = bytearray()
         conn.sendall(_request("/predict/m"))
