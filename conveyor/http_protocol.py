@@ -259,6 +259,7 @@ class _Exchange:
                 raise RuntimeError(f"invalid response header {name!r}")
             if name == b"content-length":
                 length = int(value)
+                continue  # written once, below
             elif name == b"transfer-encoding":
                 continue  # the framing is this protocol's to choose
             elif name == b"connection" and b"close" in value.lower():

@@ -63,7 +63,7 @@ class _Lifespan:
         if answer["type"] == f"lifespan.{event}.failed":
             raise StartupFailed(answer.get("message") or f"lifespan {event} failed")
         if answer["type"] == "lifespan.unsupported":
-            logger.debug("the application has no lifespan: %s", answer["message"])
+            logger.warning("the application refused the lifespan scope: %s", answer["message"])
 
     async def startup(self) -> None:
         """Send ``lifespan.startup``; raise ``StartupFailed`` if the app says it failed."""

@@ -265,15 +265,12 @@ class PredictFastPath:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         path: str = scope["path"]
         model = path[len(PREFIX) :]
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or not path.startswith(PREFIX)
-            or not model
-            or "/" in model
-        ):
+        if scope["method"] != "POST" or not path.startswith(PREFIX) or not model or "/" in model:
             await self.app(scope, receive, send)
             return
         content_type = None

@@ -253,10 +253,11 @@ def _pooled(size: int) -> tuple[Dispatcher, list[FakeChannel], FakeConnection]:
     dispatcher, first, _, _ = _dispatcher()
     channels = [first] + [FakeChannel() for _ in range(size - 1)]
     connection = FakeConnection()
-    dispatcher._channels = channels  # type: ignore[assignment]
-    dispatcher._busy = [0] * size
-    dispatcher._renewed = [0.0] * size
-    dispatcher._connection = connection  # type: ignore[assignment]
+    publisher = dispatcher.publisher
+    publisher._channels = channels  # type: ignore[assignment]
+    publisher._busy = [0] * size
+    publisher._renewed = [0.0] * size
+    publisher._connection = connection  # type: ignore[assignment]
     return dispatcher, channels, connection
 
 
@@ -279,7 +280,7 @@ async def test_a_nack_swaps_that_channel_once_a_second_then_is_a_429() -> None:
     channels[0].underlay.fail = DeliveryError(None, None)  # type: ignore[arg-type]
     await dispatcher.submit(INFO, b"p", deadline=60.0)  # nacked, then sent on a new channel
     assert len(connection.opened) == 1
-    assert id(dispatcher._channels[0]) == id(connection.opened[0])  # slot 0 swapped
+    assert id(dispatcher.publisher._channels[0]) == id(connection.opened[0])  # slot 0 swapped
     assert len(connection.opened[0].underlay.published) == 1
     connection.opened[0].underlay.fail = DeliveryError(None, None)  # type: ignore[arg-type]
     with pytest.raises(Overloaded):  # nacked again within the second: the queue is full

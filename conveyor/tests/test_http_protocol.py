@@ -345,10 +345,14 @@ def test_the_app_sees_a_client_that_hangs_up(checklist: int) -> None:
         time.sleep(0.01)
 
 
-def test_each_response_leaves_in_one_write(checklist: int) -> None:
+def test_each_response_leaves_in_one_write_with_each_header_once(checklist: int) -> None:
     """Head and body arrive together: one recv on loopback gets the whole answer."""
     with socket.create_connection(("127.0.0.1", checklist), timeout=5) as conn:
         for _ in range(20):
             conn.sendall(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
             data = conn.recv(65536)
             assert data.endswith(b"}"), data
+            names = [
+                line.partition(b":")[0] for line in data.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]
+            ]
+            assert sorted(names) == [b"content-length", b"content-type", b"date"]
