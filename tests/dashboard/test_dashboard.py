@@ -32,7 +32,7 @@ def browser() -> Iterator[WebDriver]:
         if not Path(binary).is_file():
             pytest.fail(
                 f"{binary} is missing: this test needs Debian's chromium and chromium-driver "
-                "(apt-get install chromium chromium-driver; .ci/run installs them)"
+                "(apt-get install chromium chromium-driver; ./bazelw test installs them)"
             )
     profile = tempfile.mkdtemp(prefix="conveyor-chromium-")
     options = webdriver.ChromeOptions()
