@@ -1,6 +1,8 @@
 """The gateway's edge: what every request goes through before any route runs.
 
-One plain ASGI middleware (cheaper than a stack of them) that
+``Admission`` is the in-flight bound of the process; the HTTP protocol consults it before a
+request reaches the app (``conveyor.http_protocol.Gate``). ``Edge`` is one plain ASGI
+middleware (cheaper than a stack of them) that
 - notes the arrival time, from which a request's ``timeout`` counts;
 - gives the request an id (the client's ``X-Request-ID`` if it is sane, else a new one) and
   echoes it in the response;

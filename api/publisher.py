@@ -335,7 +335,7 @@ async def _publish(
 ) -> None:
     """Publish ``body`` to ``queue`` through the default exchange, ``mandatory``, and wait for
     the broker's confirm: what ``channel.default_exchange.publish`` does, without building an
-    ``aio_pika.Message`` (a third of the publish's own CPU). A nack raises ``DeliveryError``,
+    ``aio_pika.Message`` on the hot path. A nack raises ``DeliveryError``,
     a returned message ``PublishError`` (the channel is opened with ``on_return_raises``)."""
     if channel.is_closed:
         raise ChannelInvalidStateError(f"{channel!r} closed")
