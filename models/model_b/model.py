@@ -33,9 +33,8 @@ class ModelB(Model):
     name = "model_b"
     version = "1"
     max_batch_size = 32
-    # 2 ms: with the prediction on the event loop, longer waits gave larger batches but no more
-    # throughput at 32 clients (the batching scenario of //load_testing:bench, 1, 2 and 4 ms);
-    # a lone request waits it out (its c=1 rows show the cost).
+    # Longer waits give larger batches but no more throughput here (docs/performance.md);
+    # a lone client stops waiting it out after a few batches of one (worker_base).
     max_batch_delay_ms = 2.0
 
     def __init__(self, model_path: Path | None = None) -> None:
@@ -99,10 +98,9 @@ class ModelB(Model):
                     raise
                 outcomes[i] = e
         if rows:
-            # On the event loop, not in a thread: scikit-learn's ~0.2 ms per call is mostly its
-            # Python input checks, holding the GIL, so a thread would run nothing in parallel;
-            # it would only add a hand-off and, while the loop is busy, wait up to the GIL's
-            # 5 ms switch interval to start. Even 4,096 rows take under a millisecond.
+            # On the event loop, not in a thread: a call is mostly scikit-learn's Python input
+            # checks, holding the GIL, so a thread would run nothing in parallel; it would only
+            # add a hand-off and, while the loop is busy, wait for the GIL's switch interval.
             pipeline = self._artifact["pipeline"]
             probabilities = pipeline.predict_proba(np.asarray(rows, dtype=np.float64))
             for position, row in zip(positions, probabilities, strict=True):

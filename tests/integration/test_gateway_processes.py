@@ -1,0 +1,87 @@
+"""``API_WORKERS=2``: two gateway processes listen on one port under a supervisor that starts a
+dead one again; SIGTERM stops them all."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import httpx
+
+from tests.integration.stack import Stack, wait_until
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """The inodes of the TCP sockets listening on ``port`` (IPv4 and IPv6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                inodes.add(inode)
+    return inodes
+
+
+def _group(pgid: int) -> list[int]:
+    """The processes of process group ``pgid``."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[2]) == pgid and stat[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
+def _listeners(pgid: int, port: int) -> list[int]:
+    """The processes of group ``pgid`` that listen on ``port``."""
+    inodes = _listening_inodes(port)
+    found = []
+    for pid in _group(pgid):
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                found.append(pid)
+                break
+    return sorted(found)
+
+
+def test_two_gateway_processes_share_the_port_and_a_dead_one_is_replaced() -> None:
+    with Stack(API_WORKERS="2") as stack:
+        model = stack.model_name("a")
+        stack.start_worker("models.model_a", model)
+        group, port = stack.gateway.pid, stack.api_port
+        wait_until(lambda: len(_listeners(group, port)) == 2, 60, what="two gateway processes")
+        first = _listeners(group, port)
+
+        def predict_all(count: int) -> None:
+            for n in range(count):  # a new connection each: the kernel spreads them
+                with httpx.Client(base_url=stack.api_url, timeout=30) as client:
+                    answer = client.post(f"/predict/{model}", json={"data": f"x{n}"})
+                assert answer.status_code == 200, answer.text
+                assert answer.json() == {"reply": f"Processed message: x{n}"}
+
+        predict_all(20)
+        os.kill(first[0], signal.SIGKILL)
+
+        def replaced() -> bool:
+            now = _listeners(group, port)
+            return len(now) == 2 and first[0] not in now and first[1] in now
+
+        wait_until(replaced, 60, what="the killed gateway process replaced")
+        predict_all(20)
+        stack.gateway.signal(signal.SIGTERM)
+        assert stack.gateway.process.wait(60) == 0, stack.gateway.log()
+        assert _listeners(group, port) == []
