@@ -14,8 +14,8 @@ from api.edge import Edge
 from api.oip import routes as oip
 from api.routes import dashboard, errors, health, metrics, models, predict, tasks
 from api.shortcut import PredictShortcut
-from conveyor.heap import settle_heap
 from conveyor.metrics import GatewayMetrics
+from conveyor.process import settle_heap
 from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend

@@ -25,8 +25,8 @@ from google.protobuf.message import DecodeError
 
 from conveyor import logs, metrics
 from conveyor.amqp import connect_amqp
-from conveyor.heap import settle_heap
 from conveyor.logs import configure_logging
+from conveyor.process import settle_heap
 from conveyor.protocol import TASK_BATCH_CONTENT_TYPE, dead_letter_queue, durable_queue
 from conveyor.queues import QueueLimits, declare_legacy_queue, declare_model_queues
 from conveyor.redis import redis_client_for
@@ -96,7 +96,7 @@ class Worker:
         settings = self.settings
         await self.model.load()
         # The model and the libraries live as long as the process: frozen, they no longer
-        # make each full collection a long pause. The collector's thresholds stay (heap.py).
+        # make each full collection a long pause. A worker keeps the interpreter's thresholds.
         settle_heap(gen0_threshold=None)
         if settings.metrics_port and not metrics.serve(
             self.metrics.registry, settings.metrics_port, settings.metrics_host
