@@ -7,7 +7,8 @@ finish within ``SHUTDOWN_GRACE``, deregister and close. Intake (``Worker._on_mes
 delivered message becomes one delivery a task in the local priority queue (``scheduler``),
 counted open until it is settled (``settle``); an unusable message is rejected at once.
 
-``run_model`` is the process entry point.
+``run_model`` is the process entry point: one worker, or ``WORKER_PROCESSES`` of them, each
+forked and supervised by ``conveyor.process.supervise``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from google.protobuf.message import DecodeError
 from conveyor import logs, metrics
 from conveyor.amqp import connect_amqp
 from conveyor.logs import configure_logging
-from conveyor.process import settle_heap
+from conveyor.process import settle_heap, supervise
 from conveyor.protocol import TASK_BATCH_CONTENT_TYPE, dead_letter_queue, durable_queue
 from conveyor.queues import QueueLimits, declare_legacy_queue, declare_model_queues
 from conveyor.redis import redis_client_for
@@ -47,6 +48,8 @@ __all__ = ["Worker", "run_model"]
 logger = logging.getLogger(__name__)
 
 _CLOSE_TIMEOUT = 2.0
+_STOP_MARGIN = 15.0
+"""Seconds a worker process may take to stop beyond ``SHUTDOWN_GRACE`` (its bounded closes)."""
 _MIN_PREFETCH = 64
 _DURABLE_LANES = frozenset({"durable", "durable_high"})
 
@@ -272,9 +275,28 @@ def _deliveries(message: AbstractIncomingMessage) -> int:
 
 
 def run_model(model: Model, settings: Settings | None = None) -> None:
-    """Run ``model`` as a worker process until SIGTERM or SIGINT; the process entry point."""
+    """Run ``model`` until SIGTERM or SIGINT; the process entry point of a model worker.
+
+    With ``WORKER_PROCESSES`` above 1 this process forks that many worker processes, each its
+    own consumer and registry instance, restarts any that dies, and exits non-zero if one fails
+    to stop cleanly (``conveyor.process.supervise``).
+    """
     settings = settings or Settings()
-    configure_logging(settings.model_name or model.name, settings.log_format, settings.log_level)
+    name = settings.model_name or model.name
+    configure_logging(name, settings.log_format, settings.log_level)
+    if settings.worker_processes == 1:
+        _serve(model, settings)
+        return
+    grace = settings.shutdown_grace + _STOP_MARGIN
+    code = supervise(
+        settings.worker_processes, functools.partial(_serve, model, settings), name, grace
+    )
+    if code:
+        raise SystemExit(code)
+
+
+def _serve(model: Model, settings: Settings) -> None:
+    """One worker process: serve until SIGTERM or SIGINT."""
 
     async def main() -> None:
         stop = asyncio.Event()
