@@ -13,8 +13,8 @@ from api.edge import Admission, Edge
 from api.oip import routes as oip
 from api.routes import dashboard, errors, health, metrics, models, predict, tasks
 from api.routes.predict import PredictFastPath
-from conveyor.heap import settle_heap
 from conveyor.metrics import GatewayMetrics
+from conveyor.process import settle_heap
 from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend

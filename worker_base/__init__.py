@@ -5,7 +5,7 @@ from conveyor.errors import SchemaError
 from worker_base.config import Settings
 from worker_base.exceptions import InvalidRequest, WorkerError
 from worker_base.model import Model
-from worker_base.runner import Worker, run_model
+from worker_base.worker import Worker, run_model
 
 __all__ = [
     "InvalidRequest",

@@ -7,7 +7,11 @@ from conveyor.settings import AmqpSettings, RedisSettings, RegistryClientSetting
 
 
 class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings):
-    """Settings of one worker process (environment variables, case-insensitive)."""
+    """Settings of a model worker (environment variables, case-insensitive).
+
+    ``WORKER_PROCESSES`` above 1 runs that many worker processes under one supervisor, each
+    with these settings (its own consumer, registry instance and ``WORKER_CONCURRENCY``).
+    """
 
     model_name: str | None = Field(
         default=None, description="Overrides the model class's name (e.g. for tests)."
@@ -20,6 +24,13 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
         ge=1,
         le=10000,
         description="Unacknowledged tasks per queue; default: concurrency x batch, at least 64.",
+    )
+    worker_processes: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Worker processes, each its own consumer and registry instance; above 1 "
+        "one supervisor process restarts any that dies (for CPU-bound models).",
     )
     worker_concurrency: int = Field(
         default=4, ge=1, le=1000, description="Tasks (or batches) the worker runs at once."

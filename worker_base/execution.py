@@ -1,22 +1,33 @@
-"""Running the model on tasks and turning every outcome into that task's ``TaskResult``.
+"""Running tasks: the worker's runners take deliveries from the scheduler, run the model on
+them, and hand every result to settling.
 
-Never raises for a model failure: an exception becomes the result of the task it belongs to
-(``INVALID_ARGUMENT``, ``BAD_TASK`` or ``MODEL_ERROR``); a task past its deadline is answered
-``DEADLINE_EXCEEDED`` without running the model.
+A runner (``TaskRunner.serve``; the worker starts ``WORKER_CONCURRENCY`` of them) takes a batch
+(up to the batch size, one task when the model does not batch), skips the tasks answered
+already, runs the rest (``Executor``) and hands each result to the ``Settler``, which stores it
+and only then acknowledges the task. It does not wait for that: it takes the next batch.
+
+``Executor`` never raises for a model failure: an exception becomes the result of the task it
+belongs to (``INVALID_ARGUMENT``, ``BAD_TASK`` or ``MODEL_ERROR``); a task past its deadline is
+answered ``DEADLINE_EXCEEDED`` without running the model.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from google.protobuf.message import DecodeError, Message
 
 from conveyor import logs
-from conveyor.results import now_ms
+from conveyor.metrics import WorkerMetrics
+from conveyor.results import ResultBackend, now_ms
 from proto import task_pb2
 from worker_base.exceptions import InvalidRequest
 from worker_base.model import Model
+from worker_base.scheduler import Delivery, Scheduler
+from worker_base.settle import Settler, until_redis_answers
+
+__all__ = ["Executor", "TaskRunner"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,3 +129,87 @@ class Executor:
             )
         else:
             result.response = outcome.SerializeToString()
+
+
+class TaskRunner:
+    """What every runner does: take a batch, run what is not answered yet, hand the results over.
+
+    ``running_seconds``: how long an asynchronous task is marked running once claimed (its
+    cancellation is refused meanwhile); longer than any run and the shutdown grace.
+    """
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        executor: Executor,
+        settler: Settler,
+        results: ResultBackend,
+        metrics: WorkerMetrics,
+        batch: tuple[int, float],
+        running_seconds: int,
+    ) -> None:
+        self.scheduler = scheduler
+        self.executor = executor
+        self.settler = settler
+        self.results = results
+        self.metrics = metrics
+        self.batch_size, self.batch_delay = batch
+        self.running_seconds = running_seconds
+
+    async def serve(self) -> None:
+        """Run batches until cancelled; a batch that fails unexpectedly is returned to its queue."""
+        while True:
+            batch = await self.scheduler.take(self.batch_size, self.batch_delay)
+            try:
+                await self._run(batch)
+            except Exception:
+                logger.exception("a batch of %d tasks failed unexpectedly; requeueing", len(batch))
+                await self.settler.release(batch, requeue=True)
+
+    async def _run(self, batch: list[Delivery]) -> None:
+        runnable: list[Delivery] = []
+        answered: list[Delivery] = []
+        for delivery in batch:
+            (answered if await self._already_answered(delivery) else runnable).append(delivery)
+        if answered:
+            await self.settler.release(answered, requeue=False)
+        if not runnable:
+            return
+        tasks = [d.task for d in runnable]
+        results = await self.executor.execute_batch(
+            tasks, [bool(d.message.redelivered) for d in runnable]
+        )
+        self.metrics.observe(tasks, results)
+        if logger.isEnabledFor(logging.DEBUG):
+            for task, result in zip(tasks, results, strict=True):
+                with logs.bound(task.request_id, task.task_id, task.model, task.version):
+                    logger.debug("task answered: %s", _outcome(result))
+        self.settler.commit(list(zip(runnable, results, strict=True)))
+
+    async def _already_answered(self, delivery: Delivery) -> bool:
+        """True when the task has a result already and must not run (again).
+
+        An asynchronous task is claimed first (it may have been cancelled while queued); a
+        synchronous one is checked only when redelivered, and its stored result re-announced.
+        """
+        task, results = delivery.task, self.results
+        call: Callable[[], Awaitable[bool]]
+        if not task.reply_channel:
+
+            async def call() -> bool:
+                return not await results.claim(task, self.running_seconds)
+
+        elif delivery.message.redelivered:
+
+            async def call() -> bool:
+                return await results.republish(task)
+
+        else:
+            return False
+        return await until_redis_answers(call)
+
+
+def _outcome(result: task_pb2.TaskResult) -> str:
+    if not result.HasField("error"):
+        return "ok"
+    return str(task_pb2.TaskError.Code.Name(result.error.code))

@@ -25,7 +25,7 @@ def registration_of(model: Model, version: str, queue: str) -> Registration:
         response_type=response.full_name,
         descriptor_set=base64.b64encode(descriptor_set).decode("ascii"),
         example_request=model.example_request(),
-        features=[TASK_BATCH_FEATURE],  # unpacks TaskBatch messages (runner, packs)
+        features=[TASK_BATCH_FEATURE],  # unpacks TaskBatch messages (worker, settle)
     )
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from aio_pika.abc import AbstractIncomingMessage
 
 from proto import task_pb2
-from worker_base.packs import Pack
+from worker_base.settle import Pack
 
 __all__ = ["LONE_WAITS", "Delivery", "Scheduler"]
 

@@ -1,8 +1,14 @@
-"""The worker: consumes a model version's queues, runs the model, stores results, stays alive.
+"""The worker: one model version's lifecycle and intake.
 
-One process serves one model version. It declares the version's queues (docs/protocol.md),
-takes deliveries into a local priority queue (``scheduler``), runs them alone or in batches
-(``execution``), stores each result before acknowledging its task, and keeps itself registered.
+Lifecycle (``Worker.run``): load the model, connect to Redis and RabbitMQ, declare the version's
+queues (docs/protocol.md), start the runners (``execution``), consume, register and keep
+registered (``registration``); on SIGTERM or SIGINT stop consuming, let the delivered tasks
+finish within ``SHUTDOWN_GRACE``, deregister and close. Intake (``Worker._on_message``): each
+delivered message becomes one delivery a task in the local priority queue (``scheduler``),
+counted open until it is settled (``settle``); an unusable message is rejected at once.
+
+``run_model`` is the process entry point: one worker, or ``WORKER_PROCESSES`` of them, each
+forked and supervised by ``conveyor.process.supervise``.
 """
 
 from __future__ import annotations
@@ -15,39 +21,35 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
-import redis.asyncio as aioredis
 import uvloop
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 
 from conveyor import logs, metrics
 from conveyor.amqp import connect_amqp
-from conveyor.heap import settle_heap
 from conveyor.logs import configure_logging
+from conveyor.process import settle_heap, supervise
 from conveyor.protocol import TASK_BATCH_CONTENT_TYPE, dead_letter_queue, durable_queue
 from conveyor.queues import QueueLimits, declare_legacy_queue, declare_model_queues
 from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend, now_ms
 from proto import task_pb2
-from worker_base.acks import Acknowledger
-from worker_base.commit import GroupCommit
 from worker_base.config import Settings
-from worker_base.execution import Executor
+from worker_base.execution import Executor, TaskRunner
 from worker_base.model import Model
-from worker_base.packs import Pack
 from worker_base.registration import keep_alive, registration_of
-from worker_base.scheduler import Delivery, Scheduler
+from worker_base.scheduler import Scheduler
+from worker_base.settle import Pack, Settler, until_redis_answers
+
+__all__ = ["Worker", "run_model"]
 
 logger = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
-
-_STORE_RETRY_DELAY = 0.5
 _CLOSE_TIMEOUT = 2.0
+_STOP_MARGIN = 15.0
+"""Seconds a worker process may take to stop beyond ``SHUTDOWN_GRACE`` (its bounded closes)."""
 _MIN_PREFETCH = 64
 _DURABLE_LANES = frozenset({"durable", "durable_high"})
 
@@ -73,14 +75,10 @@ class Worker:
             _MIN_PREFETCH, self.settings.worker_concurrency * self.batch_size
         )
         self.scheduler = Scheduler()
-        self.commits = GroupCommit(self._store, self._settle_stored)
-        self.acks = Acknowledger()
+        self.settler = Settler(self._store)
         self._results: ResultBackend | None = None
-        self._unsettled = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.metrics = metrics.WorkerMetrics(self.model_name, self.version)
-        self.metrics.track_unsettled(lambda: self._unsettled)
+        self.metrics.track_unsettled(lambda: self.settler.unsettled)
 
     @property
     def queue_name(self) -> str:
@@ -96,7 +94,8 @@ class Worker:
         settings = self.settings
         await self.model.load()
         # The model and the libraries live as long as the process: frozen, they no longer
-        # make each full collection a long pause. The collector's thresholds stay (heap.py).
+        # make each full collection a long pause. A worker keeps the interpreter's thresholds:
+        # it holds few objects in flight (its prefetch).
         settle_heap(gen0_threshold=None)
         if settings.metrics_port and not metrics.serve(
             self.metrics.registry, settings.metrics_port, settings.metrics_host
@@ -104,6 +103,15 @@ class Worker:
             logger.warning("port %d is taken: no GET /metrics", settings.metrics_port)
         client = redis_client_for(settings, settings.worker_concurrency + 4)
         self._results = ResultBackend(client)
+        runner = TaskRunner(
+            self.scheduler,
+            self.executor,
+            self.settler,
+            self._results,
+            self.metrics,
+            (self.batch_size, self.batch_delay),
+            running_seconds=max(1, int(settings.shutdown_grace) + 3600),
+        )
         connection = await connect_amqp(settings.amqp_url, settings.broker_connect_timeout)
         headers = (
             {"Authorization": f"Bearer {settings.registry_key}"} if settings.registry_key else None
@@ -131,7 +139,7 @@ class Worker:
                 tag = await queue.consume(functools.partial(self._on_message, lane))
                 consumers.append((queue, tag))
             for _ in range(settings.worker_concurrency):
-                tasks.append(asyncio.create_task(self._run_batches()))
+                tasks.append(asyncio.create_task(runner.serve()))
             registering = asyncio.create_task(
                 keep_alive(
                     registry,
@@ -156,19 +164,19 @@ class Worker:
             stopping.cancel()
             if registering.done():
                 registering.result()  # the registry refused this worker: raise why
-            logger.info("stopping: no new tasks, finishing %d delivered", self._unsettled)
+            logger.info("stopping: no new tasks, finishing %d delivered", self.settler.unsettled)
             for queue, tag in consumers:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(queue.cancel(tag), _CLOSE_TIMEOUT)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), settings.shutdown_grace)
+                await asyncio.wait_for(self.settler.drained(), settings.shutdown_grace)
         finally:
             for task in tasks:
                 task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await self.commits.close()
+            await self.settler.close()
             # Bounded: when the whole stack stops at once, registry and broker may be gone.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -180,15 +188,11 @@ class Worker:
             await client.aclose()
             await self.model.close()
 
-    def _settled(self) -> None:
-        self._unsettled -= 1
-        if self._unsettled == 0:
-            self._idle.set()
-
     async def _on_message(self, lane: str, message: AbstractIncomingMessage) -> None:
-        self._unsettled += 1
-        self._idle.clear()
-        self.acks.opened(message)
+        """Take one delivered message: a ``Task`` becomes one delivery in the scheduler, a
+        ``TaskBatch`` one delivery a task; an unusable message is rejected, a task that killed
+        its workers too often dead-lettered."""
+        self.settler.opened(message)
         if message.content_type == TASK_BATCH_CONTENT_TYPE:
             await self._on_packed(lane, message)
             return
@@ -198,11 +202,11 @@ class Worker:
             task.ParseFromString(message.body)
         except DecodeError:
             logger.error("rejecting a message on %s that is not a conveyor.v1.Task", lane)
-            await self._settle(message, _reject(message))
+            await self.settler.reject(message)
             return
         if not task.result_key:
             logger.error("rejecting task %s without a result key", task.task_id)
-            await self._settle(message, _reject(message))
+            await self.settler.reject(message)
             return
         if lane in _DURABLE_LANES and _deliveries(message) >= self.settings.max_deliveries:
             await self._dead_letter(task, message)
@@ -219,31 +223,18 @@ class Worker:
             batch.ParseFromString(message.body)
         except DecodeError as e:
             logger.error("rejecting a message on %s that is not a usable TaskBatch: %s", lane, e)
-            await self._settle(message, _reject(message))
+            await self.settler.reject(message)
             return
         self.metrics.tasks_per_message.observe(len(batch.tasks))
         tasks = [task for task in batch.tasks if task.result_key]
         if len(tasks) < len(batch.tasks):
             logger.error("dropping %d tasks without a result key", len(batch.tasks) - len(tasks))
         if not tasks:
-            await self._settle(message, _reject(message))
+            await self.settler.reject(message)
             return
         pack = Pack(message, len(tasks))
         for task in tasks:
             await self.scheduler.put(self.scheduler.make(task, message, lane, pack))
-
-    async def _settle(
-        self, message: AbstractIncomingMessage, action: Callable[[], Awaitable[None]]
-    ) -> None:
-        """Acknowledge or reject a message alone; a broker error is logged, never raised (the
-        broker returns an unsettled message to its queue when the channel closes)."""
-        self.acks.closed(message)
-        try:
-            await action()
-        except Exception as e:
-            logger.warning("could not settle a delivery: %s", e)
-        finally:
-            self._settled()
 
     async def _dead_letter(self, task: task_pb2.Task, message: AbstractIncomingMessage) -> None:
         """Answer a task that killed its workers too often, and move it to the dead letters."""
@@ -257,140 +248,23 @@ class Worker:
         with logs.bound(task.request_id, task.task_id, self.model_name, self.version):
             logger.error("dead-lettering task %s: %s", task.task_id, result.error.message)
         self.metrics.dead_lettered.inc()
-        await self._store([(task, result)])
-        await self._settle(message, _reject(message))
-
-    async def _run_batches(self) -> None:
-        while True:
-            batch = await self.scheduler.take(self.batch_size, self.batch_delay)
-            try:
-                await self._process(batch)
-            except Exception:
-                logger.exception("a batch of %d tasks failed unexpectedly; requeueing", len(batch))
-                await self._release(batch, requeue=True)
-
-    async def _process(self, batch: list[Delivery]) -> None:
-        assert self._results is not None
-        runnable: list[Delivery] = []
-        answered: list[Delivery] = []
-        for delivery in batch:
-            (answered if await self._already_answered(delivery) else runnable).append(delivery)
-        if answered:
-            await self._release(answered, requeue=False)
-        if not runnable:
-            return
-        tasks = [d.task for d in runnable]
-        results = await self.executor.execute_batch(
-            tasks, [bool(d.message.redelivered) for d in runnable]
-        )
-        self.metrics.observe(tasks, results)
-        if logger.isEnabledFor(logging.DEBUG):
-            for task, result in zip(tasks, results, strict=True):
-                with logs.bound(task.request_id, task.task_id, task.model, task.version):
-                    logger.debug("task answered: %s", _outcome(result))
-        self.commits.add(list(zip(runnable, results, strict=True)))
-
-    async def _settle_stored(self, deliveries: list[Delivery], stored: bool) -> None:
-        """Acknowledge tasks whose results are stored; requeue them when their store failed."""
-        await self._release(deliveries, requeue=not stored)
-
-    async def _release(self, deliveries: list[Delivery], *, requeue: bool) -> None:
-        """Settle each delivery once: acknowledged (its result stored, or answered before),
-        together where ``acks`` can, or returned to its queue. A packed task settles its
-        message with the last open task of it, returning it if any of them asked to."""
-        acking: list[AbstractIncomingMessage] = []
-        returning: list[AbstractIncomingMessage] = []
-        for delivery in deliveries:
-            if delivery.settled:
-                continue
-            delivery.settled = True
-            pack = delivery.pack
-            if pack is None:
-                (returning if requeue else acking).append(delivery.message)
-            elif pack.settle(requeue):
-                (returning if pack.requeue else acking).append(pack.message)
-        if returning:
-            await asyncio.gather(*(self._settle(m, _requeue(m)) for m in returning))
-        if not acking:
-            return
-        failures = await self.acks.ack(acking)
-        for failure in failures:
-            if failure is not None:
-                logger.warning("could not settle a delivery: %s", failure)
-            self._settled()
-
-    async def _already_answered(self, delivery: Delivery) -> bool:
-        """True when the task has a result already and must not run (again).
-
-        An asynchronous task is claimed first (it may have been cancelled while queued); a
-        synchronous one is checked only when redelivered, and its stored result re-announced.
-        """
-        assert self._results is not None
-        task = delivery.task
-        call: Callable[[], Awaitable[bool]]
-        if not task.reply_channel:
-            running = max(1, int(self.settings.shutdown_grace) + 3600)
-
-            async def call() -> bool:
-                assert self._results is not None
-                return not await self._results.claim(task, running)
-
-        elif delivery.message.redelivered:
-
-            async def call() -> bool:
-                assert self._results is not None
-                return await self._results.republish(task)
-
-        else:
-            return False
-        return await self._with_redis(call)
+        await self.settler.dead_letter(message, task, result)
 
     async def _store(self, items: list[tuple[task_pb2.Task, task_pb2.TaskResult]]) -> None:
+        """The settler's store: the result backend ``run`` connected, retried while Redis is
+        unreachable."""
         assert self._results is not None
-        results = self._results
+        results, settings = self._results, self.settings
 
         async def call() -> list[bool]:
             return await results.store_many(
                 items,
-                self.settings.default_result_ttl,
-                self.settings.redis_wait_replicas,
-                self.settings.redis_wait_timeout_ms,
+                settings.default_result_ttl,
+                settings.redis_wait_replicas,
+                settings.redis_wait_timeout_ms,
             )
 
-        await self._with_redis(call)
-
-    async def _with_redis(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``call``, retrying while Redis is unreachable: a computed result is kept (the
-        task stays unacknowledged, so nothing is lost or run twice) until it can be stored."""
-        outage = False
-        while True:
-            try:
-                value = await call()
-            except (aioredis.RedisError, OSError) as e:
-                if not outage:
-                    logger.warning("Redis unreachable (%s); holding results until it is back", e)
-                    outage = True
-                await asyncio.sleep(_STORE_RETRY_DELAY)
-                continue
-            if outage:
-                logger.warning("Redis back; results stored")
-            return value
-
-
-def _outcome(result: task_pb2.TaskResult) -> str:
-    if not result.HasField("error"):
-        return "ok"
-    return str(task_pb2.TaskError.Code.Name(result.error.code))
-
-
-def _reject(message: AbstractIncomingMessage) -> Callable[[], Awaitable[None]]:
-    """Settling ``message`` by rejecting it for good (dead-lettered where its queue says so)."""
-    return functools.partial(message.reject, requeue=False)
-
-
-def _requeue(message: AbstractIncomingMessage) -> Callable[[], Awaitable[None]]:
-    """Settling ``message`` by returning it to its queue."""
-    return functools.partial(message.nack, requeue=True)
+        await until_redis_answers(call)
 
 
 def _deliveries(message: AbstractIncomingMessage) -> int:
@@ -401,9 +275,28 @@ def _deliveries(message: AbstractIncomingMessage) -> int:
 
 
 def run_model(model: Model, settings: Settings | None = None) -> None:
-    """Run ``model`` as a worker process until SIGTERM or SIGINT; the process entry point."""
+    """Run ``model`` until SIGTERM or SIGINT; the process entry point of a model worker.
+
+    With ``WORKER_PROCESSES`` above 1 this process forks that many worker processes, each its
+    own consumer and registry instance, restarts any that dies, and exits non-zero if one fails
+    to stop cleanly (``conveyor.process.supervise``).
+    """
     settings = settings or Settings()
-    configure_logging(settings.model_name or model.name, settings.log_format, settings.log_level)
+    name = settings.model_name or model.name
+    configure_logging(name, settings.log_format, settings.log_level)
+    if settings.worker_processes == 1:
+        _serve(model, settings)
+        return
+    grace = settings.shutdown_grace + _STOP_MARGIN
+    code = supervise(
+        settings.worker_processes, functools.partial(_serve, model, settings), name, grace
+    )
+    if code:
+        raise SystemExit(code)
+
+
+def _serve(model: Model, settings: Settings) -> None:
+    """One worker process: serve until SIGTERM or SIGINT."""
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -1,4 +1,6 @@
-"""Packed synchronous tasks (``TaskBatch`` messages): each task a delivery of its own, the
+"""The worker's intake, and its public names.
+
+Packed synchronous tasks (``TaskBatch`` messages): each task a delivery of its own, the
 message settled once, after its last task: acknowledged, or returned if any task asked."""
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import pytest
 from conveyor.protocol import TASK_BATCH_CONTENT_TYPE, TASK_CONTENT_TYPE
 from proto import model_a_pb2, task_pb2
 from worker_base import MessageDescriptor, Model, Settings, Worker
-from worker_base.packs import Pack
 
 
 class Echo(Model):
@@ -69,16 +70,6 @@ async def _delivered(worker: Worker, message: Message, lane: str = "sync") -> No
     await worker._on_message(lane, message)  # type: ignore[arg-type]
 
 
-def test_a_pack_settles_with_its_last_task_and_remembers_a_requeue() -> None:
-    pack = Pack(object(), 3)  # type: ignore[arg-type]
-    assert not pack.settle(requeue=False)
-    assert not pack.settle(requeue=True)
-    assert pack.settle(requeue=False)
-    assert pack.requeue
-    with pytest.raises(RuntimeError):
-        pack.settle(requeue=False)
-
-
 @pytest.mark.asyncio
 async def test_each_task_of_a_batch_message_is_a_delivery_sharing_the_message() -> None:
     worker = Worker(Echo(), Settings(model_name="echo_packs"))
@@ -88,7 +79,7 @@ async def test_each_task_of_a_batch_message_is_a_delivery_sharing_the_message() 
     assert [d.task.task_id for d in deliveries] == ["a", "b", "c"]  # no key: dropped, logged
     assert {id(d.pack) for d in deliveries} == {id(deliveries[0].pack)}
     assert deliveries[0].pack is not None and deliveries[0].pack.open == 3
-    assert worker._unsettled == 1  # the broker's one message
+    assert worker.settler.unsettled == 1  # the broker's one message
     assert message.settled == []
 
 
@@ -98,12 +89,12 @@ async def test_the_message_is_acknowledged_once_after_its_last_task_is_stored() 
     message = _packed(_task("a"), _task("b"), _task("c"))
     await _delivered(worker, message)
     a, b, c = await worker.scheduler.take(10, 0)
-    await worker._settle_stored([a, b], True)
+    await worker.settler.release([a, b], requeue=False)  # their results are stored
     assert message.settled == []  # c is not stored yet: acknowledging would risk losing it
-    await worker._settle_stored([c], True)
-    await worker._settle_stored([c], True)  # settling a task twice changes nothing
+    await worker.settler.release([c], requeue=False)
+    await worker.settler.release([c], requeue=False)  # settling a task twice changes nothing
     assert message.settled == ["ack"]
-    assert worker._unsettled == 0 and worker.acks.open_count() == 0
+    assert worker.settler.unsettled == 0 and worker.settler.acks.open_count() == 0
 
 
 @pytest.mark.asyncio
@@ -112,10 +103,10 @@ async def test_a_task_whose_store_failed_returns_the_whole_message_to_its_queue(
     message = _packed(_task("a"), _task("b"))
     await _delivered(worker, message)
     a, b = await worker.scheduler.take(10, 0)
-    await worker._settle_stored([a], False)
-    await worker._settle_stored([b], True)
+    await worker.settler.release([a], requeue=True)  # its store failed
+    await worker.settler.release([b], requeue=False)
     assert message.settled == ["requeue"]  # redelivered; a stored result is announced again
-    assert worker._unsettled == 0
+    assert worker.settler.unsettled == 0
 
 
 @pytest.mark.asyncio
@@ -131,7 +122,7 @@ async def test_an_unusable_batch_message_is_rejected(message: Message, lane: str
     worker = Worker(Echo(), Settings(model_name="echo_packs"))
     await _delivered(worker, message, lane)
     assert message.settled == ["reject"]
-    assert len(worker.scheduler) == 0 and worker._unsettled == 0
+    assert len(worker.scheduler) == 0 and worker.settler.unsettled == 0
 
 
 @pytest.mark.asyncio
@@ -141,5 +132,20 @@ async def test_a_plain_task_message_is_one_delivery_of_its_own() -> None:
     await _delivered(worker, message)
     [delivery] = await worker.scheduler.take(10, 0)
     assert delivery.pack is None
-    await worker._settle_stored([delivery], True)
+    await worker.settler.release([delivery], requeue=False)
     assert message.settled == ["ack"]
+
+
+def test_public_names() -> None:
+    import worker_base
+
+    assert set(worker_base.__all__) == {
+        "InvalidRequest",
+        "MessageDescriptor",
+        "Model",
+        "SchemaError",
+        "Settings",
+        "Worker",
+        "WorkerError",
+        "run_model",
+    }
