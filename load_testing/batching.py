@@ -14,9 +14,9 @@ import contextlib
 from pathlib import Path
 
 from load_testing import goals
-from load_testing.bench import alternate, brokers, conveyor_targets, measure, with_brokers
 from load_testing.report import compare, ratio_lines, table
 from load_testing.stack import Stack, environment
+from load_testing.targets import alternate, brokers, conveyor_targets, measure, with_brokers
 
 __all__ = ["run_batching"]
 

@@ -44,10 +44,10 @@ from aiormq.exceptions import ChannelNotFoundEntity
 from api.config import Settings
 from conveyor.protocol import model_queues
 from load_testing import goals, procstat, wrk
-from load_testing.bench import Target, brokers, conveyor_targets, measure, with_brokers
 from load_testing.cpu_budget import CpuBudget
 from load_testing.report import Row, table
 from load_testing.stack import Stack
+from load_testing.targets import Target, brokers, conveyor_targets, measure, with_brokers
 
 __all__ = ["Probe", "measure_capacity", "offer_overload", "run_overload"]
 
@@ -137,15 +137,16 @@ def run_overload(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
     amqp_url, redis_url = brokers()
     with Stack(out / "logs", amqp_url=amqp_url, redis_url=redis_url) as stack:
         model_a, _ = conveyor_targets(stack)
-        pids = with_brokers(model_a, amqp_url, redis_url).pids
+        measured = with_brokers(model_a, amqp_url, redis_url)
         if not args.system_cores:
-            return _overload(args, stack, model_a, pids, amqp_url, None)
-        system = {*pids.values(), *(service.pid for service in stack.services.values())}
+            return _overload(args, stack, measured, amqp_url, None)
+        services = (procstat.group_pids(s.pid) for s in stack.services.values())
+        system = {*measured.pids.values(), *(pid for group in services for pid in group)}
         with CpuBudget(args.system_cores, system) as budget:
             print(f"system (gateway, registry, workers, rabbitmq, redis: {len(system)} "
                   f"processes) confined to {args.system_cores:g} cores; wrk and the bench "
                   f"outside")  # fmt: skip
-            return _overload(args, stack, model_a, pids, amqp_url, budget)
+            return _overload(args, stack, measured, amqp_url, budget)
 
 
 def measure_capacity(target: Target, args: argparse.Namespace) -> tuple[float, Row, list[Row]]:
@@ -182,12 +183,12 @@ def _overload(
     args: argparse.Namespace,
     stack: Stack,
     model_a: Target,
-    pids: dict[str, int],
     amqp_url: str,
     budget: CpuBudget | None,
 ) -> list[goals.Verdict]:
-    """Capacity, then the overload, printed (see the module doc); returns the verdicts."""
-    api = stack.services["api"].pid
+    """Capacity, then the overload, printed (see the module doc); returns the verdicts.
+    ``model_a`` carries every process whose CPU is reported (the brokers' too)."""
+    api = model_a.groups["gateway"]
 
     def held_back() -> float:
         return budget.throttled_seconds() if budget else 0.0
@@ -197,9 +198,9 @@ def _overload(
     capacity, capacity_row, rows = measure_capacity(model_a, args)
     capacity_held += held_back()
     print(table(rows))
-    rss_before = procstat.rss_mb(api)
+    rss_before = procstat.group_rss_mb(api)
     probe = Probe(f"{model_a.url}{SYNC_TIMEOUT_QUERY}", args.overload_seconds)
-    cpu_before = {name: procstat.cpu_seconds(pid) for name, pid in pids.items()}
+    cpu_before = model_a.cpu_seconds()
     wrk_before = procstat.children_cpu_seconds()
     machine_before = procstat.machine_cpu()
     probe.start()
@@ -207,13 +208,13 @@ def _overload(
     result, delay_ms = offer_overload(model_a.url, args, capacity, args.overload_seconds)
     overload_held += held_back()
     machine_after = procstat.machine_cpu()
-    cpu = {name: procstat.cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    cpu = {name: used - cpu_before[name] for name, used in model_a.cpu_seconds().items()}
     cpu["wrk"] = procstat.children_cpu_seconds() - wrk_before
     probe.join()
-    rss_after = procstat.rss_mb(api)
+    rss_after = procstat.group_rss_mb(api)
     drained = _drain_seconds(amqp_url, model_queues(stack.model_a, "1"))
     time.sleep(10)
-    rss_settled = procstat.rss_mb(api)
+    rss_settled = procstat.group_rss_mb(api)
     shares = ", ".join(
         f"{status}: {result.share(status):.1%}" for status in sorted(result.statuses)
     )
