@@ -2,7 +2,7 @@
 
 Usage::
 
-    bazel run //load_testing:bench -- [--scenario main|overload|batching|soak|
+    bazel run //load_testing:bench -- [--scenario main|overload|batching|soak|processes|
         profile|goals] [--rounds 3] [--seconds 10] [--connections 32] [--warmup 3]
 
 Each scenario is a module of its own, listed in :mod:`load_testing.bench_scenarios` (its

@@ -19,6 +19,7 @@ from load_testing.batching import run_batching
 from load_testing.cpu_budget import CpuBudgetError
 from load_testing.main_scenario import run_main
 from load_testing.overload import run_overload
+from load_testing.processes import run_processes
 from load_testing.profiling import ProfilerMissing, run_profile
 from load_testing.soak import run_soak
 
@@ -62,6 +63,7 @@ SCENARIOS: Final[dict[str, BenchScenario]] = {
         BenchScenario("overload", "about 3x capacity, sync ?timeout=5 (goal 2)", _overload),
         BenchScenario("batching", "model_b batched, unbatched, and model_a (goal 3)", run_batching),
         BenchScenario("soak", "model_a at full load for minutes, with RSS (goal 4)", run_soak),
+        BenchScenario("processes", "main's load on 1 and 2 gateway processes", run_processes),
         BenchScenario("profile", "gateway and a worker under a profiler, under load", _profile),
     )
 }
