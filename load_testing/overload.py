@@ -1,18 +1,16 @@
 """The ``overload`` scenario: Conveyor offered about three times what it can serve.
 
 1. Capacity: model_a driven closed-loop for ``--seconds`` at ``--connections`` (32) and again
-   at half the gateway's ``MAX_INFLIGHT`` (256); the better of the two counts. On a machine
-   where each wake-up is dear, 32 clients can leave the system short of what it serves with
-   hundreds of requests in flight, and goodput measured against that would flatter it (one
-   hour on this machine gave 105-118 % "of capacity" at c=32 alone).
+   at half the gateway's ``MAX_INFLIGHT``; the better of the two counts. A few dozen clients can
+   leave the system short of what it serves with hundreds of requests in flight, and goodput
+   measured against that would flatter it.
 2. Overload: ``wrk`` with many connections (``--overload-connections``, default 768), each
    pausing between requests so that the connections not stuck in accepted requests (at most
-   the gateway's ``MAX_INFLIGHT``, 512) offer ``--factor`` x capacity; sync predict with
+   the gateway's ``MAX_INFLIGHT``) offer ``--factor`` x capacity; sync predict with
    ``?timeout=5`` for ``--overload-seconds`` (30). wrk is closed-loop, so this is open-loop
    only as long as answers come fast (429s do); the offered rate it reached is printed.
-   Each pause is a timer in wrk's event loop, which scans all of them on every turn, so fewer
-   free connections make wrk cheaper: 256 (768 in all) against 1,024 (1,536, the earlier
-   default) took wrk from 0.33 to 0.26 cores at ~12,000 req/s.
+   Each pause is a timer in wrk's event loop, which scans all of them on every turn, so the
+   default keeps the free connections few: wrk's own CPU comes out of the system's.
    ``MAX_INFLIGHT`` is the gateway's default unless the bench's environment sets it (as
    ``MAX_INFLIGHT=128 bazel run //load_testing:bench -- --scenario overload``); steps 1 and 2
    follow it.

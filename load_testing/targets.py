@@ -50,9 +50,10 @@ class Target:
     groups: Mapping[str, int] = field(default_factory=dict)
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds used so far by each of its processes (or process groups), by name."""
-        used = {name: procstat.cpu_seconds(pid) for name, pid in self.pids.items()}
-        used.update({name: procstat.group_cpu_seconds(pid) for name, pid in self.groups.items()})
+        """CPU seconds used so far by each of its process groups, then each of its processes,
+        by name."""
+        used = {name: procstat.group_cpu_seconds(pid) for name, pid in self.groups.items()}
+        used.update({name: procstat.cpu_seconds(pid) for name, pid in self.pids.items()})
         return used
 
 
