@@ -14,25 +14,30 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(30)"]
 PARENT = [
     sys.executable,
     "-c",
-    f"import subprocess, time; subprocess.Popen({SLEEPER!r}); time.sleep(30)",
+    f"import subprocess, time; print(subprocess.Popen({SLEEPER!r}).pid, flush=True); "
+    "time.sleep(30)",
 ]
 
 
 def test_a_group_is_its_leader_and_the_children_it_started() -> None:
     other = subprocess.Popen(SLEEPER, start_new_session=True)
-    leader = subprocess.Popen(PARENT, start_new_session=True)
+    leader = subprocess.Popen(PARENT, start_new_session=True, stdout=subprocess.PIPE, text=True)
     try:
+        assert leader.stdout is not None
+        child = int(leader.stdout.readline())
         deadline = time.monotonic() + 20
-        while len(procstat.group_pids(leader.pid)) < 2 and time.monotonic() < deadline:
+        while child not in procstat.group_pids(leader.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         members = procstat.group_pids(leader.pid)
-        assert len(members) == 2
         assert leader.pid in members
+        assert child in members
         assert other.pid not in members
     finally:
         for process in (leader, other):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        if leader.stdout is not None:
+            leader.stdout.close()
 
 
 def test_group_readings_add_up_their_processes() -> None:

@@ -1,9 +1,10 @@
 """Question: what does one 429 past ``MAX_INFLIGHT`` cost the gateway, and how much of that
 could any gateway code remove?
 
-Answer: a refusal costs the gateway less than twice what a bare protocol pays to parse the
-same request and write the same bytes on the same event loop, and that floor (the wake-up, the
-``recv``, the parse and the ``send`` on loopback) is by itself above what a refusal may cost
+Answer: a refusal costs the gateway about twice what a bare protocol pays to parse the same
+request and write the same bytes on the same event loop, so at most about half of it is the
+gateway's to remove; and that floor (the wake-up, the ``recv``, the parse and the ``send`` on
+loopback) is by itself above what a refusal may cost
 for 90 % goodput at three times capacity on two shared cores with the clients on loopback. So
 that goodput goal cannot be met on such a machine whatever the gateway does; it needs clients
 on other machines. The figures, and the savings they led to, are in docs/performance.md.
