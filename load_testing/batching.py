@@ -4,7 +4,7 @@ Two stacks run side by side on the same brokers: one with the default ``MAX_BATC
 (model_b's own, 32), one with ``MAX_BATCH_SIZE=1`` (batching off). Rounds alternate between
 batched model_b, unbatched model_b and model_a (the echo), each with ``wrk -c32``; then one
 client (c=1) on batched and unbatched model_b, where a batch never fills and each request waits
-out the batch delay.
+out the batch delay until the worker's scheduler stops waiting for partners that do not come.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import contextlib
 from pathlib import Path
 
 from load_testing import goals
-from load_testing.bench import alternate, brokers, conveyor_targets, measure, with_brokers
 from load_testing.report import compare, ratio_lines, table
 from load_testing.stack import Stack, environment
+from load_testing.targets import alternate, brokers, conveyor_targets, measure, with_brokers
 
 __all__ = ["run_batching"]
 
@@ -42,7 +42,7 @@ def run_batching(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
             print(line)
         for line in ratio_lines(rows, model_b.name, model_a.name):
             print(line)
-        # What the batch delay costs a lone client: its batch never fills, so it waits it out.
+        # What the batch delay costs a lone client, whose batch never fills.
         single = [measure(t, 1, min(args.seconds, 5), 1) for t in targets[:2]]
         print("\nc=1 latency\n")
         print(table(single))

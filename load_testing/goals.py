@@ -1,7 +1,9 @@
-"""The performance goals (issue 10), checked against what a scenario measured in its own run.
+"""The performance goals, checked against what a scenario measured in its own run.
 
-Each scenario ends with one verdict line per goal it measures, so a run's output says by itself
-what it shows: the figure, the target, and ``met`` or ``NOT MET``. Only same-run figures are
+The goals (docs/performance.md, "Goals and their latest verdicts"): 1 throughput against the
+reference, 2 behaviour under overload, 3 dynamic batching, 4 flat memory. Each scenario ends with
+one verdict line per goal it measures, so a run's output says by itself what it shows: the
+figure, the target, and ``met`` or ``NOT MET``. Only same-run figures are
 compared (ratios, and bounds that do not depend on the machine's speed). The checks are pure
 functions of the figures, tested without a stack (``test_goals``).
 

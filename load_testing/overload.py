@@ -1,18 +1,16 @@
 """The ``overload`` scenario: Conveyor offered about three times what it can serve.
 
 1. Capacity: model_a driven closed-loop for ``--seconds`` at ``--connections`` (32) and again
-   at half the gateway's ``MAX_INFLIGHT`` (256); the better of the two counts. On a machine
-   where each wake-up is dear, 32 clients can leave the system short of what it serves with
-   hundreds of requests in flight, and goodput measured against that would flatter it (one
-   hour on this machine gave 105-118 % "of capacity" at c=32 alone).
+   at half the gateway's ``MAX_INFLIGHT``; the better of the two counts. A few dozen clients can
+   leave the system short of what it serves with hundreds of requests in flight, and goodput
+   measured against that would flatter it.
 2. Overload: ``wrk`` with many connections (``--overload-connections``, default 768), each
    pausing between requests so that the connections not stuck in accepted requests (at most
-   the gateway's ``MAX_INFLIGHT``, 512) offer ``--factor`` x capacity; sync predict with
+   the gateway's ``MAX_INFLIGHT``) offer ``--factor`` x capacity; sync predict with
    ``?timeout=5`` for ``--overload-seconds`` (30). wrk is closed-loop, so this is open-loop
    only as long as answers come fast (429s do); the offered rate it reached is printed.
-   Each pause is a timer in wrk's event loop, which scans all of them on every turn, so fewer
-   free connections make wrk cheaper: 256 (768 in all) against 1,024 (1,536, the earlier
-   default) took wrk from 0.33 to 0.26 cores at ~12,000 req/s.
+   Each pause is a timer in wrk's event loop, which scans all of them on every turn, so the
+   default keeps the free connections few: wrk's own CPU comes out of the system's.
    ``MAX_INFLIGHT`` is the gateway's default unless the bench's environment sets it (as
    ``MAX_INFLIGHT=128 bazel run //load_testing:bench -- --scenario overload``); steps 1 and 2
    follow it.
@@ -44,10 +42,10 @@ from aiormq.exceptions import ChannelNotFoundEntity
 from api.config import Settings
 from conveyor.protocol import model_queues
 from load_testing import goals, procstat, wrk
-from load_testing.bench import Target, brokers, conveyor_targets, measure, with_brokers
 from load_testing.cpu_budget import CpuBudget
 from load_testing.report import Row, table
 from load_testing.stack import Stack
+from load_testing.targets import Target, brokers, conveyor_targets, measure, with_brokers
 
 __all__ = ["Probe", "measure_capacity", "offer_overload", "run_overload"]
 
@@ -137,15 +135,16 @@ def run_overload(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
     amqp_url, redis_url = brokers()
     with Stack(out / "logs", amqp_url=amqp_url, redis_url=redis_url) as stack:
         model_a, _ = conveyor_targets(stack)
-        pids = with_brokers(model_a, amqp_url, redis_url).pids
+        measured = with_brokers(model_a, amqp_url, redis_url)
         if not args.system_cores:
-            return _overload(args, stack, model_a, pids, amqp_url, None)
-        system = {*pids.values(), *(service.pid for service in stack.services.values())}
+            return _overload(args, stack, measured, amqp_url, None)
+        services = (procstat.group_pids(s.pid) for s in stack.services.values())
+        system = {*measured.pids.values(), *(pid for group in services for pid in group)}
         with CpuBudget(args.system_cores, system) as budget:
             print(f"system (gateway, registry, workers, rabbitmq, redis: {len(system)} "
                   f"processes) confined to {args.system_cores:g} cores; wrk and the bench "
                   f"outside")  # fmt: skip
-            return _overload(args, stack, model_a, pids, amqp_url, budget)
+            return _overload(args, stack, measured, amqp_url, budget)
 
 
 def measure_capacity(target: Target, args: argparse.Namespace) -> tuple[float, Row, list[Row]]:
@@ -182,12 +181,12 @@ def _overload(
     args: argparse.Namespace,
     stack: Stack,
     model_a: Target,
-    pids: dict[str, int],
     amqp_url: str,
     budget: CpuBudget | None,
 ) -> list[goals.Verdict]:
-    """Capacity, then the overload, printed (see the module doc); returns the verdicts."""
-    api = stack.services["api"].pid
+    """Capacity, then the overload, printed (see the module doc); returns the verdicts.
+    ``model_a`` carries every process whose CPU is reported (the brokers' too)."""
+    api = model_a.groups["gateway"]
 
     def held_back() -> float:
         return budget.throttled_seconds() if budget else 0.0
@@ -197,9 +196,9 @@ def _overload(
     capacity, capacity_row, rows = measure_capacity(model_a, args)
     capacity_held += held_back()
     print(table(rows))
-    rss_before = procstat.rss_mb(api)
+    rss_before = procstat.group_rss_mb(api)
     probe = Probe(f"{model_a.url}{SYNC_TIMEOUT_QUERY}", args.overload_seconds)
-    cpu_before = {name: procstat.cpu_seconds(pid) for name, pid in pids.items()}
+    cpu_before = model_a.cpu_seconds()
     wrk_before = procstat.children_cpu_seconds()
     machine_before = procstat.machine_cpu()
     probe.start()
@@ -207,13 +206,13 @@ def _overload(
     result, delay_ms = offer_overload(model_a.url, args, capacity, args.overload_seconds)
     overload_held += held_back()
     machine_after = procstat.machine_cpu()
-    cpu = {name: procstat.cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    cpu = {name: used - cpu_before[name] for name, used in model_a.cpu_seconds().items()}
     cpu["wrk"] = procstat.children_cpu_seconds() - wrk_before
     probe.join()
-    rss_after = procstat.rss_mb(api)
+    rss_after = procstat.group_rss_mb(api)
     drained = _drain_seconds(amqp_url, model_queues(stack.model_a, "1"))
     time.sleep(10)
-    rss_settled = procstat.rss_mb(api)
+    rss_settled = procstat.group_rss_mb(api)
     shares = ", ".join(
         f"{status}: {result.share(status):.1%}" for status in sorted(result.statuses)
     )

@@ -6,7 +6,17 @@ import os
 import resource
 from pathlib import Path
 
-__all__ = ["children_cpu_seconds", "cpu_seconds", "listener_pid", "machine_cpu", "rss_mb"]
+__all__ = [
+    "children_cpu_seconds",
+    "cpu_seconds",
+    "group_cpu_seconds",
+    "group_pids",
+    "group_rss_mb",
+    "listener_pid",
+    "machine_cpu",
+    "rss_mb",
+    "thread_cpu_seconds",
+]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -29,6 +39,33 @@ def _stat_cpu_seconds(path: Path) -> float:
     fields = stat.rpartition(")")[2].split()
     # After the command: state is field 3, utime 14 and stime 15 (1-based, man proc).
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def group_pids(pgid: int) -> list[int]:
+    """The processes of process group ``pgid`` now (a service started in its own session is
+    its leader's group: the leader and every child it started)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # After the command: state, ppid, pgrp (fields 3-5, 1-based, man proc).
+        if int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return sorted(members)
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User plus system CPU seconds of the processes of group ``pgid`` that run now."""
+    return sum(cpu_seconds(pid) for pid in group_pids(pgid))
+
+
+def group_rss_mb(pgid: int) -> float:
+    """Resident set size of the processes of group ``pgid``, summed, in MB."""
+    return sum(rss_mb(pid) for pid in group_pids(pgid))
 
 
 def children_cpu_seconds() -> float:

@@ -35,18 +35,47 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 from load_testing import wrk
-from load_testing.bench import brokers, conveyor_targets
-from load_testing.folded import rank_folded
 from load_testing.overload import DEEP_CONNECTIONS, measure_capacity, offer_overload
 from load_testing.stack import Stack
+from load_testing.targets import brokers, conveyor_targets
 from tools.stack.process import Service, python_path
 
-__all__ = ["ProfilerMissing", "host_python", "run_profile"]
+__all__ = ["ProfilerMissing", "Ranked", "host_python", "rank_folded", "run_profile"]
 
 TOP = 25
+
+Ranked = list[tuple[str, float]]
+"""Frames with their share of all samples, largest first."""
+
+
+def rank_folded(lines: Iterable[str], top: int) -> tuple[Ranked, Ranked]:
+    """The ``top`` frames by *own* samples (the frame was running) and by *inclusive* samples
+    (the frame was on the stack, counted once per stack however often it recurs), each as a
+    share of all samples. Lines that are not ``stack count`` are skipped."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in lines:
+        stack, _, count = line.rstrip("\n").rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        frames = stack.split(";")
+        total += samples
+        own[frames[-1]] += samples
+        for frame in set(frames):
+            inclusive[frame] += samples
+    if total == 0:
+        return [], []
+    return (
+        [(frame, n / total) for frame, n in own.most_common(top)],
+        [(frame, n / total) for frame, n in inclusive.most_common(top)],
+    )
 
 
 class ProfilerMissing(RuntimeError):

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from load_testing import goals, procstat, wrk
-from load_testing.bench import brokers, conveyor_targets
 from load_testing.stack import Stack
+from load_testing.targets import brokers, conveyor_targets
 
 __all__ = ["Sample", "run_soak", "summary"]
 
@@ -51,8 +51,8 @@ def run_soak(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
     amqp_url, redis_url = brokers()
     with Stack(out / "logs", amqp_url=amqp_url, redis_url=redis_url) as stack:
         model_a, _ = conveyor_targets(stack)
-        api, worker = model_a.pids["gateway"], model_a.pids["worker"]
-        start = (procstat.rss_mb(api), procstat.rss_mb(worker))
+        api, worker = model_a.groups["gateway"], model_a.groups["worker"]
+        start = (procstat.group_rss_mb(api), procstat.group_rss_mb(worker))
         wrk.run(model_a.url, seconds=args.warmup, connections=args.connections)
         print(f"soak: wrk -t1 -c{args.connections} on model_a, {args.soak_seconds:g} s in "
               f"slices of {args.soak_slice:g} s", flush=True)  # fmt: skip
@@ -63,7 +63,7 @@ def run_soak(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
         while time.monotonic() - began < args.soak_seconds:
             result = wrk.run(model_a.url, seconds=args.soak_slice, connections=args.connections)
             sample = Sample(time.monotonic() - began, result.rps, result.p99_ms, result.errors,
-                            procstat.rss_mb(api), procstat.rss_mb(worker))  # fmt: skip
+                            procstat.group_rss_mb(api), procstat.group_rss_mb(worker))  # fmt: skip
             samples.append(sample)
             print(f"| {sample.seconds:.0f} | {sample.rps:,.0f} | {sample.p99_ms:.1f} | "
                   f"{sample.errors} | {sample.gateway_mb:.0f} | {sample.worker_mb:.0f} |",

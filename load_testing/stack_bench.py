@@ -12,8 +12,8 @@ driven with the ``baseline`` scenario (``GET /healthz``: the gateway alone, no q
 then with ``sync`` (predict on model_a and model_b); the line gives both, and their ratio,
 which moves far less than raw numbers on a shared, noisy machine::
 
-    stack_bench <commit> sync 8u/20s: 412.0 req/s, p50 17 ms, p99 60 ms, errors 0/8240 |
-    baseline /healthz 1650.0 req/s, p50 4 ms | sync/baseline 0.25
+    stack_bench <commit> sync 8u/20s: <req/s> req/s, p50 <ms> ms, p99 <ms> ms, errors <n>/<n> |
+    baseline /healthz <req/s> req/s, p50 <ms> ms | sync/baseline <ratio>
 
 Run it on two commits on the same machine and compare the lines. The exit status is the load
 runs' (see :mod:`load_testing.runner`), or 3 when the stack does not come up.

@@ -1,6 +1,6 @@
 """rank_folded: own and inclusive shares of py-spy's folded stacks."""
 
-from load_testing.folded import Ranked, rank_folded
+from load_testing.profiling import Ranked, rank_folded
 
 STACKS = [
     "main (a.py:1);serve (a.py:5);parse (b.py:3) 6",
