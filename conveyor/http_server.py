@@ -24,6 +24,7 @@ from typing import Any
 import uvloop
 
 from conveyor.http_protocol import ErrorAnswer, Gate, HttpProtocol, json_error_answer
+from conveyor.process import supervise
 
 __all__ = ["HttpServer", "StartupFailed", "bind", "run"]
 
@@ -169,8 +170,6 @@ def run(
     if processes <= 1:
         sock = bind(host, port)
         return _serve_process(make_server, sock, host, port)
-    from conveyor.process import supervise  # only a multi-process service needs it
-
     # The parent holds the port (so port 0 becomes one port for all) without listening on it.
     holder = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
