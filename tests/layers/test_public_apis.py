@@ -103,7 +103,8 @@ KNOWN_VIOLATIONS: set[str] = {
     f"conveyor/http_protocol.py: uses self._start_asgi_task, inherited from {_UVICORN_PROTOCOL}",
     "api/wire.py: class GatewayProtocol subclasses"
     f" {_UVICORN_PROTOCOL} (through conveyor.http_protocol.JsonErrorProtocol)",
-    # Type-checking imports of protobuf's private upb module, for the C descriptors' types.
+    # Type-checking imports of protobuf's private upb module, for the C descriptors' types:
+    # to be typed with protobuf's public descriptor classes instead.
     "conveyor/descriptors.py: imports from private module google._upb._message",
 }
 """``path: message`` of the violations that other work removes; delete an entry once its code
@@ -232,6 +233,18 @@ class _Module:
             if node.attr in NAMEDTUPLE_API or self.resolve(node) in PUBLIC_UNDERSCORE:
                 continue
             yield self.violation(node, f"uses private member {ast.unparse(node)}")
+        for node in ast.walk(self.tree):  # the same by name: getattr(x, "_name")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "setattr", "hasattr", "delattr")
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+                and isinstance(node.args[1].value, str)
+                and _private(node.args[1].value)
+                and not (isinstance(node.args[0], ast.Name) and node.args[0].id in ("self", "cls"))
+            ):
+                yield self.violation(node, f"uses private member {ast.unparse(node)}")
 
     def subclasses(self, classes: dict[str, tuple[_Module, ast.ClassDef]]) -> Iterator[Violation]:
         for node in self.classes:
@@ -391,6 +404,10 @@ def test_known_violations_still_occur() -> None:
     [
         ("import x\nx.y._z = 1\n", ["uses private member x.y._z", "patches x.y._z"]),
         ("def f(o):\n    return o._secret\n", ["uses private member o._secret"]),
+        (
+            "def f(o):\n    return getattr(o, '_secret', None)\n",
+            ["uses private member getattr(o, '_secret', None)"],
+        ),
         ("class A:\n    def f(self):\n        return self._own, super()._up\n", []),
         ("from redis._parsers import X\n", ["imports from private module redis._parsers"]),
         ("from uvicorn.protocols import _impl\n", ["imports uvicorn.protocols._impl"]),
