@@ -232,10 +232,10 @@ class ClusterTransportFactory(TransportFactory):
             if now - last_log >= STILL_DOWN_LOG_INTERVAL:
                 last_log = now
                 logger.warning(
-                    "RabbitMQ not reachable for %.0f s (%s); retrying every %g s",
-                    now - started,
+                    "RabbitMQ not reachable (%s); retrying every %g s%s",
                     "; ".join(errors),
                     self.retry_interval,
+                    f", down {now - started:.0f} s" if now - started >= 1 else "",
                 )
             await asyncio.sleep(pause)
 

@@ -173,6 +173,8 @@ async def test_fails_over_to_the_next_node_when_its_node_dies(
         ours = [r.getMessage() for r in caplog.records if r.name == "conveyor.amqp"]
         lost = [message for message in ours if " lost (" in message]
         assert len(lost) == 1, lost  # the node's death is an outage, logged once
+        libraries = [r.getMessage() for r in caplog.records if r.name.startswith("aio")]
+        assert libraries == []  # aio-pika's and aiormq's lines about each attempt stay quiet
     finally:
         await connection.close()
         await second.kill()
