@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 
-import hiredis
 import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError
 from redis.asyncio.connection import AbstractConnection
@@ -22,7 +22,6 @@ from proto import task_pb2
 logger = logging.getLogger(__name__)
 
 _RECONNECT_DELAY = 0.2
-_READ_BYTES = 1 << 16
 HEALTH_SECONDS = 30.0
 """How often the result channel is pinged; one silent for that long is reopened."""
 
@@ -130,32 +129,26 @@ class ResultWaiter:
             await self._redis.connection_pool.release(connection)
 
     async def _read(self, connection: AbstractConnection) -> None:
-        """Resolve waiters from the messages on ``connection`` until it closes.
-
-        The replies are parsed in C (hiredis), as many as one read brings, with no coroutine
-        per message: redis-py's ``get_message`` cost the gateway a tenth of its CPU."""
-        stream = connection._reader  # redis-py's StreamReader of the connection
-        if stream is None:
-            raise ConnectionError("the subscription's connection is not open")
-        parser = hiredis.Reader()
+        """Resolve waiters from the messages on ``connection`` until it fails or closes."""
         watchdog = asyncio.create_task(self._watch(connection))
         try:
-            while data := await stream.read(_READ_BYTES):
+            while True:
+                reply = await connection.read_response(
+                    disable_decoding=True,  # a notification is a serialized TaskResult
+                    timeout=math.inf,  # a subscription may be quiet for any time
+                    disconnect_on_error=False,  # _release closes it
+                    push_request=True,  # RESP3 delivers messages as pushes
+                )
                 self._heard = True
-                parser.feed(data)
-                while (reply := parser.gets()) is not False:
-                    # (a RESP3 push is a list subclass)
-                    if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
-                        self._on_message(reply[2])
-                    elif isinstance(reply, hiredis.ReplyError):
-                        raise aioredis.ResponseError(str(reply))
+                # a message, a PONG, or the subscription's confirmation
+                if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+                    self._on_message(reply[2])
         finally:
             watchdog.cancel()
-        raise ConnectionError("Redis closed the result channel")
 
     async def _watch(self, connection: AbstractConnection) -> None:
         """A PING every ``health_seconds``; a connection that answered nothing (no message and
-        no PONG) since the last one is closed, so ``_read`` ends and the channel is opened anew
+        no PONG) since the last one is closed, so ``_read`` fails and the channel is opened anew
         (a peer gone without a word, as after a network partition, closes no socket)."""
         ping = connection.pack_command("PING")
         try:
