@@ -95,18 +95,7 @@ PUBLIC_UNDERSCORE = {"os._exit"}
 """Documented functions of the standard library named with one underscore."""
 RECORD_TEXT = {"getMessage", "msg", "message"}
 
-_UVICORN_PROTOCOL = "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol"
-KNOWN_VIOLATIONS: set[str] = {
-    # The gateway's HTTP protocol on uvicorn's internal class: going with the HTTP server's
-    # rewrite.
-    f"conveyor/http_protocol.py: class JsonErrorProtocol subclasses {_UVICORN_PROTOCOL}",
-    f"conveyor/http_protocol.py: uses self._start_asgi_task, inherited from {_UVICORN_PROTOCOL}",
-    "api/wire.py: class GatewayProtocol subclasses"
-    f" {_UVICORN_PROTOCOL} (through conveyor.http_protocol.JsonErrorProtocol)",
-    # Type-checking imports of protobuf's private upb module, for the C descriptors' types:
-    # to be typed with protobuf's public descriptor classes instead.
-    "conveyor/descriptors.py: imports from private module google._upb._message",
-}
+KNOWN_VIOLATIONS: set[str] = set()
 """``path: message`` of the violations that other work removes; delete an entry once its code
 is gone (the test fails until then)."""
 
