@@ -4,7 +4,7 @@ Workers send the descriptors of their request and response messages to the regis
 FileDescriptorSet; the registry and the gateway rebuild message classes from it at run time.
 """
 
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, FileDescriptor
@@ -12,8 +12,12 @@ from google.protobuf.message import DecodeError, Message
 
 from conveyor.errors import SchemaError
 
-MessageDescriptor: TypeAlias = Descriptor
-"""What ``SomeMessage.DESCRIPTOR`` is (its public type, whichever implementation runs)."""
+if TYPE_CHECKING:
+    from google._upb._message import Descriptor as _UpbDescriptor
+    from google._upb._message import FileDescriptor as _UpbFileDescriptor
+
+MessageDescriptor: TypeAlias = "Descriptor | _UpbDescriptor"
+"""What ``SomeMessage.DESCRIPTOR`` is (pure-Python or upb implementation)."""
 
 _TYPE_NAMES: dict[int, str] = {
     value: name.removeprefix("TYPE_").lower()
@@ -23,7 +27,7 @@ _TYPE_NAMES: dict[int, str] = {
 
 
 def _collect(
-    file: FileDescriptor, seen: dict[str, descriptor_pb2.FileDescriptorProto]
+    file: "FileDescriptor | _UpbFileDescriptor", seen: dict[str, descriptor_pb2.FileDescriptorProto]
 ) -> None:
     if file.name in seen:
         return

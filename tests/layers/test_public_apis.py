@@ -95,9 +95,16 @@ PUBLIC_UNDERSCORE = {"os._exit"}
 """Documented functions of the standard library named with one underscore."""
 RECORD_TEXT = {"getMessage", "msg", "message"}
 
-KNOWN_VIOLATIONS: set[str] = set()
-"""``path: message`` of the violations that other work removes; delete an entry once its code
-is gone (the test fails until then)."""
+KNOWN_VIOLATIONS: set[str] = {
+    # Not a use of a private member, but a name for a type: types-protobuf declares every
+    # message's ``DESCRIPTOR`` as ``Descriptor | google._upb._message.Descriptor``, so the model
+    # contract's return type must name the second to accept what generated code gives. The
+    # import runs only under ``TYPE_CHECKING``: nothing at run time depends on it, and a
+    # rename in a later protobuf fails the build's mypy, not the service (docs/decisions.md).
+    "conveyor/descriptors.py: imports from private module google._upb._message",
+}
+"""``path: message`` of the violations accepted, each with its reason; the test fails when an
+entry no longer occurs, so the list only shrinks."""
 
 
 @dataclass(frozen=True)
