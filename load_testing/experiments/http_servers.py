@@ -119,8 +119,8 @@ def main() -> None:
                 cpu = _cpu_seconds(procs[name].pid) - before
                 rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
                 count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-                p50 = re.search(r"50%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
-                p99 = re.search(r"99%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+                p50 = re.search(r"(?m)^\s+50%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+                p99 = re.search(r"(?m)^\s+99%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
                 other = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
                 print(
                     f"round {round_} {name:8s} {rate:8.0f} req/s  p50 {p50:>8s}  p99 {p99:>8s}  "
