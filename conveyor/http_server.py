@@ -177,7 +177,7 @@ def run(
     holder.bind((host, port))
     bound = holder.getsockname()[1]
 
-    def child() -> None:
+    def child(number: int) -> None:
         holder.close()
         sock = bind(host, bound, reuse_port=True)
         raise SystemExit(_serve_process(make_server, sock, host, bound))

@@ -74,7 +74,7 @@ class _Child:
 
 def supervise(
     count: int,
-    target: Callable[[], None],
+    target: Callable[[int], None],
     name: str,
     grace: float,
     backoff: Backoff | None = None,
@@ -87,9 +87,11 @@ def supervise(
     running, and returns 0 when every child exited with 0, else 1. Each start and each exit is
     logged, naming the child ``<name>-<n>`` and its pid.
 
-    Call it from the main thread, before any event loop or thread is started; ``target`` runs
-    in the child with the default SIGTERM and SIGINT handlers, and the child exits with 0
-    when it returns (1 when it raises, the code of a ``SystemExit``).
+    Call it from the main thread, before any event loop or thread is started; ``target(n)``
+    runs in the child with the default SIGTERM and SIGINT handlers, ``n`` the child's place
+    (1 to ``count``, kept by a child started again in its place, e.g. to give each place a port
+    of its own), and the child exits with 0 when it returns (1 when it raises, the code of a
+    ``SystemExit``).
     """
     if count < 1:
         raise ValueError(f"count must be at least 1, not {count}")
@@ -104,16 +106,18 @@ def supervise(
         with contextlib.suppress(OSError):  # the pipe is full: the supervisor wakes anyway
             os.write(wake_write, b"\0")
 
-    def child_main() -> None:
+    def child_main(number: int) -> None:
         for signum in _STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         os.close(wake_read)
         os.close(wake_write)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-        target()
+        target(number)
 
     def start(child: _Child) -> None:
-        process = context.Process(target=child_main, name=f"{name}-{child.number}")
+        process = context.Process(
+            target=child_main, args=(child.number,), name=f"{name}-{child.number}"
+        )
         # Blocked across the fork: a stop signal reaches the supervisor after the fork, and
         # the child only once it has its own handlers.
         signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)

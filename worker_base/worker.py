@@ -288,11 +288,18 @@ def run_model(model: Model, settings: Settings | None = None) -> None:
         _serve(model, settings)
         return
     grace = settings.shutdown_grace + _STOP_MARGIN
-    code = supervise(
-        settings.worker_processes, functools.partial(_serve, model, settings), name, grace
-    )
+    code = supervise(settings.worker_processes, functools.partial(_serve_place, model, settings),
+                     name, grace)  # fmt: skip
     if code:
         raise SystemExit(code)
+
+
+def _serve_place(model: Model, settings: Settings, number: int) -> None:
+    """Worker process ``number`` (from 1) of several: its metrics on ``METRICS_PORT`` + its
+    number - 1, so each process of a host has its own."""
+    if settings.metrics_port:
+        settings = settings.model_copy(update={"metrics_port": settings.metrics_port + number - 1})
+    _serve(model, settings)
 
 
 def _serve(model: Model, settings: Settings) -> None:

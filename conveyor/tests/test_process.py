@@ -114,7 +114,7 @@ class Supervised:
             logging.basicConfig(
                 filename=self.log, level=logging.INFO, format="%(message)s", force=True
             )
-            sys.exit(supervise(count, lambda: behaviour(where), "child", grace, backoff))
+            sys.exit(supervise(count, lambda _: behaviour(where), "child", grace, backoff))
 
         self.process: BaseProcess = get_context("fork").Process(target=main)
         self.process.start()
@@ -218,4 +218,4 @@ def test_a_crash_loop_backs_off(supervised: Callable[..., Supervised]) -> None:
 
 def test_at_least_one_child() -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        supervise(0, lambda: None, "none", 1.0)
+        supervise(0, lambda _: None, "none", 1.0)

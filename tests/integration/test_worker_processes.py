@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.stack import Stack, wait_until
@@ -70,3 +72,39 @@ def test_two_processes_are_two_instances_and_a_dead_one_is_replaced(stack: Stack
     assert supervisor.process.wait(60) == 0, supervisor.log()
     assert not any(Path(f"/proc/{pid}").exists() for pid in survivors)
     assert stack.instances(model) == 0  # each child deregistered on its way out
+
+
+def _two_free_ports() -> int:
+    """A port ``p`` such that ``p`` and ``p + 1`` are both free now."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        with socket.socket() as second:
+            try:
+                second.bind(("127.0.0.1", base + 1))
+            except OSError:
+                continue
+        return base
+    raise AssertionError("no two free ports in a row")
+
+
+def test_each_process_serves_metrics_on_a_port_of_its_own(stack: Stack) -> None:
+    model = stack.model_name("model_a")
+    base = _two_free_ports()
+    supervisor = stack.start_worker(
+        "models.model_a", model, WORKER_PROCESSES="2", METRICS_PORT=str(base)
+    )
+    wait_until(lambda: stack.instances(model) == 2, 60.0, what="two live instances")
+    _predicts(stack, model, "counted")
+    for port in (base, base + 1):
+
+        def served(port: int = port) -> bool:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+            except httpx.HTTPError:
+                return False
+            return answer.status_code == 200 and "conveyor_worker_unsettled_tasks" in answer.text
+
+        wait_until(served, 30.0, what=f"metrics on {port}")
+    assert supervisor.stop() == 0, supervisor.log()
