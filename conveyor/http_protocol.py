@@ -251,7 +251,7 @@ class _Exchange:
             conn.response_complete(self)
 
     def _render_head(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
-        parts = [status_line(status), self.conn.date_header()]
+        parts = [status_line(status), date_header()]
         length: int | None = None
         for name, value in headers:
             name = name.lower()
@@ -399,7 +399,8 @@ class HttpProtocol(asyncio.Protocol):
                 )
 
     def eof_received(self) -> bool | None:
-        """The client will send nothing more; the transport closes once answers are written."""
+        """The client will send nothing more: the transport closes (what is already written is
+        still sent), and a request in progress sees ``http.disconnect``."""
         return None
 
     # httptools callbacks
@@ -498,10 +499,6 @@ class HttpProtocol(asyncio.Protocol):
 
     # the connection's own work
 
-    def date_header(self) -> bytes:
-        """The ``date`` header line (a seam for tests)."""
-        return date_header()
-
     def pause_reading(self) -> None:
         """Stop reading from the socket until ``resume_reading``."""
         if not self.reading_paused and not self.transport.is_closing():
@@ -577,7 +574,7 @@ class HttpProtocol(asyncio.Protocol):
         gate = self.gate
         assert gate is not None
         status, headers, request_id, body = gate.refusal(path, self.headers)
-        head = _refusal_head(status, headers, body, self.date_header())
+        head = _refusal_head(status, headers, body, date_header())
         keep = self.shed_keep_alive and not self.closing
         end = b"\r\n\r\n" if keep else b"\r\nconnection: close\r\n\r\n"
         self.transport.write(b"".join((head, b"x-request-id: ", request_id, end, body)))
@@ -593,7 +590,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         status, headers, body = self.error_answer(self.url, status, code, message)
         head = head_bytes(status, headers)
-        self.transport.write(head + self.date_header() + b"connection: close\r\n\r\n" + body)
+        self.transport.write(head + date_header() + b"connection: close\r\n\r\n" + body)
         self.transport.close()
 
     def _arm_idle_timer(self) -> None:
