@@ -13,6 +13,7 @@ answered ``DEADLINE_EXCEEDED`` without running the model.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -179,12 +180,15 @@ class TaskRunner:
         results = await self.executor.execute_batch(
             tasks, [bool(d.message.redelivered) for d in runnable]
         )
+        self.settler.commit(list(zip(runnable, results, strict=True)))
+        # The results leave first: the flush the commit started sends them in this pause, and
+        # the bookkeeping below runs while they are on the wire.
+        await asyncio.sleep(0)
         self.metrics.observe(tasks, results)
         if logger.isEnabledFor(logging.DEBUG):
             for task, result in zip(tasks, results, strict=True):
                 with logs.bound(task.request_id, task.task_id, task.model, task.version):
                     logger.debug("task answered: %s", _outcome(result))
-        self.settler.commit(list(zip(runnable, results, strict=True)))
 
     async def _already_answered(self, delivery: Delivery) -> bool:
         """True when the task has a result already and must not run (again).
