@@ -257,27 +257,28 @@ class Publisher:
         pack = self._open.get(key)
         if pack is None:
             pack = self._open[key] = _Pack(info, queue, priority)
-            loop.call_soon(self._flush, pack)
+            # Its first step runs after the rest of this turn: the tasks that come meanwhile
+            # join the pack.
+            task = loop.create_task(self._send_pack(pack))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
         waiter: asyncio.Future[None] = loop.create_future()
         pack.bodies.append(body)
         pack.task_ids.append(task_id)
         pack.waiters.append(waiter)
         pack.seconds = max(pack.seconds, seconds)
         if len(pack.bodies) >= self._max_tasks:
-            self._flush(pack)
+            self._close(pack)
         await waiter
 
-    def _flush(self, pack: _Pack) -> None:
-        """Send ``pack`` unless it was sent already (full before the turn ended)."""
+    def _close(self, pack: _Pack) -> None:
+        """No task joins ``pack`` any more (it is full, or being sent)."""
         key = (pack.queue, pack.priority)
-        if self._open.get(key) is not pack:
-            return
-        del self._open[key]
-        task = asyncio.get_running_loop().create_task(self._send_pack(pack))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        if self._open.get(key) is pack:
+            del self._open[key]
 
     async def _send_pack(self, pack: _Pack) -> None:
+        self._close(pack)
         single = len(pack.bodies) == 1
         properties = fast_lane_properties(
             TASK_CONTENT_TYPE if single else TASK_BATCH_CONTENT_TYPE,
