@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ModelInfo:
     """A model version as the gateway uses it: liveness, message classes built at run time,
-    and the features every live instance of the version announced."""
+    the features every live instance of the version announced, and the most tasks its workers
+    run in one model call (0: they do not batch)."""
 
     name: str
     version: str
@@ -39,6 +40,7 @@ class ModelInfo:
     request_class: type[Message]
     response_class: type[Message]
     features: frozenset[str] = frozenset()
+    max_batch_size: int = 0
 
     @property
     def alive(self) -> bool:
@@ -185,6 +187,7 @@ class ModelCatalog:
             request_class=request_class,
             response_class=response_class,
             features=frozenset(detail.features),
+            max_batch_size=detail.max_batch_size,
         )
 
     def _class(self, schema: MessageSchema) -> type[Message]:

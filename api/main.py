@@ -11,6 +11,7 @@ from api.dashboard.monitor import Monitor
 from api.dispatch import Dispatcher
 from api.edge import Admission, Edge
 from api.oip import routes as oip
+from api.oip.catalog_extensions import Extensions
 from api.routes import dashboard, errors, health, metrics, models, predict, tasks
 from api.routes.predict import PredictFastPath
 from conveyor.metrics import GatewayMetrics
@@ -18,6 +19,7 @@ from conveyor.process import settle_heap
 from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend
+from conveyor.stats import StatsReader
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retry_after=settings.retry_after,
         )
         await app.state.dispatcher.start(settings.broker_connect_timeout)
+        app.state.extensions = Extensions(app.state.catalog, StatsReader(redis))
         if gateway_metrics is not None:
             app.state.monitor = Monitor(
                 app.state.catalog,

@@ -47,6 +47,9 @@ TASK_KEY_PREFIX: Final = "conveyor:task:"
 RUNNING_KEY_PREFIX: Final = "conveyor:running:"
 """Set by a worker when it starts an asynchronous task, so a cancel can tell it is too late."""
 
+STATS_KEY_PREFIX: Final = "conveyor:stats:"
+"""A model version's statistics, a hash the workers add to: ``STATS_KEY_PREFIX + m:v``."""
+
 REPLY_CHANNEL_PREFIX: Final = "conveyor:reply:"
 """A gateway instance listens for finished tasks on ``REPLY_CHANNEL_PREFIX + gateway_id``."""
 
@@ -124,6 +127,11 @@ def task_key(task_id: str) -> str:
 def running_key(task_id: str) -> str:
     """Return the Redis key a worker sets when it starts an asynchronous task."""
     return RUNNING_KEY_PREFIX + task_id
+
+
+def stats_key(model: str, version: str) -> str:
+    """Return the Redis key of the statistics hash of a model version (``conveyor.stats``)."""
+    return f"{STATS_KEY_PREFIX}{model}:{version}"
 
 
 def reply_channel(gateway_id: str) -> str:

@@ -58,6 +58,15 @@ class Registration(BaseModel):
             "(conveyor.protocol.TASK_BATCH_FEATURE); an older worker announces none."
         ),
     )
+    max_batch_size: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "The most tasks the worker runs in one model call; 0 when it does not batch (and "
+            "from an older worker). Like the example request, the latest registration's counts."
+        ),
+    )
 
 
 class FieldSchema(BaseModel):
@@ -100,6 +109,11 @@ class VersionSummary(BaseModel):
             "The features every live instance of this version announced, sorted; empty when "
             "no instance is alive (or from a registry that predates features)."
         ),
+    )
+    max_batch_size: int = Field(
+        default=0,
+        description="The most tasks one model call runs, as the latest registration said; "
+        "0: no batching.",
     )
 
 

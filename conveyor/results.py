@@ -30,6 +30,7 @@ from google.protobuf.message import DecodeError
 from redis.exceptions import NoScriptError
 
 from conveyor.protocol import result_key, running_key, task_key
+from conveyor.stats import StatsDelta
 from proto import task_pb2
 
 __all__ = [
@@ -175,8 +176,12 @@ class ResultBackend:
         ttl: int,
         replicas: int | Literal["auto"] = 0,
         wait_ms: int = 1000,
+        stats: StatsDelta | None = None,
     ) -> list[bool]:
         """``store`` for a batch, in one round trip.
+
+        ``stats``, the statistics of the batch's tasks (``conveyor.stats``), are added in the
+        same round trip unless they were ``written`` by an earlier one.
 
         With ``replicas`` > 0 the same round trip ends with ``WAIT replicas wait_ms``: it returns
         once that many replicas hold the results (or every connected replica, when fewer are
@@ -186,11 +191,11 @@ class ResultBackend:
         """
         wanted = min(1, await self.connected_replicas()) if replicas == "auto" else replicas
         try:
-            answers = await self._store_pipelined(items, ttl, wanted, wait_ms)
+            answers = await self._store_pipelined(items, ttl, wanted, wait_ms, stats)
         except NoScriptError:  # Redis restarted or flushed its scripts: load it, once more
             await self.redis.script_load(_STORE)
             self._store_sha = self._store.sha
-            answers = await self._store_pipelined(items, ttl, wanted, wait_ms)
+            answers = await self._store_pipelined(items, ttl, wanted, wait_ms, stats)
         if wanted > 0:
             acknowledged = int(answers.pop())
             if acknowledged < wanted:
@@ -222,10 +227,12 @@ class ResultBackend:
         ttl: int,
         replicas: int,
         wait_ms: int,
+        stats: StatsDelta | None = None,
     ) -> list[Any]:
-        """The store script for each item by its SHA (``EVALSHA``), and ``WAIT``, in one round
-        trip. A registered script run in a pipeline would first cost a ``SCRIPT EXISTS``
-        round trip of its own on every call."""
+        """The store script for each item by its SHA (``EVALSHA``), the statistics, and
+        ``WAIT``, in one round trip; answers the scripts' and ``WAIT``'s replies. A registered
+        script run in a pipeline would first cost a ``SCRIPT EXISTS`` round trip of its own on
+        every call."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for task, result in items:
                 pipe.evalsha(
@@ -236,10 +243,23 @@ class ResultBackend:
                     task.result_ttl_seconds or ttl,
                     task.reply_channel,
                 )
+            counted = 0
+            if stats is not None and not stats.written:
+                counted = stats.queue_onto(pipe)
             if replicas > 0:
                 # WAIT counts the writes of its own connection: it must share the pipeline's.
                 pipe.execute_command("WAIT", replicas, wait_ms)
-            answers: list[Any] = await pipe.execute()
+            try:
+                answers: list[Any] = await pipe.execute()
+            except aioredis.ResponseError:
+                # Redis ran every command and one failed (an unknown script): the statistics
+                # are added; the caller stores the results again without them.
+                if counted and stats is not None:
+                    stats.written = True
+                raise
+        if counted and stats is not None:
+            stats.written = True
+            del answers[len(items) : len(items) + counted]
         return answers
 
     async def republish(self, task: task_pb2.Task) -> bool:

@@ -34,6 +34,7 @@ def _version(record: ModelRecord, version: str) -> VersionSummary:
         instances=stored.instances,
         queue=stored.registration.queue,
         features=sorted(stored.features),
+        max_batch_size=stored.registration.max_batch_size,
     )
 
 

@@ -8,13 +8,15 @@ and only then acknowledges the task. It does not wait for that: it takes the nex
 
 ``Executor`` never raises for a model failure: an exception becomes the result of the task it
 belongs to (``INVALID_ARGUMENT``, ``BAD_TASK`` or ``MODEL_ERROR``); a task past its deadline is
-answered ``DEADLINE_EXCEEDED`` without running the model.
+answered ``DEADLINE_EXCEEDED`` without running the model. With a ``StatsTally`` it counts every
+task it answers there (``conveyor.stats``): the settling flush writes the counts to Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from google.protobuf.message import DecodeError, Message
@@ -22,6 +24,7 @@ from google.protobuf.message import DecodeError, Message
 from conveyor import logs
 from conveyor.metrics import WorkerMetrics
 from conveyor.results import ResultBackend, now_ms
+from conveyor.stats import StatsTally
 from proto import task_pb2
 from worker_base.exceptions import InvalidRequest
 from worker_base.model import Model
@@ -34,13 +37,22 @@ logger = logging.getLogger(__name__)
 
 
 class Executor:
-    """Runs one model on single tasks or batches and builds their results."""
+    """Runs one model on single tasks or batches and builds their results; counts them in
+    ``stats`` when given."""
 
-    def __init__(self, model: Model, model_name: str, instance_id: str, batch_size: int) -> None:
+    def __init__(
+        self,
+        model: Model,
+        model_name: str,
+        instance_id: str,
+        batch_size: int,
+        stats: StatsTally | None = None,
+    ) -> None:
         self.model = model
         self.model_name = model_name
         self.instance_id = instance_id
         self.batching = batch_size > 1 and model.implements_batching()
+        self.stats = stats
         self._expected = model.get_response_format().full_name
 
     def result_for(self, task: task_pb2.Task, redelivered: bool = False) -> task_pb2.TaskResult:
@@ -70,15 +82,28 @@ class Executor:
                 results[i].error.message = "the deadline passed before a worker took the task"
             else:
                 runnable.append(i)
+        started_ns = compute_ns = 0
         if runnable:
-            started = now_ms()
+            started_ns = time.time_ns()
+            clock = time.perf_counter_ns()
             outcomes = await self._run([tasks[i].payload for i in runnable])
+            compute_ns = time.perf_counter_ns() - clock
             for i, outcome in zip(runnable, outcomes, strict=True):
-                results[i].started_unix_ms = started
+                results[i].started_unix_ms = started_ns // 1_000_000
                 self._record(tasks[i], results[i], outcome)
-        finished = now_ms()
+        finished_ns = time.time_ns()
         for result in results:
-            result.finished_unix_ms = finished
+            result.finished_unix_ms = finished_ns // 1_000_000
+        if self.stats is not None:
+            self.stats.record(
+                tasks,
+                results,
+                runnable,
+                started_ns=started_ns,
+                compute_ns=compute_ns,
+                finished_ns=finished_ns,
+                one_call=self.batching,
+            )
         return results
 
     async def _run(self, bodies: list[bytes]) -> Sequence[Message | Exception]:

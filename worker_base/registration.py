@@ -14,8 +14,11 @@ from worker_base.model import Model
 logger = logging.getLogger(__name__)
 
 
-def registration_of(model: Model, version: str, queue: str) -> Registration:
-    """What a worker of ``model`` (``version``, durable queue ``queue``) tells the registry."""
+def registration_of(
+    model: Model, version: str, queue: str, max_batch_size: int = 0
+) -> Registration:
+    """What a worker of ``model`` (``version``, durable queue ``queue``, running up to
+    ``max_batch_size`` tasks per model call, 0 when it does not batch) tells the registry."""
     request, response = model.get_request_format(), model.get_response_format()
     descriptor_set = file_descriptor_set(request, response)
     return Registration(
@@ -26,6 +29,7 @@ def registration_of(model: Model, version: str, queue: str) -> Registration:
         descriptor_set=base64.b64encode(descriptor_set).decode("ascii"),
         example_request=model.example_request(),
         features=[TASK_BATCH_FEATURE],  # unpacks TaskBatch messages (worker, settle)
+        max_batch_size=max_batch_size,
     )
 
 

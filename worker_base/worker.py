@@ -20,8 +20,10 @@ import logging
 import os
 import signal
 import socket
+import time
 import uuid
 
+import redis.asyncio as aioredis
 import uvloop
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
@@ -35,6 +37,7 @@ from conveyor.queues import QueueLimits, declare_legacy_queue, declare_model_que
 from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend, now_ms
+from conveyor.stats import STATS_PERIOD, StatsTally
 from proto import task_pb2
 from worker_base.config import Settings
 from worker_base.execution import Executor, TaskRunner
@@ -66,7 +69,12 @@ class Worker:
         self.batch_size = self.settings.max_batch_size or model.max_batch_size
         delay_ms = self.settings.max_batch_delay_ms
         self.batch_delay = (model.max_batch_delay_ms if delay_ms is None else delay_ms) / 1000
-        self.executor = Executor(model, self.model_name, self.instance_id, self.batch_size)
+        self.stats = StatsTally(self.model_name, self.version)
+        """The tasks answered since their statistics were last written (``conveyor.stats``)."""
+        self._stats_late = asyncio.Event()
+        self.executor = Executor(
+            model, self.model_name, self.instance_id, self.batch_size, self.stats
+        )
         if not self.executor.batching:
             self.batch_size = 1
         # A few prefetched tasks per runner keep the worker busy while acks and new deliveries
@@ -140,12 +148,18 @@ class Worker:
                 consumers.append((queue, tag))
             for _ in range(settings.worker_concurrency):
                 tasks.append(asyncio.create_task(runner.serve()))
+            tasks.append(asyncio.create_task(self._write_late_stats(client)))
             registering = asyncio.create_task(
                 keep_alive(
                     registry,
                     self.model_name,
                     self.instance_id,
-                    registration_of(self.model, self.version, self.queue_name),
+                    registration_of(
+                        self.model,
+                        self.version,
+                        self.queue_name,
+                        max_batch_size=self.batch_size if self.executor.batching else 0,
+                    ),
                     settings.heartbeat_interval,
                 )
             )
@@ -177,6 +191,10 @@ class Worker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self.settler.close()
+            last = self.stats.take()
+            if last is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(last.write(client), _CLOSE_TIMEOUT)
             # Bounded: when the whole stack stops at once, registry and broker may be gone.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -252,9 +270,14 @@ class Worker:
 
     async def _store(self, items: list[tuple[task_pb2.Task, task_pb2.TaskResult]]) -> None:
         """The settler's store: the result backend ``run`` connected, retried while Redis is
-        unreachable."""
+        unreachable. The statistics of every task answered so far go in the same round trip
+        (taken before the first ``await``, so a flush carries those of its own tasks), unless
+        some were written less than ``STATS_PERIOD`` ago: ``_write_late_stats`` writes them."""
         assert self._results is not None
         results, settings = self._results, self.settings
+        stats = self.stats.take(time.monotonic(), STATS_PERIOD)
+        if stats is None and self.stats.pending:
+            self._stats_late.set()
 
         async def call() -> list[bool]:
             return await results.store_many(
@@ -262,9 +285,24 @@ class Worker:
                 settings.default_result_ttl,
                 settings.redis_wait_replicas,
                 settings.redis_wait_timeout_ms,
+                stats,
             )
 
         await until_redis_answers(call)
+
+    async def _write_late_stats(self, client: aioredis.Redis) -> None:
+        """Write, on their own, the statistics a store of results left for later: at most
+        ``STATS_PERIOD`` after, unless a store carried them meanwhile. Runs until cancelled."""
+        while True:
+            await self._stats_late.wait()
+            await asyncio.sleep(STATS_PERIOD)
+            self._stats_late.clear()
+            delta = self.stats.take(time.monotonic(), STATS_PERIOD)
+            if delta is None:
+                if self.stats.pending:  # a store wrote some just now: their turn comes next
+                    self._stats_late.set()
+                continue
+            await until_redis_answers(functools.partial(delta.write, client))
 
 
 def _deliveries(message: AbstractIncomingMessage) -> int:

@@ -49,6 +49,12 @@ INTEGERS: Final = frozenset(INTEGER_RANGES)
 DATATYPES: Final = frozenset({*STRUCT_FORMATS, BYTES})
 
 
+def config_data_type(datatype: str) -> str:
+    """The name a model configuration gives a datatype (Triton's ``DataType`` enum):
+    ``TYPE_FP32`` for ``FP32``, ``TYPE_STRING`` for ``BYTES``."""
+    return "TYPE_STRING" if datatype == BYTES else f"TYPE_{datatype}"
+
+
 def is_datatype(name: str) -> bool:
     """True for a datatype name of the protocol."""
     return name in DATATYPES

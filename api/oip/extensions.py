@@ -87,8 +87,9 @@ class IndexEntry:
 class ExtensionsView(Protocol):
     """What both front ends ask of the gateway for the protocol's extensions.
 
-    Unknown models and versions raise ``ModelNotFound``; an unreachable registry or store
-    raises ``RegistryUnavailable`` / ``BrokerUnavailable``, as everywhere in the gateway.
+    Unknown models and versions raise ``ModelNotFound``; an unreachable registry raises
+    ``RegistryUnavailable``, an unreachable Redis (the statistics) ``ServiceUnavailable`` with
+    ``dependency="redis"``, as everywhere in the gateway (``api.exceptions``).
     """
 
     async def statistics(

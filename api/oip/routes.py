@@ -3,7 +3,8 @@
 Errors on every ``/v2`` path, unknown paths included, are ``{"error": "<message>"}`` (the
 protocol's error object, which tritonclient reads), with the gateway's statuses: a bad request
 or a wrong datatype 400, an unknown model or version 404, no live worker or an unreachable
-registry 503, a timeout 504, an overloaded gateway 429, a failed model 500.
+registry 503, a timeout 504, an overloaded gateway 429, a failed model 500; load and unload
+501 (the extensions' paths are in ``api.oip.extension_routes``).
 """
 
 import logging
@@ -23,6 +24,7 @@ from starlette.routing import Match
 from api.deps import SettingsDep
 from api.edge import arrival_of
 from api.exceptions import InvalidResult, ModelUnavailable, ResultTimeout, TaskFailed
+from api.oip import extension_routes
 from api.oip.binary import HEADER_LENGTH
 from api.oip.exceptions import OipError
 from api.oip.infer import (
@@ -42,7 +44,12 @@ from proto import task_pb2
 logger = logging.getLogger(__name__)
 
 SERVER_NAME: Final = "conveyor"
-EXTENSIONS: Final = ("binary_tensor_data",)
+EXTENSIONS: Final = (
+    "binary_tensor_data",
+    "statistics",
+    "model_configuration",
+    "model_repository",
+)
 """The protocol extensions the gateway implements (``GET /v2``)."""
 
 PLATFORM: Final = "conveyor_protobuf"
@@ -113,6 +120,8 @@ router = APIRouter(
     route_class=OipRoute,
     responses=ERROR_RESPONSES,
 )
+# Statistics, configuration, repository: before /models/{model}, which would take "stats".
+extension_routes.install(router, OipErrorBody)
 
 
 @router.get("")
@@ -243,7 +252,9 @@ async def unknown_path(request: Request) -> NoReturn:
     raise StarletteHTTPException(
         404,
         f"no such path: {request.url.path} (the v2 API has /v2, /v2/health/live, "
-        "/v2/health/ready, /v2/models/{name}[/versions/{version}] and its /ready and /infer)",
+        "/v2/health/ready, /v2/models/{name}[/versions/{version}] and its /ready, /infer, "
+        "/stats and /config, /v2/models/stats, /v2/repository/index and "
+        "/v2/repository/models/{name}/load and /unload)",
     )
 
 

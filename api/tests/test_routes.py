@@ -303,7 +303,14 @@ def test_models_are_listed_typed(client: TestClient) -> None:
     listed = client.get("/models").json()
     assert listed[0]["name"] == "echo"
     assert listed[0]["versions"] == [
-        {"version": "1", "status": "alive", "instances": 1, "queue": "q", "features": []}
+        {
+            "version": "1",
+            "status": "alive",
+            "instances": 1,
+            "queue": "q",
+            "features": [],
+            "max_batch_size": 0,
+        }
     ]
 
 

@@ -15,7 +15,7 @@ from typing import Self
 
 import httpx
 
-from conveyor.protocol import model_queues
+from conveyor.protocol import model_queues, stats_key
 from tools.stack.brokers import DEFAULT_URLS
 from tools.stack.cleanup import delete_keys, delete_queues
 from tools.stack.ports import free_port
@@ -136,12 +136,15 @@ class Stack:
         self.close()
 
     def close(self) -> None:
-        """Stop every process, delete this stack's queues and Redis keys."""
+        """Stop every process, delete this stack's queues and Redis keys (its models'
+        statistics too)."""
         self.http.close()
         stop_all(self.workers)
         stop_all([self.gateway, self.registry])
         delete_queues(self.amqp_url, (q for m in self.models for q in model_queues(m, "1")))
         delete_keys(self.redis_url, f"test:{self.id}:*")
+        for model in self.models:
+            delete_keys(self.redis_url, stats_key(model, "*"))
 
 
 class Served(Stack):

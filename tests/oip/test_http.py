@@ -36,7 +36,12 @@ def _features(**changes: Any) -> dict[str, Any]:
 
 
 def test_server_paths(http: httpx.Client) -> None:
-    assert http.get("/v2").json()["extensions"] == ["binary_tensor_data"]
+    assert http.get("/v2").json()["extensions"] == [
+        "binary_tensor_data",
+        "statistics",
+        "model_configuration",
+        "model_repository",
+    ]
     assert http.get("/v2/health/live").json() == {"live": True}
     assert http.get("/v2/health/ready").json() == {"ready": True}
 
@@ -141,7 +146,7 @@ def test_bad_bodies_are_400(http: httpx.Client, target: Target) -> None:
 
 
 def test_unknown_paths_and_methods(http: httpx.Client, target: Target) -> None:
-    assert "no such path" in _error(http.get(f"/v2/models/{target.model_a}/stats"), 404)
+    assert "no such path" in _error(http.get(f"/v2/models/{target.model_a}/trace/setting"), 404)
     response = http.get(f"/v2/models/{target.model_a}/infer")
     _error(response, 405)
     assert response.headers["allow"] == "POST"

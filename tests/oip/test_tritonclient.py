@@ -157,6 +157,53 @@ def test_paths_the_gateway_lacks_raise_a_readable_error(
     client: triton.InferenceServerClient, target: Target
 ) -> None:
     with pytest.raises(InferenceServerException) as caught:
-        client.get_model_config(target.model_a)
+        client.get_trace_settings(target.model_a)
     assert caught.value.status() == "404"
     assert "no such path" in caught.value.message()
+
+
+def test_statistics_of_a_model_and_of_every_model(
+    client: triton.InferenceServerClient, target: Target
+) -> None:
+    of_b = client.get_inference_statistics(target.model_b)["model_stats"]
+    assert {s["name"] for s in of_b} == {target.model_b}
+    stat = of_b[0]
+    assert set(stat["inference_stats"]) >= {"success", "fail", "queue", "compute_infer"}
+    assert all(set(d) == {"count", "ns"} for d in stat["inference_stats"].values())
+    version = stat["version"]
+    one = client.get_inference_statistics(target.model_b, version)["model_stats"]
+    assert [(s["name"], s["version"]) for s in one] == [(target.model_b, version)]
+    every = client.get_inference_statistics()["model_stats"]
+    assert {target.model_a, target.model_b} <= {s["name"] for s in every}
+    with pytest.raises(InferenceServerException) as caught:
+        client.get_inference_statistics("no_such_model_here")
+    assert caught.value.status() == "404"
+
+
+def test_model_configuration(client: triton.InferenceServerClient, target: Target) -> None:
+    config = client.get_model_config(target.model_b)
+    assert config["name"] == target.model_b
+    assert config["platform"] == "conveyor_protobuf"
+    assert config["input"] == [{"name": "features", "data_type": "TYPE_FP64", "dims": [-1]}]
+    assert config["output"][0] == {"name": "label", "data_type": "TYPE_STRING", "dims": [1]}
+    assert config["version_policy"] == {"all": {}}
+    assert isinstance(config["max_batch_size"], int)
+    version = client.get_model_metadata(target.model_a)["versions"][0]
+    assert client.get_model_config(target.model_a, version)["name"] == target.model_a
+
+
+def test_repository_index(client: triton.InferenceServerClient, target: Target) -> None:
+    index = client.get_model_repository_index()
+    served = [e for e in index if e["name"] in (target.model_a, target.model_b)]
+    assert {e["name"] for e in served} == {target.model_a, target.model_b}
+    assert all(e["state"] == "READY" for e in served)
+
+
+@pytest.mark.parametrize("action", ["load", "unload"])
+def test_load_and_unload_are_refused_readably(
+    client: triton.InferenceServerClient, target: Target, action: str
+) -> None:
+    with pytest.raises(InferenceServerException) as caught:
+        getattr(client, f"{action}_model")(target.model_a)
+    assert caught.value.status() == "501"
+    assert caught.value.message().startswith("unsupported: models register themselves")

@@ -1,12 +1,14 @@
-"""In-memory stand-ins for the catalog and the dispatcher, and a gateway app built on them.
+"""In-memory stand-ins for the catalog, the dispatcher and the workers' statistics, and a
+gateway app built on them.
 
 They follow the interface the v2 routes code against (``api.oip.ports``): a catalog that
-resolves versions and a dispatcher with ``run``. ``echo`` and ``iris`` answer like model_a and
-model_b do (iris with a fixed rule, not the trained classifier).
+resolves versions and lists models, a dispatcher with ``run``, statistics by model version.
+``echo`` and ``iris`` answer like model_a and model_b do (iris with a fixed rule, not the
+trained classifier).
 """
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
@@ -15,6 +17,9 @@ from api.catalog import ModelInfo
 from api.config import Settings
 from api.exceptions import ModelNotFound
 from api.main import create_app
+from api.oip.catalog_extensions import Extensions
+from conveyor.protocol import durable_queue
+from conveyor.registry_api import ModelSummary, VersionSummary
 from proto import model_a_pb2, model_b_pb2, task_pb2
 
 
@@ -59,6 +64,46 @@ class FakeCatalog:
 
     async def ping(self) -> bool:
         return self.registry_up
+
+    async def list(self) -> list[ModelSummary]:
+        """Every model, by name, as the registry lists it (default version and every one)."""
+        summaries = []
+        for name in sorted({n for n, _ in self.models}):
+            versions = sorted((m for (n, _), m in self.models.items() if n == name), key=_order)
+            default = _summary(await self.get(name))
+            summaries.append(
+                ModelSummary(
+                    name=name,
+                    **default.model_dump(),
+                    versions=[_summary(m) for m in versions],
+                )
+            )
+        return summaries
+
+
+def _summary(model: ModelInfo) -> VersionSummary:
+    return VersionSummary(
+        version=model.version,
+        status="alive" if model.alive else "dead",
+        instances=model.instances,
+        queue=durable_queue(model.name, model.version),
+        max_batch_size=model.max_batch_size,
+    )
+
+
+@dataclass
+class FakeStats:
+    """The workers' statistics hashes: counters by field name per ``(model, version)``."""
+
+    counts: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    error: Exception | None = None
+    reads: list[list[tuple[str, str]]] = field(default_factory=list)
+
+    async def read(self, versions: Sequence[tuple[str, str]]) -> list[dict[str, int]]:
+        self.reads.append(list(versions))
+        if self.error is not None:
+            raise self.error
+        return [dict(self.counts.get(version, {})) for version in versions]
 
 
 def _order(model: ModelInfo) -> tuple[int, str]:
@@ -141,9 +186,12 @@ class FakeDispatcher:
 
 
 def fake_gateway(
-    catalog: FakeCatalog | None = None, dispatcher: FakeDispatcher | None = None
+    catalog: FakeCatalog | None = None,
+    dispatcher: FakeDispatcher | None = None,
+    stats: FakeStats | None = None,
 ) -> FastAPI:
-    """The real gateway app with fakes in its state (run it without its lifespan).
+    """The real gateway app with fakes in its state (run it without its lifespan); its
+    extensions are the real ``Extensions`` over the fake catalog and statistics.
 
     Without arguments: model_a (version 1, echo) and model_b (versions 1 and 2, iris).
     """
@@ -152,4 +200,6 @@ def fake_gateway(
     app.state.settings = settings
     app.state.catalog = catalog or FakeCatalog([*model_a(), *model_b()])
     app.state.dispatcher = dispatcher or FakeDispatcher({"model_a": echo, "model_b": iris})
+    app.state.stats = stats or FakeStats()
+    app.state.extensions = Extensions(app.state.catalog, app.state.stats)
     return app

@@ -52,7 +52,12 @@ def test_server_metadata_lists_the_extensions(client: TestClient) -> None:
     assert client.get("/v2").json() == {
         "name": "conveyor",
         "version": "1",
-        "extensions": ["binary_tensor_data"],
+        "extensions": [
+            "binary_tensor_data",
+            "statistics",
+            "model_configuration",
+            "model_repository",
+        ],
     }
 
 
@@ -301,8 +306,8 @@ def test_a_model_with_an_unmappable_field_says_which(client: TestClient) -> None
 @pytest.mark.parametrize(
     ("method", "path", "status"),
     [
-        ("GET", "/v2/models/model_a/config", 404),
-        ("GET", "/v2/repository/index", 404),
+        ("GET", "/v2/models/model_a/trace/setting", 404),
+        ("GET", "/v2/logging", 404),
         ("GET", "/v2/", 404),
         ("POST", "/v2", 405),
         ("GET", "/v2/models/model_a/infer", 405),
