@@ -54,7 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             app.state.monitor.start()
         grpc_server = None
-        if settings.grpc_port:  # imported here: a process without gRPC never loads it
+        if settings.grpc_port:
+            # Imported here: a process without gRPC never loads grpc, nor registers the
+            # protocol's `inference.*` messages (which tritonclient.grpc defines too).
             from api.grpc.server import start_grpc
 
             grpc_server = await start_grpc(app)  # the protocol over gRPC (api/grpc/)
