@@ -14,6 +14,13 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
+    grpc_port: int = Field(
+        default=8081,
+        ge=0,
+        le=65535,
+        description="Port of the Open Inference Protocol over gRPC (on API_HOST, in every "
+        "gateway process); 0 turns it off.",
+    )
     api_workers: int = Field(
         default=1,
         ge=1,

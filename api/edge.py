@@ -34,7 +34,15 @@ from conveyor.http_protocol import Answer
 from conveyor.metrics import GatewayMetrics
 from conveyor.web import error_response
 
-__all__ = ["Admission", "Edge", "arrival_of", "endpoint_of", "request_id_of"]
+__all__ = [
+    "Admission",
+    "Edge",
+    "arrival_of",
+    "bearer_authorized",
+    "endpoint_of",
+    "request_id_for",
+    "request_id_of",
+]
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
 _OPEN_PATHS = (
@@ -96,6 +104,23 @@ def _request_id(given: bytes) -> str:
     if given and _REQUEST_ID.fullmatch(given):
         return given.decode()
     return f"{_ID_PREFIX}{next(_ID_SEQUENCE) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def request_id_for(given: bytes) -> str:
+    """A request's id from the client's ``x-request-id`` (empty: none), for another front end
+    than HTTP (the gRPC service): the same rules and the same sequence as the edge's."""
+    return _request_id(given)
+
+
+def bearer_authorized(authorization: bytes, keys: tuple[bytes, ...]) -> bool:
+    """Whether an ``Authorization`` value is ``Bearer <key>`` with one of ``keys``. Every key
+    is compared, each in constant time, so timing tells nothing about which one matched."""
+    scheme, _, key = authorization.partition(b" ")
+    if scheme.lower() != b"bearer":
+        return False
+    key = key.strip()
+    matches = [secrets.compare_digest(key, expected) for expected in keys]
+    return any(matches)
 
 
 def _refuse(
@@ -299,13 +324,7 @@ class Edge:
         logger.debug("%s %s -> %d in %.1f ms", scope["method"], path, status, seconds * 1000)
 
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
-        scheme, _, key = headers.get(b"authorization", b"").partition(b" ")
-        if scheme.lower() != b"bearer":
-            return False
-        key = key.strip()
-        # Every key is compared, each in constant time, so timing tells nothing about which.
-        matches = [secrets.compare_digest(key, expected) for expected in self._keys]
-        return any(matches)
+        return bearer_authorized(headers.get(b"authorization", b""), self._keys)
 
     def _limited(self, receive: Receive) -> Receive:
         received = 0

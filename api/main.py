@@ -56,10 +56,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.dashboard_sample_seconds,
             )
             app.state.monitor.start()
+        grpc_server = None
+        if settings.grpc_port:
+            # Imported here: a process without gRPC never loads grpc, nor registers the
+            # protocol's `inference.*` messages (which tritonclient.grpc defines too).
+            from api.grpc.server import start_grpc
+
+            grpc_server = await start_grpc(app)  # the protocol over gRPC (api/grpc/)
         settle_heap()  # freeze what start-up allocated; collect young objects less often
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop()
             if gateway_metrics is not None:
                 await app.state.monitor.stop()
             await app.state.dispatcher.stop()

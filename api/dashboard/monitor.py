@@ -28,7 +28,7 @@ __all__ = ["Monitor", "quantile"]
 logger = logging.getLogger(__name__)
 
 
-_MODEL_ENDPOINTS = frozenset({"predict", "v2_infer"})
+_MODEL_ENDPOINTS = frozenset({"predict", "v2_infer", "grpc_infer"})
 _ERROR_OUTCOMES = frozenset({"error", "timeout"})
 _RATE_WINDOW = 10.0
 _LATENCY_WINDOW = 60.0

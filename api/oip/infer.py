@@ -1,11 +1,12 @@
 """An inference request's body in, tensors out; response tensors in, a response body out.
 
 The JSON objects are the protocol's ``$inference_request`` / ``$inference_response``; the
-binary parts follow ``api.oip.binary``. Request parameters the gateway reads:
+binary parts follow ``api.oip.binary``. The functions that do not touch JSON (``infer_options``,
+``wanted_outputs``, ``input_tensor``, ``request_payload``) serve the gRPC service as well.
+Request parameters the gateway reads:
 
-- ``timeout`` (seconds, a number > 0, at most the gateway's ``MAX_TIMEOUT``; default
-  ``DEFAULT_TIMEOUT``): the task's deadline and how long the request waits.
-- ``priority`` (integer 0 to 9, higher first; default 0): the task's priority.
+- ``timeout`` and ``priority``, with Triton's meanings (microseconds; 1 the highest priority),
+  mapped onto the task's by ``api.oip.parameters.task_parameters``.
 - ``binary_data_output`` (bool): answer every output in binary unless an output says otherwise
   with its own ``binary_data``.
 
@@ -18,7 +19,7 @@ import json
 import math
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -36,12 +37,8 @@ from api.oip.binary import (
 )
 from api.oip.datatypes import BYTES, check_value, is_datatype
 from api.oip.exceptions import InvalidInferRequest
+from api.oip.parameters import task_parameters
 from api.oip.tensors import Tensor, TensorMapping, TensorSpec, fit
-
-PRIORITY_RANGE: Final = (0, 9)
-"""Inclusive range of ``parameters.priority``; higher runs first."""
-
-DEFAULT_PRIORITY: Final = 0
 
 MAX_DECOMPRESSED_BYTES: Final = 64 * 1024 * 1024
 """Largest request body accepted after undoing its ``Content-Encoding``."""
@@ -89,7 +86,9 @@ class InferOptions:
 
     request_id: str
     timeout: float
+    """Seconds, on Conveyor's scale (see ``api.oip.parameters``)."""
     priority: int
+    """0 to 9, higher first (Conveyor's scale)."""
     binary_output: bool
 
 
@@ -126,14 +125,7 @@ def decode_inputs(request: InferRequest, binary: bytes) -> list[Tensor]:
     seen: set[str] = set()
     for given in request.inputs:
         name = given.name
-        if name in seen:
-            raise InvalidInferRequest(f"input {name!r} is given twice", field=name)
-        seen.add(name)
-        if not is_datatype(given.datatype):
-            raise InvalidInferRequest(
-                f"input {name!r} has an unknown datatype {given.datatype!r}", field=name
-            )
-        _refuse_unsupported(given.parameters, f"input {name!r}")
+        check_input(name, given.datatype, given.parameters, seen)
         if "binary_data_size" in given.parameters:
             if given.data is not None:
                 raise InvalidInferRequest(
@@ -147,61 +139,76 @@ def decode_inputs(request: InferRequest, binary: bytes) -> list[Tensor]:
             raise InvalidInferRequest(
                 f"input {name!r} needs data: a JSON array, or binary_data_size", field=name
             )
-        expected = math.prod(given.shape)
-        if len(data) != expected:
-            raise InvalidInferRequest(
-                f"input {name!r} has shape {given.shape}, i.e. {expected} elements, "
-                f"but {len(data)} were given",
-                field=name,
-            )
-        tensors.append(Tensor(name, given.datatype, tuple(given.shape), data))
+        tensors.append(input_tensor(name, given.datatype, given.shape, data))
     reader.finish()
     return tensors
 
 
+def check_input(name: str, datatype: str, parameters: Mapping[str, Any], seen: set[str]) -> None:
+    """Refuse an input given twice (``seen`` holds the names so far; ``name`` is added), of
+    an unknown datatype, or asking for a feature the gateway does not have."""
+    if name in seen:
+        raise InvalidInferRequest(f"input {name!r} is given twice", field=name)
+    seen.add(name)
+    if not is_datatype(datatype):
+        raise InvalidInferRequest(
+            f"input {name!r} has an unknown datatype {datatype!r}", field=name
+        )
+    _refuse_unsupported(parameters, f"input {name!r}")
+
+
+def input_tensor(name: str, datatype: str, shape: Sequence[int], data: list[Any]) -> Tensor:
+    """An input tensor, once its shape is checked against its elements (as many as the
+    dimensions' product; no dimension below 0)."""
+    if any(dimension < 0 for dimension in shape):
+        raise InvalidInferRequest(
+            f"input {name!r} has shape {list(shape)}: a dimension cannot be negative", field=name
+        )
+    expected = math.prod(shape)
+    if len(data) != expected:
+        raise InvalidInferRequest(
+            f"input {name!r} has shape {list(shape)}, i.e. {expected} elements, "
+            f"but {len(data)} were given",
+            field=name,
+        )
+    return Tensor(name, datatype, tuple(shape), data)
+
+
 def infer_options(
-    request: InferRequest, default_timeout: float, max_timeout: float
+    parameters: Mapping[str, Any],
+    request_id: str | None,
+    default_timeout: float,
+    max_timeout: float,
+    deadline: float | None = None,
 ) -> InferOptions:
-    """Read ``timeout``, ``priority`` and ``binary_data_output`` from the request parameters."""
-    parameters = request.parameters
+    """Read ``timeout``, ``priority`` and ``binary_data_output`` from a request's parameters
+    (``deadline``: the seconds the transport allows, see ``task_parameters``); without a
+    ``request_id`` the request gets a new one."""
     _refuse_unsupported(parameters, "the request")
-    timeout = parameters.get("timeout", default_timeout)
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not 0 < timeout <= max_timeout
-    ):
-        raise InvalidInferRequest(
-            f"parameters.timeout is in seconds: a number above 0 and at most {max_timeout:g}, "
-            f"got {timeout!r}",
-            field="timeout",
-        )
-    priority = parameters.get("priority", DEFAULT_PRIORITY)
-    low, high = PRIORITY_RANGE
-    if isinstance(priority, bool) or not isinstance(priority, int) or not low <= priority <= high:
-        raise InvalidInferRequest(
-            f"parameters.priority must be an integer from {low} to {high} (higher runs first), "
-            f"got {priority!r}",
-            field="priority",
-        )
-    binary_output = _flag(parameters, "binary_data_output", False, "parameters")
+    task = task_parameters(
+        parameters.get("timeout"),
+        parameters.get("priority"),
+        default_timeout=default_timeout,
+        max_timeout=max_timeout,
+        deadline=deadline,
+    )
     return InferOptions(
-        request_id=request.id or uuid.uuid4().hex,
-        timeout=float(timeout),
-        priority=priority,
-        binary_output=binary_output,
+        request_id=request_id or uuid.uuid4().hex,
+        timeout=task.seconds,
+        priority=task.priority,
+        binary_output=_flag(parameters, "binary_data_output", False, "parameters"),
     )
 
 
 def wanted_outputs(
-    request: InferRequest, specs: Sequence[TensorSpec], binary_default: bool
+    outputs: Sequence[RequestOutput] | None, specs: Sequence[TensorSpec], binary_default: bool
 ) -> list[WantedOutput]:
     """The outputs to answer: those requested (each must exist), else all of them."""
-    if request.outputs is None:
+    if outputs is None:
         return [WantedOutput(spec.name, binary_default) for spec in specs]
     names = [spec.name for spec in specs]
     wanted: list[WantedOutput] = []
-    for output in request.outputs:
+    for output in outputs:
         if output.name not in names:
             raise InvalidInferRequest(
                 f"unknown output {output.name!r}; the outputs are: {', '.join(names)}",
@@ -299,7 +306,7 @@ def _flatten(data: list[Any]) -> list[Any]:
     return flat
 
 
-def _flag(parameters: dict[str, Any], name: str, default: bool, where: str) -> bool:
+def _flag(parameters: Mapping[str, Any], name: str, default: bool, where: str) -> bool:
     value = parameters.get(name, default)
     if not isinstance(value, bool):
         raise InvalidInferRequest(
@@ -308,7 +315,7 @@ def _flag(parameters: dict[str, Any], name: str, default: bool, where: str) -> b
     return value
 
 
-def _refuse_unsupported(parameters: dict[str, Any], where: str) -> None:
+def _refuse_unsupported(parameters: Mapping[str, Any], where: str) -> None:
     for name, why in _UNSUPPORTED_PARAMETERS.items():
         if parameters.get(name) not in (None, 0, "", False):
             raise InvalidInferRequest(f"{where}: {why} (parameter {name!r})", field=name)

@@ -8,7 +8,6 @@ registry 503, a timeout 504, an overloaded gateway 429, a failed model 500; load
 """
 
 import logging
-import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Final, NoReturn
 
@@ -16,30 +15,21 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from google.protobuf.message import DecodeError, Message
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.deps import SettingsDep
 from api.edge import arrival_of
-from api.exceptions import InvalidResult, ModelUnavailable, ResultTimeout, TaskFailed
 from api.oip import extension_routes
 from api.oip.binary import HEADER_LENGTH
 from api.oip.exceptions import OipError
-from api.oip.infer import (
-    decode_inputs,
-    infer_options,
-    parse_body,
-    render_response,
-    request_payload,
-    wanted_outputs,
-)
-from api.oip.ports import CatalogDep, DispatcherDep, ModelView
+from api.oip.execute import execute, no_worker
+from api.oip.infer import decode_inputs, infer_options, parse_body, render_response, wanted_outputs
+from api.oip.ports import CatalogDep, DispatcherDep
 from api.oip.tensors import mapping_for
 from api.routes.errors import status_of
 from conveyor.errors import ConveyorError
-from proto import task_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +159,7 @@ async def model_ready(model: str, catalog: CatalogDep, version: str | None = Non
     """200 when the model (version) has a live worker, else 503."""
     info = await catalog.get(model, version)
     if not info.alive:
-        body = {"name": info.name, "ready": False, "error": _no_worker(info)}
+        body = {"name": info.name, "ready": False, "error": no_worker(info)}
         return JSONResponse(status_code=503, content=body)
     return JSONResponse(content={"name": info.name, "ready": True})
 
@@ -187,41 +177,31 @@ async def infer(
     """Run the model on the request's input tensors; answer its output tensors (JSON, or JSON
     and binary data when asked)."""
     info = await catalog.get(model, version)
-    request_mapping = mapping_for(info.request_class.DESCRIPTOR)
     response_mapping = mapping_for(info.response_class.DESCRIPTOR)
     parsed, binary = parse_body(
         await request.body(),
         request.headers.get(HEADER_LENGTH),
         request.headers.get("content-encoding"),
     )
-    options = infer_options(parsed, settings.default_timeout, settings.max_timeout)
-    wanted = wanted_outputs(parsed, response_mapping.specs, options.binary_output)
-    payload, batched = request_payload(
-        request_mapping, info.request_class, decode_inputs(parsed, binary), info.name
+    options = infer_options(
+        parsed.parameters, parsed.id, settings.default_timeout, settings.max_timeout
     )
-    if not info.alive:
-        raise ModelUnavailable(_no_worker(info), model=info.name)
-    remaining = options.timeout - (time.monotonic() - arrival_of(request.scope))
-    if remaining <= 0:
-        raise ResultTimeout(
-            f"the request spent its {options.timeout:g} s timeout waiting in the gateway",
-            model=info.name,
-            task_id=None,
-        )
-    result = await dispatcher.run(
+    wanted = wanted_outputs(parsed.outputs, response_mapping.specs, options.binary_output)
+    outcome = await execute(
         info,
-        payload,
-        seconds=remaining,
-        priority=options.priority,
+        dispatcher,
+        decode_inputs(parsed, binary),
+        options,
+        arrival=arrival_of(request.scope),
         request_id=options.request_id,
     )
     return render_response(
         model_name=info.name,
         model_version=info.version,
         request_id=options.request_id,
-        outputs=response_mapping.from_message(_response_message(result, info)),
+        outputs=outcome.outputs,
         wanted=wanted,
-        batched=batched,
+        batched=outcome.batched,
     )
 
 
@@ -256,28 +236,3 @@ async def unknown_path(request: Request) -> NoReturn:
         "/stats and /config, /v2/models/stats, /v2/repository/index and "
         "/v2/repository/models/{name}/load and /unload)",
     )
-
-
-def _no_worker(info: ModelView) -> str:
-    return f"model {info.name!r} version {info.version} has no live worker"
-
-
-def _response_message(result: task_pb2.TaskResult, info: ModelView) -> Message:
-    if result.WhichOneof("outcome") != "response":
-        error = result.error
-        raise TaskFailed(
-            error.message or "the task failed",
-            code=task_pb2.TaskError.Code.Name(error.code),
-            model=info.name,
-            task_id=result.task_id,
-            field=error.field or None,
-        )
-    message = info.response_class()
-    try:
-        message.ParseFromString(result.response)
-    except DecodeError as e:
-        raise InvalidResult(
-            f"the worker returned an unreadable {info.response_class.DESCRIPTOR.full_name}",
-            model=info.name,
-        ) from e
-    return message

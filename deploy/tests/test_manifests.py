@@ -16,6 +16,7 @@ from tools.k8s import checks
 from tools.k8s.kustomize import render
 from tools.k8s.stack import stack_services
 from tools.k8s.validate import KUBERNETES_VERSION, custom_schemas, validate
+from tools.stack.services import GRPC_PORT
 
 K8S = Path(__file__).resolve().parent.parent / "k8s"
 KUSTOMIZATIONS = sorted(
@@ -114,3 +115,15 @@ def test_only_model_a_may_scale_to_zero_and_only_in_its_overlay() -> None:
 def test_redis_scripts_parse() -> None:
     for script in sorted((K8S / "base" / "redis").glob("*.sh")):
         subprocess.run(["sh", "-n", str(script)], check=True)
+
+
+def test_the_gateway_exposes_grpc_and_is_ready_by_its_health_service(
+    base: list[dict[str, Any]],
+) -> None:
+    (api,) = [r for r in base if r["kind"] == "Deployment" and r["metadata"]["name"] == "api"]
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["grpc"] == GRPC_PORT
+    assert container["readinessProbe"]["grpc"] == {"port": GRPC_PORT}
+    (service,) = [r for r in base if r["kind"] == "Service" and r["metadata"]["name"] == "api"]
+    assert {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc"} in service["spec"]["ports"]

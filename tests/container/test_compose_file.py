@@ -44,6 +44,7 @@ def test_runs_beside_host_brokers_gateway_and_management_ui_stay_published() -> 
     text = render_compose()
     assert ':5672"' not in text and ':6379"' not in text, "broker ports are opt-in"
     assert '"${CONVEYOR_API_PORT:-8000}:8000"' in text
+    assert '"${CONVEYOR_GRPC_PORT:-8081}:8081"' in text
     assert '"${CONVEYOR_RABBITMQ_MANAGEMENT_PORT:-15672}:15672"' in text
     override = render_brokers_override()
     assert '"${CONVEYOR_RABBITMQ_PORT:-5672}:5672"' in override

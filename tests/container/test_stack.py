@@ -10,8 +10,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.container.engine_stack import Stack
 from tools.oci.engine import detect_engine
@@ -79,8 +81,25 @@ def test_predict_both_models_then_model_a_goes_away_and_comes_back(stack: Stack)
 
 
 def test_brokers_are_reached_on_the_network_not_published(stack: Stack) -> None:
-    """As in docker-compose.yml: only the gateway and the management UI reach the host, so the
-    stack runs beside brokers already listening on the host's 5672 and 6379."""
+    """As in docker-compose.yml: only the gateway (HTTP and gRPC) and the management UI reach
+    the host, so the stack runs beside brokers already listening on the host's 5672 and 6379."""
     assert set(stack.published("rabbitmq")) == {15672}
     assert stack.published("redis") == {}
-    assert set(stack.published("api")) == {8000}
+    assert set(stack.published("api")) == {8000, 8081}
+
+
+def test_the_gateway_image_serves_grpc(stack: Stack) -> None:
+    """The image carries grpcio and serves the health service on its published gRPC port."""
+    target = f"127.0.0.1:{stack.published('api')[8081]}"
+
+    def serving() -> bool:
+        with grpc.insecure_channel(target) as channel:
+            try:
+                answer = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=5
+                )
+            except grpc.RpcError:
+                return False
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    wait_until(serving, 120, what="the gateway's gRPC health SERVING")

@@ -1,5 +1,5 @@
-"""``API_WORKERS=2``: two gateway processes listen on one port under a supervisor that starts a
-dead one again; SIGTERM stops them all."""
+"""``API_WORKERS=2``: two gateway processes listen on one port (and on the gRPC port) under a
+supervisor that starts a dead one again; SIGTERM stops them all."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import os
 import signal
 from pathlib import Path
 
+import grpc
 import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.integration.stack import Stack, wait_until
+from tests.integration.stack import Stack, free_port, wait_until
 
 
 def _listening_inodes(port: int) -> set[str]:
@@ -59,12 +61,22 @@ def _listeners(pgid: int, port: int) -> list[int]:
 
 
 def test_two_gateway_processes_share_the_port_and_a_dead_one_is_replaced() -> None:
-    with Stack(API_WORKERS="2") as stack:
+    grpc_port = free_port()
+    with Stack(API_WORKERS="2", GRPC_PORT=str(grpc_port)) as stack:
         model = stack.model_name("a")
         stack.start_worker("models.model_a", model)
         group, port = stack.gateway.pid, stack.api_port
         wait_until(lambda: len(_listeners(group, port)) == 2, 60, what="two gateway processes")
         first = _listeners(group, port)
+        wait_until(lambda: _listeners(group, grpc_port) == first, 60, what="both on gRPC too")
+
+        def health_all(count: int) -> None:
+            for _ in range(count):  # a new connection each
+                with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                    answer = health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=30
+                    )
+                assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
         def predict_all(count: int) -> None:
             for n in range(count):  # a new connection each: the kernel spreads them
@@ -74,6 +86,7 @@ def test_two_gateway_processes_share_the_port_and_a_dead_one_is_replaced() -> No
                 assert answer.json() == {"reply": f"Processed message: x{n}"}
 
         predict_all(20)
+        health_all(10)
         os.kill(first[0], signal.SIGKILL)
 
         def replaced() -> bool:
@@ -81,7 +94,10 @@ def test_two_gateway_processes_share_the_port_and_a_dead_one_is_replaced() -> No
             return len(now) == 2 and first[0] not in now and first[1] in now
 
         wait_until(replaced, 60, what="the killed gateway process replaced")
+        wait_until(lambda: len(_listeners(group, grpc_port)) == 2, 60, what="its gRPC port")
         predict_all(20)
+        health_all(10)
         stack.gateway.signal(signal.SIGTERM)
         assert stack.gateway.process.wait(60) == 0, stack.gateway.log()
         assert _listeners(group, port) == []
+        assert _listeners(group, grpc_port) == []

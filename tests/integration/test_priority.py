@@ -68,11 +68,12 @@ def test_async_high_priority_overtakes_backlog(stack: Stack) -> None:
 
 
 def test_sync_high_priority_overtakes_backlog(stack: Stack) -> None:
-    """The backlog comes through ``/predict``, the urgent call through the v2 ``infer``."""
+    """The backlog comes through ``/predict``, the urgent call through the v2 ``infer`` with
+    Triton's meanings: priority 1 is the highest, the timeout in microseconds."""
     model, prefix = start_slow_worker(stack)
 
-    def call(tag: str, seconds: float, priority: int) -> int:
-        if priority == 0:
+    def call(tag: str, seconds: float, urgent: bool) -> int:
+        if not urgent:
             response = stack.http.post(
                 f"/predict/{model}?timeout=60", json={"data": f"{tag}:{seconds}"}
             )
@@ -80,7 +81,7 @@ def test_sync_high_priority_overtakes_backlog(stack: Stack) -> None:
             response = stack.http.post(
                 f"/v2/models/{model}/infer",
                 json={
-                    "parameters": {"priority": priority, "timeout": 60},
+                    "parameters": {"priority": 1, "timeout": 60_000_000},
                     "inputs": [
                         {
                             "name": "data",
@@ -94,11 +95,11 @@ def test_sync_high_priority_overtakes_backlog(stack: Stack) -> None:
         return response.status_code
 
     with ThreadPoolExecutor(max_workers=BACKLOG + 2) as pool:
-        calls = [pool.submit(call, "block", 1.5, 0)]
+        calls = [pool.submit(call, "block", 1.5, False)]
         time.sleep(0.3)
-        calls += [pool.submit(call, f"low{i}", 0.1, 0) for i in range(BACKLOG)]
+        calls += [pool.submit(call, f"low{i}", 0.1, False) for i in range(BACKLOG)]
         time.sleep(0.5)
-        calls.append(pool.submit(call, "high", 0.1, 9))
+        calls.append(pool.submit(call, "high", 0.1, True))
         statuses = [c.result(timeout=90) for c in calls]
     assert statuses == [200] * (BACKLOG + 2)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "BROKERS",
     "COMPOSE_ENDPOINTS",
+    "GRPC_PORT",
     "METRICS_PORT",
     "PROCESSES",
     "PROMETHEUS_PORT",
@@ -35,6 +36,8 @@ _MODEL_HEALTH = (
 )
 
 API_PORT = 8000
+GRPC_PORT = 8081
+"""The gateway's gRPC port (the Open Inference Protocol) when ``GRPC_PORT`` is not set."""
 REGISTRY_PORT = 8001
 METRICS_PORT = 9200
 """A worker's ``GET /metrics`` port when ``METRICS_PORT`` is not set (each compose container's)."""
@@ -45,7 +48,8 @@ PROMETHEUS_PORT = 9090
 class Endpoints:
     """Where the services find each other, and the address the HTTP services listen on.
 
-    ``api_port`` / ``registry_port`` of None leave the services' defaults (8000, 8001).
+    ``api_port`` / ``registry_port`` of None leave the services' defaults (8000, 8001), and
+    ``grpc_port`` of None the gateway's gRPC port (8081); 0 turns the gateway's gRPC off.
     ``metrics_ports`` gives workers their ``METRICS_PORT`` by service name (several workers on
     one host need a port each); a worker not in it keeps the default (9200).
     """
@@ -57,6 +61,7 @@ class Endpoints:
     api_port: int | None = None
     registry_port: int | None = None
     metrics_ports: Mapping[str, int] = field(default_factory=dict)
+    grpc_port: int | None = None
 
     @classmethod
     def local(
@@ -66,8 +71,11 @@ class Endpoints:
         api_port: int,
         registry_port: int,
         metrics_ports: Mapping[str, int] | None = None,
+        grpc_port: int = 0,
     ) -> Endpoints:
-        """Services as processes on this machine's loopback."""
+        """Services as processes on this machine's loopback. The gateway's gRPC is off unless
+        ``grpc_port`` is given: stacks of tests run side by side, and gRPC binds its port
+        with ``SO_REUSEPORT`` when the gateway runs several processes."""
         return cls(
             amqp_url=amqp_url,
             redis_url=redis_url,
@@ -75,12 +83,18 @@ class Endpoints:
             api_port=api_port,
             registry_port=registry_port,
             metrics_ports=dict(metrics_ports or {}),
+            grpc_port=grpc_port,
         )
 
     @property
     def api_url(self) -> str:
         """The gateway's loopback URL."""
         return f"http://127.0.0.1:{self.api_port or API_PORT}"
+
+    @property
+    def grpc_target(self) -> str:
+        """The gateway's gRPC address on the loopback (``host:port``, as gRPC clients take it)."""
+        return f"127.0.0.1:{GRPC_PORT if self.grpc_port is None else self.grpc_port}"
 
 
 COMPOSE_ENDPOINTS = Endpoints(
@@ -149,6 +163,8 @@ class Service:
             port = endpoints.api_port if self.name == "api" else endpoints.registry_port
             if port is not None:
                 env[port_var] = str(port)
+        if self.name == "api" and endpoints.grpc_port is not None:
+            env["GRPC_PORT"] = str(endpoints.grpc_port)
         if self.name in endpoints.metrics_ports:
             env["METRICS_HOST"] = endpoints.bind_host
             env["METRICS_PORT"] = str(endpoints.metrics_ports[self.name])
@@ -207,7 +223,7 @@ SERVICES: tuple[Service, ...] = (
         module="api",
         uses=("amqp", "redis", "registry"),
         listen=("API_HOST", "API_PORT"),
-        ports=(Port(API_PORT, "CONVEYOR_API_PORT"),),
+        ports=(Port(API_PORT, "CONVEYOR_API_PORT"), Port(GRPC_PORT, "CONVEYOR_GRPC_PORT")),
         depends_on=("rabbitmq", "redis", "registry"),
     ),
     _model("model_a"),

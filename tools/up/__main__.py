@@ -1,6 +1,7 @@
 """Start Conveyor locally: ``python -m tools.up`` (``bazel run //:up``).
 
-Checks that the gateway's and the registry's ports are free (exits at once naming a taken one),
+Checks that the gateway's (HTTP and gRPC) and the registry's ports are free (exits at once
+naming a taken one),
 uses the brokers at AMQP_URL / REDIS_URL or starts private ones, then the registry, the
 gateway, model_a and model_b; each worker serves ``GET /metrics`` on a free port of its own
 (``METRICS_PORT``; the banner prints them). A service that dies is restarted with a growing
@@ -24,7 +25,7 @@ from tools.stack.brokers import DEFAULT_URLS, BrokerError, Brokers, ensure
 from tools.stack.ports import free_port, port_in_use
 from tools.stack.probes import http_ok, models_alive
 from tools.stack.process import Service, stop_all
-from tools.stack.services import PROCESSES, WORKERS, Endpoints
+from tools.stack.services import GRPC_PORT, PROCESSES, WORKERS, Endpoints
 from tools.stack.supervisor import Backoff, Supervisor
 from tools.stack.waiting import wait_until
 
@@ -39,6 +40,12 @@ def _say(message: str) -> None:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="up", description=__doc__)
     parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", "8000")))
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=int(os.environ.get("GRPC_PORT", str(GRPC_PORT))),
+        help="the gateway's gRPC port (the Open Inference Protocol); 0 turns it off",
+    )
     parser.add_argument(
         "--registry-port", type=int, default=int(os.environ.get("REGISTRY_PORT", "8001"))
     )
@@ -93,6 +100,8 @@ def _banner(brokers: Brokers, endpoints: Endpoints, services: list[Service], log
         _say(f"{broker.kind} at {broker.url} ({origin})")
     pids = ", ".join(f"{s.label} {s.pid}" for s in services)
     _say(f"registry at {endpoints.registry_url}, gateway at {endpoints.api_url}")
+    if endpoints.grpc_port:
+        _say(f"gRPC (Open Inference Protocol) at {endpoints.grpc_target}")
     scrapes = [f"{endpoints.api_url}/metrics", f"{endpoints.registry_url}/metrics"]
     scrapes += [
         f"{name} http://127.0.0.1:{port}/metrics" for name, port in endpoints.metrics_ports.items()
@@ -111,7 +120,10 @@ def _banner(brokers: Brokers, endpoints: Endpoints, services: list[Service], log
 def main(argv: list[str] | None = None) -> int:
     """Run until SIGINT/SIGTERM; return the exit code."""
     args = _parse(argv)
-    problems = taken_ports({"--api-port": args.api_port, "--registry-port": args.registry_port})
+    ports = {"--api-port": args.api_port, "--registry-port": args.registry_port}
+    if args.grpc_port:
+        ports["--grpc-port"] = args.grpc_port
+    problems = taken_ports(ports)
     if problems:
         for problem in problems:
             _say(problem)
@@ -135,9 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerError as e:
         _say(str(e))
         return 1
-    metrics_ports = worker_metrics_ports({args.api_port, args.registry_port})
+    metrics_ports = worker_metrics_ports({args.api_port, args.registry_port, args.grpc_port})
     endpoints = Endpoints.local(
-        brokers.amqp_url, brokers.redis_url, args.api_port, args.registry_port, metrics_ports
+        brokers.amqp_url,
+        brokers.redis_url,
+        args.api_port,
+        args.registry_port,
+        metrics_ports,
+        grpc_port=args.grpc_port,
     )
     services: list[Service] = []
     try:

@@ -38,3 +38,12 @@ def test_each_worker_gets_its_own_free_metrics_port() -> None:
     assert env["METRICS_PORT"] == str(ports["model_b"])
     assert env["METRICS_HOST"] == "127.0.0.1"
     assert "METRICS_PORT" not in by_name("api").environment(endpoints)
+
+
+def test_the_gateways_grpc_is_off_in_local_stacks_unless_given_a_port() -> None:
+    api = by_name("api")
+    assert api.environment(Endpoints.local("amqp://x", "redis://x", 8000, 8001))["GRPC_PORT"] == "0"
+    given = Endpoints.local("amqp://x", "redis://x", 8000, 8001, grpc_port=9123)
+    assert api.environment(given)["GRPC_PORT"] == "9123"
+    assert given.grpc_target == "127.0.0.1:9123"
+    assert "GRPC_PORT" not in by_name("registry").environment(given)

@@ -12,8 +12,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tools.stack.ports import free_port
 from tools.stack.waiting import wait_until
@@ -27,12 +29,14 @@ class Up:
     def __init__(self) -> None:
         self.api_url = ""
         self.log = Path(tempfile.mkdtemp()) / "up.log"
-        api_port, registry_port = free_port(), free_port()
+        api_port, registry_port, grpc_port = free_port(), free_port(), free_port()
         self.api_url = f"http://127.0.0.1:{api_port}"
+        self.grpc_target = f"127.0.0.1:{grpc_port}"
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tools.up", "--api-port", str(api_port),
-                 "--registry-port", str(registry_port), "--restart-delay", str(RESTART_DELAY)],
+                 "--registry-port", str(registry_port), "--grpc-port", str(grpc_port),
+                 "--restart-delay", str(RESTART_DELAY)],
                 env={**os.environ, "LIVENESS_WINDOW": "2"},
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -84,6 +88,15 @@ def test_every_worker_serves_metrics_on_its_own_port(up: Up) -> None:
         response = httpx.get(url, timeout=10)
         assert response.status_code == 200, (name, url)
         assert "conveyor_worker_unsettled_tasks" in response.text, name
+
+
+def test_the_gateway_serves_grpc_on_its_port(up: Up) -> None:
+    assert f"gRPC (Open Inference Protocol) at {up.grpc_target}" in up.output()
+    with grpc.insecure_channel(up.grpc_target) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=10
+        )
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_a_killed_worker_gives_503_then_is_restarted(up: Up) -> None:

@@ -174,14 +174,18 @@ def test_the_version_path_runs_that_version(client: TestClient) -> None:
     assert _dispatcher(client).runs[0].model.version == "1"
 
 
-def test_timeout_and_priority_reach_the_dispatcher(client: TestClient) -> None:
-    request = {"inputs": [TEXT], "parameters": {"timeout": 12, "priority": 7}}
+def test_timeout_and_priority_reach_the_dispatcher_with_tritons_meanings(
+    client: TestClient,
+) -> None:
+    # Triton's: timeout in microseconds, priority 1 the highest (Conveyor's 9).
+    request = {"inputs": [TEXT], "parameters": {"timeout": 12_000_000, "priority": 1}}
     assert client.post("/v2/models/model_a/infer", json=request).status_code == 200
     run = _dispatcher(client).runs[0]
-    assert run.priority == 7
+    assert run.priority == 9
     assert 11.0 < run.timeout <= 12.0  # counted from the request's arrival
-    too_long = {"inputs": [TEXT], "parameters": {"timeout": 61}}
-    assert "at most 60" in _error(client.post("/v2/models/model_a/infer", json=too_long), 400)
+    too_long = {"inputs": [TEXT], "parameters": {"timeout": 61_000_000}}
+    message = _error(client.post("/v2/models/model_a/infer", json=too_long), 400)
+    assert "microseconds" in message and "at most 60000000" in message
 
 
 def test_wrong_datatype_is_400(client: TestClient) -> None:
