@@ -121,9 +121,9 @@ def run(
     duration = max(1, round(seconds))
     with tempfile.TemporaryDirectory(prefix="h2load-") as scratch:
         log = Path(scratch) / "requests.log"
+        warm = [f"--warm-up-time={round(warmup * 1000)}ms"] if warmup > 0 else []
         command = [
-            h2load, "-t1", f"-c{clients}", "-m1", f"-D{duration}",
-            f"--warm-up-time={max(0.0, warmup):g}", "-d", str(body_file),
+            h2load, "-t1", f"-c{clients}", "-m1", f"-D{duration}", *warm, "-d", str(body_file),
             f"--log-file={log}",
             *(f"-H{name}: {value}" for name, value in headers.items()),
             url,
