@@ -1,16 +1,18 @@
 """Driving ``h2load`` (Debian's nghttp2-client) for gRPC calls, and reading what it measured.
 
 h2load is a closed-loop HTTP/2 load generator in C, as wrk is for HTTP/1.1: each client holds
-one connection with one stream at a time and POSTs the same body on every stream. For gRPC
-that body is one framed message (``load_testing.tensor_payloads.grpc_frame``), sent with
+one connection with one stream at a time and POSTs the same body on every stream. For gRPC that
+body is one framed message (``load_testing.tensor_payloads.grpc_frame``), sent with
 ``content-type: application/grpc`` and ``te: trailers`` to ``/<service>/<method>``.
 
-h2load does not read trailers, where gRPC puts a call's status: a failed call is an HTTP 200
-to it. So a run proves only that answers came; the scenario checks one call through a real
-gRPC client before a run and the gateway's own counts after it. h2load prints min, max and
-mean latency only: the percentiles come from its ``--log-file`` (one line per request of the
-measured period: start in microseconds since the epoch, HTTP status, 0 for none, and
-microseconds to the end of the response).
+h2load does not read trailers, where gRPC puts a call's status: a failed call is an HTTP 200 to
+it. So a run proves only that answers came; the scenario checks one call through a real gRPC
+client before a run and the gateway's own counts after it. When its time is up h2load stops with
+each connection's call in flight: the server sees up to ``clients`` calls cancelled (the gateway
+counts them as client errors), and the log leaves them out. h2load prints min, max and mean
+latency only: the percentiles come from its ``--log-file`` (one line per request of the measured
+period: start in microseconds since the epoch, HTTP status, 0 for none, and microseconds to the
+end of the response).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ import base64
 import json
 import random
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -139,12 +140,17 @@ def sized_rest_binary(total: int, seed: int = 29) -> tuple[HttpBody, Tensors]:
     raise ValueError(f"no REST binary body is {total} bytes long")
 
 
-def sized_grpc_request(model: str, total: int, seed: int = 29) -> service_pb2.ModelInferRequest:
+def sized_grpc_request(
+    model: str, total: int, seed: int = 29, outputs: Sequence[str] = ()
+) -> service_pb2.ModelInferRequest:
     """A ``ModelInfer`` request of exactly ``total`` serialized bytes (the image sized to fill
-    it): for checking the gRPC receive limit at and just past it."""
+    it), asking for ``outputs`` only when given: for checking the gRPC receive limit at and
+    just past it (asking for the embedding alone keeps the identity answer small)."""
     image_bytes = total
     for _ in range(8):  # the fields' length prefixes depend on the image's size: settle it
         request = grpc_request(model, Tensors.sample(seed, image_bytes))
+        for name in outputs:
+            request.outputs.add(name=name)
         size = request.ByteSize()
         if size == total:
             return request

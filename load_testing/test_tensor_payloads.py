@@ -97,6 +97,9 @@ def test_unframing_refuses_anything_but_one_plain_frame(frame: bytes) -> None:
 def test_a_sized_grpc_request_serializes_to_exactly_that_length(total: int) -> None:
     request = tp.sized_grpc_request("m", total)
     assert len(request.SerializeToString()) == total
+    asking = tp.sized_grpc_request("m", total, outputs=["embedding"])
+    assert len(asking.SerializeToString()) == total
+    assert [o.name for o in asking.outputs] == ["embedding"]
 
 
 def test_model_a_forms() -> None:
