@@ -17,11 +17,13 @@ from typing import Final
 from load_testing import goals
 from load_testing.batching import run_batching
 from load_testing.cpu_budget import CpuBudgetError
+from load_testing.h2load import H2loadError
 from load_testing.main_scenario import run_main
 from load_testing.overload import run_overload
 from load_testing.processes import run_processes
 from load_testing.profiling import ProfilerMissing, run_profile
 from load_testing.soak import run_soak
+from load_testing.tensors import run_tensors
 
 __all__ = ["GOAL_SCENARIOS", "MOVED", "SCENARIOS", "BenchScenario", "ScenarioError"]
 
@@ -29,7 +31,8 @@ Run = Callable[[argparse.Namespace, Path], list[goals.Verdict]]
 
 
 class ScenarioError(Exception):
-    """A scenario cannot run here as asked (a missing profiler, no cgroup for a CPU quota)."""
+    """A scenario cannot run here as asked (a missing profiler or h2load, no cgroup for a CPU
+    quota)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,13 @@ def _profile(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
     return []
 
 
+def _tensors(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
+    try:
+        return run_tensors(args, out)
+    except H2loadError as e:
+        raise ScenarioError(str(e)) from e
+
+
 SCENARIOS: Final[dict[str, BenchScenario]] = {
     s.name: s
     for s in (
@@ -65,6 +75,11 @@ SCENARIOS: Final[dict[str, BenchScenario]] = {
         BenchScenario("soak", "model_a at full load for minutes, with RSS (goal 4)", run_soak),
         BenchScenario("processes", "main's load on 1 and 2 gateway processes", run_processes),
         BenchScenario("profile", "gateway and a worker under a profiler, under load", _profile),
+        BenchScenario(
+            "tensors",
+            "a 147 KB image by REST and gRPC beside the reference; gRPC vs REST",
+            _tensors,
+        ),
     )
 }
 

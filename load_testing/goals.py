@@ -1,7 +1,9 @@
 """The performance goals, checked against what a scenario measured in its own run.
 
 The goals (docs/performance.md, "Goals and their latest verdicts"): 1 throughput against the
-reference, 2 behaviour under overload, 3 dynamic batching, 4 flat memory. Each scenario ends with
+reference, 2 behaviour under overload, 3 dynamic batching, 4 flat memory; and issue 29's, met by
+the tensors scenario: gRPC against REST on model_a, big tensors' bytes per second against the
+reference, and ``MAX_BODY_BYTES`` still refusing bigger bodies. Each scenario ends with
 one verdict line per goal it measures, so a run's output says by itself what it shows: the
 figure, the target, and ``met`` or ``NOT MET``. Only same-run figures are
 compared (ratios, and bounds that do not depend on the machine's speed). The checks are pure
@@ -25,7 +27,9 @@ __all__ = [
     "SOAK_SECONDS",
     "Verdict",
     "batching",
+    "big_tensors",
     "expected_goodput",
+    "grpc_vs_rest",
     "memory",
     "overload",
     "refusal_ceiling_us",
@@ -69,10 +73,12 @@ def _at_least(value: float | None, bound: float) -> bool:
     return value is not None and value >= bound
 
 
-def _ratio_verdicts(goal: str, comparison: Comparison | None, bound: float) -> list[Verdict]:
+def _ratio_verdicts(
+    goal: str, comparison: Comparison | None, bound: float, missing: str = "not measured"
+) -> list[Verdict]:
     """``system`` reaches ``bound`` x ``baseline`` overall, with its worst p99 no worse."""
     if comparison is None:
-        return [Verdict(goal, "not measured", f">= {bound:g}x", False)]
+        return [Verdict(goal, missing, f">= {bound:g}x", False)]
     c = comparison
     return [
         Verdict(
@@ -117,6 +123,34 @@ def batching(
         *_ratio_verdicts("3 (batching)", against_unbatched, 2.0),
         *_ratio_verdicts("3 (batching)", against_echo, 0.9),
     ]
+
+
+def grpc_vs_rest(comparison: Comparison | None, missing: str = "not measured") -> list[Verdict]:
+    """Issue 29: gRPC ``ModelInfer`` of model_a >= 1.0x the REST ``/v2`` infer of the same
+    model, worst p99 no worse; ``missing`` says why when it was not measured."""
+    return _ratio_verdicts("gRPC vs REST", comparison, 1.0, f"not measured: {missing}")
+
+
+def big_tensors(comparisons: Mapping[str, Comparison | str]) -> list[Verdict]:
+    """Issue 29: each way of sending the 147 KB image (by name: a comparison with the reference
+    carrying the same bytes, or why it was not measured) >= 0.8x the reference's bytes per
+    second. Every request of both carries the same tensor bytes, so bytes/s is req/s."""
+    verdicts = []
+    for name, comparison in comparisons.items():
+        if isinstance(comparison, str):
+            verdicts.append(
+                Verdict("big tensors", f"{name}: not measured: {comparison}", ">= 0.8x", False)
+            )
+            continue
+        verdicts.append(
+            Verdict(
+                "big tensors",
+                f"{comparison.system}/{comparison.baseline} bytes/s {_x(comparison.overall)}",
+                ">= 0.8x",
+                _at_least(comparison.overall, 0.8),
+            )
+        )
+    return verdicts
 
 
 def overload(

@@ -1,5 +1,8 @@
 """Start a private Conveyor stack (registry, gateway, model_a, model_b) as real processes.
 
+A scenario may add workers of its own models (``extra_models``: a label -> the module run with
+``python -m``); each is named ``<tag>_<label>`` and started and stopped with the others.
+
 Built on ``tools/stack``: the service list and its environment, processes (``python -m``
 with this process's import roots, so it works from a virtualenv and from Bazel runfiles),
 free ports and waiting. Model names and the registry's Redis key prefix carry a unique tag, so
@@ -53,6 +56,13 @@ class Stack:
     start_timeout: float = 120.0
     registry_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
+    """The gateway's ``GRPC_PORT`` (its gRPC front end, where the gateway has one)."""
+    result_ttl: int = RESULT_TTL_S
+    """Seconds results are kept in Redis (``RESULT_TTL``): big results want a short time."""
+    extra_models: dict[str, str] = field(default_factory=dict)
+    """Workers of further models: a label (not ``api``, ``registry``, ``model_a`` or
+    ``model_b``) -> the module to run."""
     services: dict[str, Service] = field(default_factory=dict)
 
     @property
@@ -64,6 +74,15 @@ class Stack:
     def model_b(self) -> str:
         """This stack's name for model_b."""
         return f"{self.tag}_model_b"
+
+    def model_name(self, label: str) -> str:
+        """This stack's name for the extra model ``label``."""
+        return f"{self.tag}_{label}"
+
+    @property
+    def grpc_target(self) -> str:
+        """``host:port`` of the gateway's gRPC front end."""
+        return f"127.0.0.1:{self.grpc_port}"
 
     @property
     def endpoints(self) -> Endpoints:
@@ -89,11 +108,19 @@ class Stack:
         spec = by_name(service)
         env = {
             **spec.environment(self.endpoints),
-            "RESULT_TTL": str(RESULT_TTL_S),
-            "DEFAULT_RESULT_TTL": str(RESULT_TTL_S),
+            "RESULT_TTL": str(self.result_ttl),
+            "DEFAULT_RESULT_TTL": str(self.result_ttl),
             **extra,
         }
         self.services[service] = Service(spec.module, env, self.log_dir, service)
+
+    def _spawn_extra(self, label: str, module: str) -> None:
+        env = {
+            **by_name("model_a").environment(self.endpoints),  # a worker's endpoints
+            "DEFAULT_RESULT_TTL": str(self.result_ttl),
+            "MODEL_NAME": self.model_name(label),
+        }
+        self.services[label] = Service(module, env, self.log_dir, label)
 
     def _wait(self, what: str, ready: str) -> None:
         def check() -> bool:
@@ -114,16 +141,19 @@ class Stack:
         return http_ok(f"{self.registry_url}/models")
 
     def _models_alive(self) -> bool:
-        return models_alive(self.api_url, (self.model_a, self.model_b))
+        extra = tuple(self.model_name(label) for label in self.extra_models)
+        return models_alive(self.api_url, (self.model_a, self.model_b, *extra))
 
     def start(self) -> Stack:
         """Start every process and wait until the gateway serves both models."""
         try:
             self._spawn("registry", REGISTRY_KEY_PREFIX=self.key_prefix)
             self._wait("registry", "registry")
-            self._spawn("api")
+            self._spawn("api", GRPC_PORT=str(self.grpc_port))
             self._spawn("model_a", MODEL_NAME=self.model_a)
             self._spawn("model_b", MODEL_NAME=self.model_b)
+            for label, module in self.extra_models.items():
+                self._spawn_extra(label, module)
             self._wait("gateway and models", "models")
         except BaseException:
             self.stop()
@@ -133,14 +163,16 @@ class Stack:
     def stop(self) -> None:
         """SIGTERM workers, then gateway and registry; kill what lingers; clean the brokers."""
         running = self.services
-        stop_all([running[n] for n in ("model_a", "model_b") if n in running])
+        workers = ("model_a", "model_b", *self.extra_models)
+        stop_all([running[n] for n in workers if n in running])
         stop_all([running[n] for n in ("api", "registry") if n in running])
         self.services = {}
         self._clean_brokers()
 
     def _clean_brokers(self) -> None:
         delete_keys(self.redis_url, f"{self.key_prefix}*")
-        models = (self.model_a, self.model_b)
+        extra = tuple(self.model_name(label) for label in self.extra_models)
+        models = (self.model_a, self.model_b, *extra)
         delete_queues(self.amqp_url, (q for m in models for q in model_queues(m, "1")))
 
     def __enter__(self) -> Stack:

@@ -9,7 +9,7 @@ the machine's drift alike. Scenarios import this module, never ``load_testing.be
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,6 +21,7 @@ from tools.stack.brokers import DEFAULT_URLS
 
 __all__ = [
     "MODEL_B_BODY",
+    "Drive",
     "Target",
     "alternate",
     "brokers",
@@ -57,10 +58,20 @@ class Target:
         return used
 
 
-def measure(target: Target, number: int, seconds: float, connections: int) -> Row:
-    """One wrk run against ``target``, with the CPU its processes spent per request."""
+Drive = Callable[[float, int], wrk.WrkResult]
+"""A load generator's run: (seconds, connections) -> what it measured."""
+
+
+def measure(
+    target: Target, number: int, seconds: float, connections: int, drive: Drive | None = None
+) -> Row:
+    """One run against ``target`` (wrk posting its body, unless ``drive`` runs another load),
+    with the CPU its processes spent per request."""
     before = target.cpu_seconds()
-    result = wrk.run(target.url, seconds=seconds, connections=connections, body=target.body)
+    if drive is not None:
+        result = drive(seconds, connections)
+    else:
+        result = wrk.run(target.url, seconds=seconds, connections=connections, body=target.body)
     after = target.cpu_seconds()
     requests = max(1, result.requests)
     cpu = {name: (after[name] - before[name]) * 1000 / requests for name in before}

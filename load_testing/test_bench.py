@@ -48,7 +48,7 @@ def test_the_benchmark_imports_no_experiment() -> None:
 
 
 def test_the_documented_scenarios_are_registered() -> None:
-    documented = {"main", "overload", "batching", "soak", "processes", "profile"}
+    documented = {"main", "overload", "batching", "soak", "processes", "profile", "tensors"}
     assert documented <= set(SCENARIOS)
     assert set(GOAL_SCENARIOS) <= set(SCENARIOS)
     assert not set(MOVED) & set(SCENARIOS)

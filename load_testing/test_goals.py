@@ -128,3 +128,35 @@ def test_the_refusal_ceiling_gives_the_target_exactly() -> None:
     assert abs(ceiling - 0.1 * 228.0 / 1.9) < 1e-9
     assert abs(goals.expected_goodput(228.0, ceiling, 2.8) - 0.9) < 1e-9
     assert goals.refusal_ceiling_us(228.0, 0.5) == 228.0  # offered less than the target
+
+
+def test_grpc_against_rest_needs_as_much_throughput_and_no_worse_p99() -> None:
+    rows = [_row("rest", 1, 1000, 20.0), _row("grpc", 1, 1200, 15.0)]
+    verdicts = goals.grpc_vs_rest(compare(rows, "grpc", "rest"))
+    assert _met(verdicts) == [True, True]
+    assert verdicts[0].line() == "goal gRPC vs REST: grpc/rest req/s 1.20x (target >= 1x): met"
+    slower = [_row("rest", 1, 1000, 20.0), _row("grpc", 1, 990, 25.0)]
+    assert _met(goals.grpc_vs_rest(compare(slower, "grpc", "rest"))) == [False, False]
+
+
+def test_grpc_not_served_is_not_measured_and_says_why() -> None:
+    (verdict,) = goals.grpc_vs_rest(None, "gRPC not served (GRPC_PORT 8081)")
+    assert verdict.line() == (
+        "goal gRPC vs REST: not measured: gRPC not served (GRPC_PORT 8081) (target >= 1x): NOT MET"
+    )
+
+
+def test_big_tensors_need_four_fifths_of_the_references_bytes_per_second() -> None:
+    rows = [
+        _row("reference", 1, 200, 50.0), _row("REST binary", 1, 170, 60.0),
+        _row("gRPC raw", 1, 150, 40.0),
+    ]  # fmt: skip
+    verdicts = goals.big_tensors({
+        "REST binary": compare(rows, "REST binary", "reference") or "absent",
+        "gRPC raw": compare(rows, "gRPC raw", "reference") or "absent",
+        "REST JSON": "its one-call check failed",
+    })  # fmt: skip
+    assert _met(verdicts) == [True, False, False]
+    assert verdicts[0].measured == "REST binary/reference bytes/s 0.85x"
+    assert verdicts[1].line().endswith("bytes/s 0.75x (target >= 0.8x): NOT MET")
+    assert verdicts[2].measured == "REST JSON: not measured: its one-call check failed"

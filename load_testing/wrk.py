@@ -3,6 +3,8 @@
 ``post.lua`` makes wrk print one ``BENCH_JSON {...}`` line at the end; :func:`parse` turns it
 into a :class:`WrkResult`. For an open-ish loop, :func:`run` can add a per-connection pause
 (wrk's ``delay()``), so many connections offer a set rate while some wait on slow answers.
+:func:`run_file` posts a body of any size and bytes from a file (``post_file.lua``), checking
+each answer's media type and least size.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["WrkError", "WrkResult", "find_wrk", "parse", "run"]
+__all__ = ["WrkError", "WrkResult", "find_wrk", "parse", "run", "run_file"]
 
 SCRIPT = Path(__file__).with_name("post.lua")
+FILE_SCRIPT = Path(__file__).with_name("post_file.lua")
 _MARK = "BENCH_JSON "
 
 
@@ -39,6 +42,10 @@ class WrkResult:
     timeouts: int = 0
     non_json: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
+    unexpected: int = 0
+    """2xx answers not of the expected media type or size (``run_file``)."""
+    received_bytes: int = 0
+    """Bytes read, headers included (``run_file``)."""
 
     @property
     def rps(self) -> float:
@@ -80,6 +87,8 @@ def parse(output: str) -> WrkResult:
         timeouts=int(data.get("timeouts", 0)),
         non_json=int(data.get("non_json", 0)),
         statuses={int(k): int(v) for k, v in dict(data.get("statuses", {})).items()},
+        unexpected=int(data.get("unexpected", 0)),
+        received_bytes=int(data.get("bytes", 0)),
     )
 
 
@@ -128,7 +137,37 @@ def run(
             wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
             f"--timeout={timeout_s:g}s", "-s", file.name, url, "--", body,
         ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+        return _run(command, seconds)
+
+
+def run_file(
+    url: str,
+    body_file: Path,
+    *,
+    content_type: str,
+    expected_media: str,
+    least_bytes: int,
+    headers: dict[str, str] | None = None,
+    seconds: float,
+    connections: int,
+    threads: int = 1,
+    timeout_s: float = 10.0,
+) -> WrkResult:
+    """Run wrk against ``url``, POSTing the bytes of ``body_file`` as ``content_type`` with
+    ``headers``; a 2xx answer not of ``expected_media`` or shorter than ``least_bytes`` counts
+    in ``unexpected``."""
+    wrk = find_wrk()
+    extra = [f"{name}: {value}" for name, value in (headers or {}).items()]
+    command = [
+        wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+        f"--timeout={timeout_s:g}s", "-s", str(FILE_SCRIPT), url, "--", str(body_file),
+        content_type, expected_media, str(least_bytes), *extra,
+    ]  # fmt: skip
+    return _run(command, seconds)
+
+
+def _run(command: list[str], seconds: float) -> WrkResult:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     if done.returncode != 0:
         raise WrkError(f"wrk failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return parse(done.stdout)

@@ -1,6 +1,9 @@
 """The reference gateway: ``POST /predict`` -> publish (confirmed) -> wait for the notification.
 
-Run with ``python -m load_testing.reference.gateway`` (``REF_PORT``, see the package doc).
+The body travels as it came. One sent as ``application/octet-stream`` is marked so in the
+message (the worker echoes it unchanged) and answered with that media type; any other is the
+seed's JSON. Run with ``python -m load_testing.reference.gateway``
+(``REF_PORT``, see the package doc).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from load_testing.reference import names
+from load_testing.reference.names import OPAQUE
 
 __all__ = ["create_app", "main"]
 
@@ -61,6 +65,7 @@ def create_app() -> FastAPI:
     @app.post("/predict")
     async def predict(request: Request) -> Response:
         body = await request.body()
+        opaque = request.headers.get("content-type") == OPAQUE
         task_id = uuid.uuid4().hex
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         waiting[task_id] = future
@@ -68,12 +73,13 @@ def create_app() -> FastAPI:
             exchange = state["exchange"]
             assert isinstance(exchange, aio_pika.abc.AbstractExchange)
             await exchange.publish(
-                aio_pika.Message(body, message_id=task_id), routing_key=names.queue()
+                aio_pika.Message(body, message_id=task_id, content_type=OPAQUE if opaque else None),
+                routing_key=names.queue(),
             )
             result = await asyncio.wait_for(future, 30)
         finally:
             waiting.pop(task_id, None)
-        return Response(result, media_type="application/json")
+        return Response(result, media_type=OPAQUE if opaque else "application/json")
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -1,8 +1,12 @@
 """Names the reference gateway and worker share, from the environment."""
 
 import os
+from typing import Final
 
-__all__ = ["amqp_url", "channel", "queue", "redis_url"]
+__all__ = ["OPAQUE", "amqp_url", "channel", "queue", "redis_url", "result_ttl"]
+
+OPAQUE: Final = "application/octet-stream"
+"""A body of this media type is carried as it is and echoed unchanged (any bytes)."""
 
 
 def amqp_url() -> str:
@@ -23,3 +27,8 @@ def queue() -> str:
 def channel() -> str:
     """The one result channel (and the prefix of the result keys)."""
     return f"reference_results_{os.environ.get('REF_TAG', 'bench')}"
+
+
+def result_ttl() -> int:
+    """Seconds the worker keeps a result in Redis (``REF_RESULT_TTL``, default 60)."""
+    return int(os.environ.get("REF_RESULT_TTL", "60"))

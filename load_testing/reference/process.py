@@ -31,6 +31,8 @@ class Reference:
     redis_url: str
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     port: int = field(default_factory=free_port)
+    result_ttl: int = 60
+    """Seconds the worker keeps each result in Redis (big bodies want a short time)."""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -46,6 +48,7 @@ class Reference:
             "REDIS_URL": self.redis_url,
             "REF_TAG": self.tag,
             "REF_PORT": str(self.port),
+            "REF_RESULT_TTL": str(self.result_ttl),
         }
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / f"reference_{name}.log").open("wb") as log:

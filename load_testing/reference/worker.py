@@ -1,5 +1,8 @@
 """The reference worker: consume, echo, ``SET`` + ``PUBLISH`` the result, acknowledge.
 
+A message whose content type is ``application/octet-stream`` is echoed unchanged (the bare
+transport of any bytes); any other is the seed's JSON echo.
+
 Run with ``python -m load_testing.reference.worker`` (see the package doc).
 """
 
@@ -14,11 +17,11 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage
 
 from load_testing.reference import names
+from load_testing.reference.names import OPAQUE
 
 __all__ = ["main"]
 
 PREFETCH = 64
-RESULT_TTL_S = 60
 
 
 def echo(body: bytes) -> bytes:
@@ -35,12 +38,13 @@ async def serve(stop: asyncio.Event) -> None:
     await channel.set_qos(prefetch_count=PREFETCH)
     queue = await channel.declare_queue(names.queue(), durable=False)
     results = names.channel()
+    ttl = names.result_ttl()
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         task_id = message.message_id or ""
-        result = echo(message.body)
+        result = message.body if message.content_type == OPAQUE else echo(message.body)
         async with client.pipeline(transaction=False) as pipe:
-            pipe.set(f"{results}:{task_id}", result, ex=RESULT_TTL_S)
+            pipe.set(f"{results}:{task_id}", result, ex=ttl)
             pipe.publish(results, task_id.encode() + b" " + result)
             await pipe.execute()
         await message.ack()
