@@ -1,5 +1,5 @@
 """Publishing the gateway's tasks to RabbitMQ: one connection, a pool of confirming channels,
-and the synchronous tasks of one loop turn packed into one message.
+and the synchronous tasks that come together packed into one message.
 
 - Every publish is ``mandatory`` and confirmed; each way it can fail is one of the gateway's
   errors: a full queue (the broker nacks) is ``Overloaded`` (429), a missing queue (returned)
@@ -11,10 +11,15 @@ and the synchronous tasks of one loop turn packed into one message.
   quorum queue that has a new leader, and a nack means "full" only when the fresh channel gets
   one too.
 - Synchronous tasks go to the version's fast lane (transient, with message priorities,
-  expiring at the caller's deadline). Those for one version and priority published in the same
-  turn of the event loop leave as one ``TaskBatch`` message (up to ``MAX_TASKS_PER_MESSAGE``)
-  where the version's workers can unpack it; a task alone leaves as a plain ``Task``. Every
-  caller of a packed message gets its outcome; each waits for the confirm only its own time.
+  expiring at the caller's deadline). Those for one version and priority leave packed as one
+  ``TaskBatch`` message (up to ``MAX_TASKS_PER_MESSAGE``) where the version's workers can unpack
+  it; a task alone leaves as a plain ``Task``. Packing is a group commit: with no message of
+  that version and priority awaiting its confirm, a pack leaves after the current turn of the
+  event loop (a lone task waits for nothing); while one awaits it, the tasks that come join the
+  next pack, which leaves when that confirm (or failure) arrives, or at once when full. So packs
+  grow with the load, however the transport hands requests to the loop (HTTP parses many in
+  one turn, gRPC one call a turn). Every caller of a packed message gets its outcome; each
+  waits for the confirm only its own time.
   The message expires with the latest of its tasks' deadlines; each task keeps its own.
 - Asynchronous tasks (and synchronous ones with ``SYNC_DURABLE``) go to a durable lane:
   persistent, replicated, one message each.
@@ -95,6 +100,7 @@ class Publisher:
         self._inspect: AbstractChannel | None = None
         self._max_tasks = max(1, max_tasks)
         self._open: dict[tuple[str, int], _Pack] = {}
+        self._on_wire: dict[tuple[str, int], int] = {}  # packs sent, not yet confirmed, per key
         self._sending: set[asyncio.Task[None]] = set()
 
     async def start(self, connect_timeout: float) -> None:
@@ -125,7 +131,7 @@ class Publisher:
         )
 
     async def publish_sync(self, info: ModelInfo, task: task_pb2.Task, seconds: float) -> None:
-        """Publish a synchronous task to the fast lane, packed with the others of this turn
+        """Publish a synchronous task to the fast lane, packed with the others that come with it
         where ``info``'s workers unpack ``TaskBatch`` messages; wait for the confirm at most
         ``seconds``."""
         if not info.packs_tasks:
@@ -257,11 +263,8 @@ class Publisher:
         pack = self._open.get(key)
         if pack is None:
             pack = self._open[key] = _Pack(info, queue, priority)
-            # Its first step runs after the rest of this turn: the tasks that come meanwhile
-            # join the pack.
-            task = loop.create_task(self._send_pack(pack))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            if key not in self._on_wire:
+                self._start(pack)
         waiter: asyncio.Future[None] = loop.create_future()
         pack.bodies.append(body)
         pack.task_ids.append(task_id)
@@ -269,7 +272,19 @@ class Publisher:
         pack.seconds = max(pack.seconds, seconds)
         if len(pack.bodies) >= self._max_tasks:
             self._close(pack)
+            if not pack.started:
+                self._start(pack)
         await waiter
+
+    def _start(self, pack: _Pack) -> None:
+        """Send ``pack``: its first step runs after the rest of this turn, so the tasks that
+        come meanwhile join it."""
+        key = (pack.queue, pack.priority)
+        pack.started = True
+        self._on_wire[key] = self._on_wire.get(key, 0) + 1
+        task = asyncio.get_running_loop().create_task(self._send_pack(pack))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     def _close(self, pack: _Pack) -> None:
         """No task joins ``pack`` any more (it is full, or being sent)."""
@@ -277,7 +292,25 @@ class Publisher:
         if self._open.get(key) is pack:
             del self._open[key]
 
+    def _sent(self, pack: _Pack) -> None:
+        """``pack`` is confirmed (or failed): the pack that filled meanwhile goes next."""
+        key = (pack.queue, pack.priority)
+        left = self._on_wire[key] - 1
+        if left:
+            self._on_wire[key] = left
+            return
+        del self._on_wire[key]
+        waiting = self._open.get(key)
+        if waiting is not None and not waiting.started:
+            self._start(waiting)
+
     async def _send_pack(self, pack: _Pack) -> None:
+        try:
+            await self._send_packed(pack)
+        finally:
+            self._sent(pack)
+
+    async def _send_packed(self, pack: _Pack) -> None:
         self._close(pack)
         single = len(pack.bodies) == 1
         properties = fast_lane_properties(
@@ -415,3 +448,5 @@ class _Pack:
     task_ids: list[str] = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     seconds: float = 0.0
+    started: bool = False
+    """Whether its send task exists (it is sent once its first step runs)."""

@@ -359,6 +359,26 @@ async def test_packs_are_per_priority_and_at_most_the_limit() -> None:
 
 
 @pytest.mark.asyncio
+async def test_tasks_that_come_one_a_turn_while_a_confirm_is_awaited_leave_as_one_pack() -> None:
+    dispatcher, channel, _, waiter = _dispatcher()
+    channel.underlay.on_publish = _answer(waiter)
+    channel.underlay.gate = asyncio.Event()  # the first message's confirm is slow
+    first = asyncio.create_task(dispatcher.run(PACKING, b"p", seconds=5.0, request_id="r-0"))
+    later = []
+    for i in range(1, 5):  # one a turn, as gRPC hands calls to the loop
+        await asyncio.sleep(0)
+        later.append(
+            asyncio.create_task(dispatcher.run(PACKING, b"p", seconds=5.0, request_id=f"r-{i}"))
+        )
+    await asyncio.sleep(0.01)
+    assert len(channel.underlay.published) == 1  # the rest wait for the confirm
+    channel.underlay.gate.set()
+    await asyncio.gather(first, *later)
+    sizes = [len(_tasks(m)) for m, _, _ in channel.underlay.published]
+    assert sizes == [1, 4]
+
+
+@pytest.mark.asyncio
 async def test_a_version_with_a_worker_that_cannot_unpack_gets_one_message_a_task() -> None:
     dispatcher, channel, _, waiter = _dispatcher()
     channel.underlay.on_publish = _answer(waiter)
