@@ -33,7 +33,16 @@ from typing import Any, Final
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from api.oip.datatypes import BOOL, BYTES, FLOATS, INTEGERS, check_float, check_integer
+from api.oip.datatypes import (
+    BOOL,
+    BYTES,
+    FLOAT_MAXIMA,
+    FLOATS,
+    INTEGER_RANGES,
+    INTEGERS,
+    check_float,
+    check_integer,
+)
 from api.oip.exceptions import InvalidInferRequest, UnmappableField
 
 __all__ = ["Tensor", "TensorMapping", "TensorSpec", "fit", "mapping_for"]
@@ -183,7 +192,11 @@ class TensorMapping:
             if leaf.kind is _Kind.SCALAR:
                 data = [_from_field(leaf.element, value)]
             elif leaf.kind is _Kind.REPEATED:
-                data = [_from_field(leaf.element, item) for item in value]
+                data = (
+                    list(value)
+                    if leaf.element.enum_type is None
+                    else [_from_field(leaf.element, item) for item in value]
+                )
             else:
                 keys = sorted(value)
                 items = keys if leaf.kind is _Kind.MAP_KEYS else [value[key] for key in keys]
@@ -194,7 +207,7 @@ class TensorMapping:
 
     def _set(self, message: Message, leaf: _Leaf, tensor: Tensor) -> None:
         holder = _holder_for_writing(message, leaf.path)
-        values = [_to_field(leaf.element, value, tensor.name) for value in tensor.data]
+        values = _to_fields(leaf.element, tensor.data, tensor.name)
         try:
             if leaf.kind is _Kind.SCALAR:
                 setattr(holder, leaf.field.name, values[0])
@@ -355,6 +368,26 @@ def _from_field(field: FieldDescriptor, value: Any) -> Any:
         known = field.enum_type.values_by_number.get(value)
         return known.name if known is not None else str(value)
     return value
+
+
+def _to_fields(field: FieldDescriptor, data: Sequence[Any], tensor: str) -> list[Any]:
+    """``_to_field`` of each element; numbers are converted and range-checked in bulk (a big
+    tensor is mostly numbers), falling back to each element only to name the one at fault."""
+    datatype = _DATATYPES[field.type]
+    if field.enum_type is None and data:
+        if datatype in FLOATS:
+            numbers = list(map(float, data))
+            maximum = FLOAT_MAXIMA.get(datatype)
+            if maximum is None:
+                return numbers
+            peak = max(map(abs, numbers))  # NaN or inf: checked one by one below
+            if peak <= maximum:
+                return numbers
+        elif datatype in INTEGERS:
+            low, high = INTEGER_RANGES[datatype]
+            if low <= min(data) and max(data) <= high:
+                return list(data)
+    return [_to_field(field, value, tensor) for value in data]
 
 
 def _to_field(field: FieldDescriptor, value: Any, tensor: str) -> Any:

@@ -1,5 +1,6 @@
 """The tensor mapping of protobuf messages, both ways, and the rules for shapes and datatypes."""
 
+import math
 from typing import Any
 
 import pytest
@@ -214,6 +215,27 @@ def test_values_that_do_not_fit_their_field_are_refused(tensor: Tensor, message:
     with pytest.raises(InvalidInferRequest, match=message) as caught:
         _to_message(shapes_pb2.Scalars, tensor)
     assert caught.value.field == tensor.name
+
+
+@pytest.mark.parametrize(
+    ("tensor", "message"),
+    [
+        # Checked in bulk: the element at fault is found behind a NaN or an infinity too.
+        (Tensor("f32", "FP32", (3,), [0.5, float("nan"), -1e39]), r"-1e\+39 is out of"),
+        (Tensor("f32", "FP32", (3,), [float("inf"), 1e39, 0.0]), r"1e\+39 is out of"),
+        (Tensor("i32", "INT32", (3,), [0, 7, -(2**31) - 1]), "out of the range of INT32"),
+    ],
+)
+def test_repeated_values_that_do_not_fit_are_named(tensor: Tensor, message: str) -> None:
+    with pytest.raises(InvalidInferRequest, match=message):
+        _to_message(shapes_pb2.Repeated, tensor)
+
+
+def test_repeated_floats_keep_nan_and_infinities() -> None:
+    data = [float("nan"), float("inf"), -float("inf"), 1.5]
+    out = _to_message(shapes_pb2.Repeated, Tensor("f32", "FP32", (4,), data))
+    assert math.isnan(out.f32[0])
+    assert list(out.f32)[1:] == [float("inf"), -float("inf"), 1.5]
 
 
 def test_enums_and_bytes_from_strings() -> None:
