@@ -73,7 +73,9 @@ def build_server(
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_body_bytes),
-            ("grpc.max_send_message_length", settings.max_body_bytes),
+            # Answers are not bounded, as on REST: an identity model's answer to a request at
+            # the limit is bigger than it.
+            ("grpc.max_send_message_length", -1),
             ("grpc.so_reuseport", 1 if settings.api_workers > 1 else 0),
         ]
     )
