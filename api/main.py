@@ -11,7 +11,7 @@ from api.dashboard.monitor import Monitor
 from api.dispatch import Dispatcher
 from api.edge import Admission, Edge
 from api.oip import routes as oip
-from api.routes import dashboard, errors, health, metrics, models, predict, tasks
+from api.routes import dashboard, docs, errors, health, metrics, models, predict, tasks
 from api.routes.predict import PredictFastPath
 from conveyor.metrics import GatewayMetrics
 from conveyor.process import settle_heap
@@ -67,11 +67,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         description="Serve ML models over a durable queue. Models are learned from the registry.",
         lifespan=lifespan,
+        # Served by api.routes.docs instead: the document changes as models register.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = gateway_metrics
     errors.install(app)
-    for module in (predict, tasks, models, health, metrics, dashboard):
+    for module in (predict, tasks, models, health, metrics, dashboard, docs):
         app.include_router(module.router)
     app.include_router(oip.router)  # the Open Inference Protocol under /v2 (docs/protocol.md)
     admission = Admission(
