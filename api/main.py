@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from api.catalog import ModelCatalog
 from api.config import Settings
+from api.cors import CorsPolicy
 from api.dashboard.monitor import Monitor
 from api.dispatch import Dispatcher
 from api.edge import Admission, Edge
@@ -23,10 +24,11 @@ from conveyor.results import ResultBackend
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway; connections open in its lifespan.
 
-    Every HTTP request passes the ``Edge`` middleware (request id, in-flight bound, body
-    limit, keys, metrics), then ``PredictFastPath`` (which answers ``POST /predict/<model>``),
-    then FastAPI's routing. ``app.state.admission`` is the in-flight bound, for the HTTP
-    protocol to consult before a request reaches the app (``api.__main__``)."""
+    Every HTTP request passes the CORS middleware when ``CORS_ORIGINS`` is set (``api.cors``),
+    then the ``Edge`` middleware (request id, in-flight bound, body limit, keys, metrics), then
+    ``PredictFastPath`` (which answers ``POST /predict/<model>``), then FastAPI's routing.
+    ``app.state.admission`` is the in-flight bound, for the HTTP protocol to consult before a
+    request reaches the app (``api.__main__``)."""
     settings = settings or Settings()
     gateway_metrics = GatewayMetrics() if settings.metrics_enabled else None
 
@@ -78,8 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (predict, tasks, models, health, metrics, dashboard, docs):
         app.include_router(module.router)
     app.include_router(oip.router)  # the Open Inference Protocol under /v2 (docs/protocol.md)
+    cors = CorsPolicy(settings.cors_origins)
     admission = Admission(
-        settings.max_inflight, retry_after=settings.retry_after, metrics=gateway_metrics
+        settings.max_inflight, retry_after=settings.retry_after, metrics=gateway_metrics, cors=cors
     )
     app.state.admission = admission
     # Added first, so inside the Edge (Starlette runs the last added outermost).
@@ -91,4 +94,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys=settings.api_keys,
         metrics=gateway_metrics,
     )
+    cors.install(app)  # outermost: a preflight meets neither the in-flight bound nor the keys
     return app
