@@ -81,13 +81,14 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
     @field_validator("cors_origins")
     @classmethod
     def _origins_well_formed(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Each origin as browsers send it (lower case), or '*'."""
         for origin in value:
-            if origin != "*" and not _ORIGIN.fullmatch(origin):
+            if origin != "*" and not _ORIGIN.fullmatch(origin.lower()):
                 raise ValueError(
                     f"{origin!r} is not an origin: scheme://host[:port], no path nor a "
                     "trailing '/' (or '*' for any)"
                 )
-        return value
+        return tuple(origin.lower() for origin in value)
 
     @field_validator("api_keys")
     @classmethod

@@ -211,22 +211,22 @@ def _fits(example: dict[str, Any], request: Descriptor) -> bool:
     return compile_schema(standalone_schema(request, Direction.READ))(example) is None
 
 
-async def _model_schemas(catalog: ModelCatalog, name: str, default: str) -> ModelSchemas | None:
-    """A model's schemas by version, from the registry (None if it left meanwhile)."""
-    summary_versions: list[str] = []
-    example: dict[str, Any] | None = None
-    groups: dict[tuple[str, str, str, str], list[str]] = {}
-    classes: dict[tuple[str, str, str, str], tuple[Descriptor, Descriptor]] = {}
-    details = []
+async def _model_schemas(catalog: ModelCatalog, name: str) -> ModelSchemas | None:
+    """A model's schemas by version, the default version's first, from the registry (None if
+    it left meanwhile); its example request if that fits them."""
     try:
-        details = [await catalog.describe(name)]
-        summary_versions = [v.version for v in details[0].versions if v.version != default]
-        details += await asyncio.gather(*(catalog.describe(name, v) for v in summary_versions))
+        default = await catalog.describe(name)
     except GatewayError as e:  # gone meanwhile, or the registry went away
         logger.info("model %s left out of the OpenAPI document: %s", name, e)
-        if not details:
-            return None
-        details = details[:1]
+        return None
+    others = [v.version for v in default.versions if v.version != default.version]
+    try:
+        details = [default, *await asyncio.gather(*(catalog.describe(name, v) for v in others))]
+    except GatewayError as e:
+        logger.info("other versions of %s left out of the OpenAPI document: %s", name, e)
+        details = [default]
+    groups: dict[tuple[str, str, str, str], list[str]] = {}
+    classes: dict[tuple[str, str, str, str], tuple[Descriptor, Descriptor]] = {}
     for detail in details:
         key = (
             detail.request.descriptor_set,
@@ -243,14 +243,12 @@ async def _model_schemas(catalog: ModelCatalog, name: str, default: str) -> Mode
                 continue
             classes[key] = (request, response)
         groups.setdefault(key, []).append(detail.version)
-        if example is None and detail is details[0] and detail.example_request:
-            example = detail.example_request
     if not groups:
         return None
     schemas = tuple(
-        VersionSchemas(tuple(versions), classes[key][0], classes[key][1])
-        for key, versions in groups.items()
+        VersionSchemas(tuple(versions), *classes[key]) for key, versions in groups.items()
     )
+    example: dict[str, Any] | None = default.example_request or None
     if example is not None and not _fits(example, schemas[0].request):
         example = None  # never publish an example the gateway would refuse
     return ModelSchemas(name, schemas, example)
@@ -289,7 +287,5 @@ class LiveDocument:
         except GatewayError as e:
             logger.warning("the OpenAPI document keeps the models it knew: %s", e)
             return
-        found = await asyncio.gather(
-            *(_model_schemas(catalog, summary.name, summary.version) for summary in listed)
-        )
+        found = await asyncio.gather(*(_model_schemas(catalog, summary.name) for summary in listed))
         self._models = [model for model in found if model is not None]

@@ -179,6 +179,6 @@ def test_an_origin_is_scheme_host_and_port_only(value: str) -> None:
 
 
 def test_origins_are_comma_separated() -> None:
-    settings = Settings(cors_origins=" https://a.test:8443 ,http://b.test,*")  # type: ignore[arg-type]
+    settings = Settings(cors_origins=" https://a.test:8443 ,HTTP://B.test,*")  # type: ignore[arg-type]
     assert settings.cors_origins == ("https://a.test:8443", "http://b.test", "*")
     assert Settings().cors_origins == ()
