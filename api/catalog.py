@@ -190,6 +190,14 @@ class ModelCatalog:
             max_batch_size=detail.max_batch_size,
         )
 
+    def message_class(self, schema: MessageSchema) -> type[Message]:
+        """The message class of a registered schema (built once per descriptor set and type);
+        ``RegistryUnavailable`` when the registry's schema cannot be used."""
+        try:
+            return self._class(schema)
+        except (SchemaError, binascii.Error) as e:
+            raise RegistryUnavailable(f"unusable schema {schema.type!r}: {e}") from e
+
     def _class(self, schema: MessageSchema) -> type[Message]:
         key = (schema.descriptor_set, schema.type)
         cls = self._classes.get(key)

@@ -4,6 +4,11 @@ The edge of the system: every request body is checked here before it becomes a t
 be a JSON object no deeper than the limit, fit the model's request message, and hold only
 finite numbers (JSON has no NaN or infinity, and the protobuf mapping's "NaN" / "Infinity"
 strings are refused too: no model can do anything sensible with them).
+
+What is accepted is exactly what the message's schema in ``api.json_schema`` (``READ``) says,
+the schema the OpenAPI document publishes: a body protobuf's parser takes is also checked
+against it (the parser takes more than the mapping's forms: ``true`` or ``"1.5"`` for a
+double, ``"1_000"`` for an integer), and a body the fast path takes fits it by construction.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from google.protobuf.message import DecodeError, Message
 
 from api.catalog import ModelInfo
 from api.exceptions import InvalidRequest, InvalidResult, TaskFailed
+from api.json_schema import Direction, standalone_schema
+from api.schema_check import Checker, compile_schema
 from proto import task_pb2
 
 _UNKNOWN_FIELD = re.compile(r'has no field named "([^"]+)"')
@@ -88,6 +95,9 @@ def parse_request(
         return message.SerializeToString()  # the fast path sets finite numbers only
     message = request_class()
     _slow_parse(document, message, model)
+    problem = _request_check(message.DESCRIPTOR)(document)
+    if problem is not None:
+        raise InvalidRequest(problem.message, model=model, field=problem.path or "body")
     if _has_floats(message.DESCRIPTOR):
         field = _non_finite(message)
         if field is not None:
@@ -97,6 +107,12 @@ def parse_request(
                 field=field,
             )
     return message.SerializeToString()
+
+
+@cache
+def _request_check(descriptor: Descriptor) -> Checker:
+    """The check of a request body against ``descriptor``'s published schema."""
+    return compile_schema(standalone_schema(descriptor, Direction.READ))
 
 
 def _slow_parse(document: dict[str, Any], message: Message, model: str) -> None:
@@ -144,8 +160,11 @@ def _kind(field: FieldDescriptor) -> int | None:
 
 
 @cache
-def _plain_fields(descriptor: Descriptor) -> dict[str, tuple[str, int]]:
-    """JSON key (field name and JSON name) -> (field name, kind) of the fast path's fields."""
+def _plain_fields(descriptor: Descriptor) -> dict[str, tuple[str, int]] | None:
+    """JSON key (field name and JSON name) -> (field name, kind) of the fast path's fields;
+    None for a message the fast path does not take (proto2 ``required`` fields)."""
+    if any(field.is_required for field in descriptor.fields):
+        return None
     plain: dict[str, tuple[str, int]] = {}
     for field in descriptor.fields:
         kind = _kind(field)
@@ -163,6 +182,8 @@ def _fast_parse(document: dict[str, Any], message: Message) -> bool:
     """Fill ``message`` from ``document`` on the fast path; False (message untouched or
     partly set: discard it) when ``document`` needs ``ParseDict``."""
     plain = _plain_fields(message.DESCRIPTOR)
+    if plain is None:
+        return False
     seen: set[str] = set()
     try:
         for key, value in document.items():

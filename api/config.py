@@ -1,5 +1,6 @@
 """Configuration of the gateway, from the environment."""
 
+import re
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
@@ -7,6 +8,8 @@ from pydantic_settings import NoDecode
 
 from conveyor.logs import LogSettings
 from conveyor.settings import AmqpSettings, RedisSettings, RegistryClientSettings
+
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")
 
 
 class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings):
@@ -69,12 +72,30 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
         "'Authorization: Bearer <key>'.",
     )
 
-    @field_validator("api_keys", mode="before")
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated origins (scheme://host[:port]) whose pages may call the "
+        "gateway from a browser, or '*' for any; empty: no CORS headers at all.",
+    )
+
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(key.strip() for key in value.split(",") if key.strip())
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_well_formed(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Each origin as browsers send it (lower case), or '*'."""
+        for origin in value:
+            if origin != "*" and not _ORIGIN.fullmatch(origin.lower()):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], no path nor a "
+                    "trailing '/' (or '*' for any)"
+                )
+        return tuple(origin.lower() for origin in value)
 
     @field_validator("api_keys")
     @classmethod

@@ -28,6 +28,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.cors import CorsPolicy
 from api.exceptions import PayloadTooLarge
 from conveyor import logs
 from conveyor.http_protocol import Answer
@@ -149,10 +150,16 @@ class Admission:
     """
 
     def __init__(
-        self, max_inflight: int, *, retry_after: int = 1, metrics: GatewayMetrics | None = None
+        self,
+        max_inflight: int,
+        *,
+        retry_after: int = 1,
+        metrics: GatewayMetrics | None = None,
+        cors: CorsPolicy | None = None,
     ) -> None:
         self.max_inflight = max_inflight
         self.metrics = metrics
+        self.cors = cors if cors is not None and cors.enabled else None
         self.inflight = 0
         self.reserved = 0  # admitted by the server's protocol, not yet in Edge.__call__
         if metrics is not None:
@@ -190,18 +197,22 @@ class Admission:
         scope[_RESERVED] = True
 
     def refusal(
-        self, path: str, headers: Iterable[tuple[bytes, bytes]]
+        self, path: str, headers: Iterable[tuple[bytes, bytes]], *, cors: bool = True
     ) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes, bytes]:
         """The prerendered 429 past ``MAX_INFLIGHT`` for ``path``: status, headers, request id
         (the client's ``X-Request-ID`` among the request's ``headers``, lower-case names as
         ASGI has them, if sane, else a new one; its header is the caller's to add) and body;
-        counted in the metrics as ``gateway_full``."""
-        given = b""
+        counted in the metrics as ``gateway_full``. With ``cors`` (a refusal sent below the
+        app, outside its CORS middleware), an allowed ``Origin`` gets its CORS headers."""
+        given = origin = b""
         for name, value in headers:
             if name == b"x-request-id":
                 given = value
-                break
+            elif name == b"origin":
+                origin = value
         status, answer_headers, body = self._busy[path.startswith("/v2")]
+        if cors and origin and self.cors is not None:
+            answer_headers += self.cors.headers_for(origin)
         if self.metrics is not None:
             self.metrics.series(endpoint_of(path)).observe(status, 0.0, "gateway_full")
         return status, answer_headers, _request_id(given).encode(), body
@@ -302,7 +313,10 @@ class Edge:
         sent prerendered before any other work of the edge: the less it costs, the more CPU is
         left to the requests the gateway accepted. The API key is not checked first: a refusal
         gives nothing away."""
-        status, headers, request_id, body = self.admission.refusal(scope["path"], scope["headers"])
+        # (The CORS middleware, outside the edge, adds the CORS headers.)
+        status, headers, request_id, body = self.admission.refusal(
+            scope["path"], scope["headers"], cors=False
+        )
         await send({"type": "http.response.start", "status": status,
                     "headers": [*headers, (b"x-request-id", request_id)]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})

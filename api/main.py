@@ -7,12 +7,13 @@ from fastapi import FastAPI
 
 from api.catalog import ModelCatalog
 from api.config import Settings
+from api.cors import CorsPolicy
 from api.dashboard.monitor import Monitor
 from api.dispatch import Dispatcher
 from api.edge import Admission, Edge
 from api.oip import routes as oip
 from api.oip.catalog_extensions import Extensions
-from api.routes import dashboard, errors, health, metrics, models, predict, tasks
+from api.routes import dashboard, docs, errors, health, metrics, models, predict, tasks
 from api.routes.predict import PredictFastPath
 from conveyor.metrics import GatewayMetrics
 from conveyor.process import settle_heap
@@ -25,10 +26,11 @@ from conveyor.stats import StatsReader
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway; connections open in its lifespan.
 
-    Every HTTP request passes the ``Edge`` middleware (request id, in-flight bound, body
-    limit, keys, metrics), then ``PredictFastPath`` (which answers ``POST /predict/<model>``),
-    then FastAPI's routing. ``app.state.admission`` is the in-flight bound, for the HTTP
-    protocol to consult before a request reaches the app (``api.__main__``)."""
+    Every HTTP request passes the CORS middleware when ``CORS_ORIGINS`` is set (``api.cors``),
+    then the ``Edge`` middleware (request id, in-flight bound, body limit, keys, metrics), then
+    ``PredictFastPath`` (which answers ``POST /predict/<model>``), then FastAPI's routing.
+    ``app.state.admission`` is the in-flight bound, for the HTTP protocol to consult before a
+    request reaches the app (``api.__main__``)."""
     settings = settings or Settings()
     gateway_metrics = GatewayMetrics() if settings.metrics_enabled else None
 
@@ -79,15 +81,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         description="Serve ML models over a durable queue. Models are learned from the registry.",
         lifespan=lifespan,
+        # Served by api.routes.docs instead: the document changes as models register.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = gateway_metrics
     errors.install(app)
-    for module in (predict, tasks, models, health, metrics, dashboard):
+    for module in (predict, tasks, models, health, metrics, dashboard, docs):
         app.include_router(module.router)
     app.include_router(oip.router)  # the Open Inference Protocol under /v2 (docs/protocol.md)
+    cors = CorsPolicy(settings.cors_origins)
     admission = Admission(
-        settings.max_inflight, retry_after=settings.retry_after, metrics=gateway_metrics
+        settings.max_inflight, retry_after=settings.retry_after, metrics=gateway_metrics, cors=cors
     )
     app.state.admission = admission
     # Added first, so inside the Edge (Starlette runs the last added outermost).
@@ -99,4 +106,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys=settings.api_keys,
         metrics=gateway_metrics,
     )
+    cors.install(app)  # outermost: a preflight meets neither the in-flight bound nor the keys
     return app

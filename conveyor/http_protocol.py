@@ -85,6 +85,10 @@ _BAD_NAME = re.compile(rb"[\x00-\x20\x7f()<>@,;:\\\"/\[\]?={}]")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
+_NEVER_SHED = (b"HEAD", b"OPTIONS")
+"""Methods the gate is not asked about, so the app answers them: ``HEAD`` (its answer has no
+body, unlike the prerendered refusal) and ``OPTIONS`` (a CORS preflight, which the gateway
+answers before its in-flight bound; the app sheds any other itself)."""
 
 
 class Gate(Protocol):
@@ -442,7 +446,7 @@ class HttpProtocol(asyncio.Protocol):
             gate is not None
             and idle
             and not self.expect_continue
-            and method != b"HEAD"
+            and method not in _NEVER_SHED
             and gate.sheds(path)
         ):
             self.shed_path = path
@@ -615,12 +619,12 @@ class HttpProtocol(asyncio.Protocol):
 
 _TASKS: set[asyncio.Task[None]] = set()  # app calls in progress (kept referenced)
 
-_refusal_heads: dict[tuple[bytes, bytes], bytes] = {}
+_refusal_heads: dict[tuple[bytes, bytes, Headers], bytes] = {}
 
 
 def _refusal_head(status: int, headers: Headers, body: bytes, date: bytes) -> bytes:
-    """A refusal's status line and headers, rendered once per body and second."""
-    key = (body, date)
+    """A refusal's status line and headers, rendered once per body, headers and second."""
+    key = (body, date, headers)
     head = _refusal_heads.get(key)
     if head is None:
         if len(_refusal_heads) > 16:

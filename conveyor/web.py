@@ -11,15 +11,19 @@ A service maps its own domain errors to statuses in its route layer and passes t
 ``install_error_handlers``.
 """
 
+import functools
 import logging
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.errors import ConveyorError
@@ -27,6 +31,7 @@ from conveyor.errors import ConveyorError
 __all__ = [
     "ErrorBody",
     "ErrorDetail",
+    "allowed_methods",
     "domain_error_response",
     "error_body",
     "error_response",
@@ -106,6 +111,31 @@ def internal_error_response() -> JSONResponse:
     return error_response(500, "internal", INTERNAL_ERROR_MESSAGE)
 
 
+def allowed_methods(
+    routes: Sequence[BaseRoute], path: str, *, ignore: Callable[..., Any] | None = None
+) -> list[str]:
+    """Every method some route among ``routes`` (an app's or a router's, included routers
+    followed) serves at ``path``, sorted: a 405's ``Allow``. Starlette's router answers a 405
+    with the methods of the first route whose path matched, although several routes, one per
+    method, may share a path. ``ignore``: an endpoint to leave out (a catch-all)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(routes):
+        template = route.path
+        if (
+            template
+            and route.methods
+            and route.endpoint is not ignore
+            and _path_regex(template).match(path)
+        ):
+            methods |= route.methods
+    return sorted(methods)
+
+
+@functools.lru_cache(maxsize=1024)
+def _path_regex(template: str) -> re.Pattern[str]:
+    return compile_path(template)[0]
+
+
 def _no_context(request: Request) -> dict[str, Any]:
     return {}
 
@@ -144,8 +174,13 @@ def install_error_handlers(
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        message, headers = str(exc.detail), exc.headers
+        if exc.status_code == 405:
+            allowed = ", ".join(allowed_methods(request.app.routes, request.url.path))
+            message = f"{request.method} is not allowed on {request.url.path} (use {allowed})"
+            headers = {**(headers or {}), "Allow": allowed}
         return error_response(
-            exc.status_code, code, str(exc.detail), headers=exc.headers, **context_of(request)
+            exc.status_code, code, message, headers=headers, **context_of(request)
         )
 
     app.add_exception_handler(ConveyorError, domain_error)

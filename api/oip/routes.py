@@ -17,12 +17,12 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from api.deps import SettingsDep
 from api.edge import arrival_of
 from api.oip import extension_routes
 from api.oip.binary import HEADER_LENGTH
+from api.oip.documentation import INFER_OPENAPI
 from api.oip.exceptions import OipError
 from api.oip.execute import execute, no_worker
 from api.oip.infer import decode_inputs, infer_options, parse_body, render_response, wanted_outputs
@@ -30,6 +30,7 @@ from api.oip.ports import CatalogDep, DispatcherDep
 from api.oip.tensors import mapping_for
 from api.routes.errors import status_of
 from conveyor.errors import ConveyorError
+from conveyor.web import allowed_methods
 
 logger = logging.getLogger(__name__)
 
@@ -164,8 +165,8 @@ async def model_ready(model: str, catalog: CatalogDep, version: str | None = Non
     return JSONResponse(content={"name": info.name, "ready": True})
 
 
-@router.post("/models/{model}/infer")
-@router.post("/models/{model}/versions/{version}/infer")
+@router.post("/models/{model}/infer", openapi_extra=INFER_OPENAPI)
+@router.post("/models/{model}/versions/{version}/infer", openapi_extra=INFER_OPENAPI)
 async def infer(
     model: str,
     request: Request,
@@ -219,16 +220,13 @@ async def infer(
 )
 async def unknown_path(request: Request) -> NoReturn:
     """404 for a path the protocol API does not have; 405 for a known path's wrong method."""
-    for route in router.routes:
-        if isinstance(route, APIRoute) and route.endpoint is not unknown_path:
-            match, _ = route.matches(request.scope)
-            if match is Match.PARTIAL:
-                allowed = ", ".join(sorted(route.methods or ()))
-                raise StarletteHTTPException(
-                    405,
-                    f"{request.method} is not allowed on {request.url.path} (use {allowed})",
-                    headers={"Allow": allowed},
-                )
+    allowed = ", ".join(allowed_methods(router.routes, request.url.path, ignore=unknown_path))
+    if allowed:
+        raise StarletteHTTPException(
+            405,
+            f"{request.method} is not allowed on {request.url.path} (use {allowed})",
+            headers={"Allow": allowed},
+        )
     raise StarletteHTTPException(
         404,
         f"no such path: {request.url.path} (the v2 API has /v2, /v2/health/live, "

@@ -65,8 +65,8 @@ _BODY = {
                 "example": {"data": "example"},
             }
         },
-        "description": "The model's request message in the protobuf JSON mapping "
-        "(see GET /models/{model} for its fields and an example).",
+        "description": "The model's request message in the protobuf JSON mapping; each "
+        "registered model's own operation, POST /predict/<name>, gives its exact schema.",
     }
 }
 
@@ -177,6 +177,9 @@ def predict_options(query: QueryParams, settings: Settings, model: str) -> Predi
 )
 async def predict(model: str, request: Request) -> Response:
     """Run ``model`` on the JSON body; answer its response, or 202 + task id with mode=async.
+
+    Each registered model also has an operation of its own, ``POST /predict/<name>``, with the
+    exact schemas of its request and response (``api.openapi``).
 
     ``PredictFastPath`` serves this path (the same ``run_predict``, without FastAPI's routing);
     this route documents it and answers whatever the fast path passes on.

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from api.cors import CorsPolicy
 from api.edge import Admission, Edge
 from conveyor.metrics import GatewayMetrics
 from conveyor.tests.served import serve_in_thread
@@ -244,3 +245,31 @@ def test_a_head_over_the_bound_is_a_431_in_the_shape_of_its_api(served: Any) -> 
     assert headers["connection"] == "close"
     assert "64 KiB" in json.loads(body)["error"]  # the Open Inference Protocol's shape
     assert app.calls == 0
+
+
+def test_a_refusal_below_the_app_carries_cors_headers_and_a_preflight_is_never_shed() -> None:
+    app = App()
+    admission = Admission(0, cors=CorsPolicy(("http://page.test",)))
+    app.edge = Edge(app.inner, admission=admission, max_body_bytes=1 << 20)
+    with (
+        serve_in_thread(app.outer, gate=admission, error_answer=admission.protocol_answer) as port,
+        _connect(port) as conn,
+    ):
+        buffer = bytearray()
+        for origin in ("http://page.test", "http://evil.test"):
+            conn.sendall(_request("/predict/m", headers=f"Origin: {origin}\r\n"))
+            status, headers, _ = _read_response(conn, buffer)
+            assert status == 429
+            allowed = headers.get("access-control-allow-origin")
+            assert allowed == (origin if origin == "http://page.test" else None)
+        assert app.calls == 0
+        # A preflight goes on to the app (whose CORS middleware answers it, api.cors).
+        conn.sendall(
+            _request(
+                "/predict/m",
+                method="OPTIONS",
+                headers="Origin: http://page.test\r\nAccess-Control-Request-Method: POST\r\n",
+            )
+        )
+        _read_response(conn, buffer)
+        assert app.calls == 1

@@ -28,6 +28,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     "/models/{name}/instances/{instance_id}",
     status_code=201,
     responses={
+        400: {"model": ErrorBody, "description": "The body could not be read (not UTF-8)"},
         409: {"model": ErrorBody, "description": "The version has another schema"},
         422: {"model": ErrorBody, "description": "Invalid name, body or schema"},
         **_UNAUTHORIZED,

@@ -3,6 +3,7 @@
 import math
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -142,6 +143,29 @@ def test_models_health_and_docs(stack: Served) -> None:
     assert stack.http.get("/docs").status_code == 200
     paths = stack.http.get("/openapi.json").json()["paths"]
     assert {"/predict/{model}", "/tasks/{task_id}", "/models", "/models/{model}"} <= set(paths)
+
+
+def test_each_model_has_an_operation_with_its_exact_schemas(stack: Served) -> None:
+    document = stack.http.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+
+    def body(path: str, status: str | None = None) -> dict[str, Any]:
+        operation = document["paths"][path]["post"]
+        where = operation["responses"][status] if status else operation["requestBody"]
+        reference = where["content"]["application/json"]["schema"]["$ref"]
+        found: dict[str, Any] = schemas[reference.rsplit("/", 1)[1]]
+        return found
+
+    request = body(f"/predict/{stack.model_b}")
+    assert request["properties"]["features"]["items"]["type"] == "number"
+    assert request["additionalProperties"] is False
+    assert body(f"/predict/{stack.model_b}", "200")["required"] == ["label", "probabilities"]
+    assert body(f"/predict/{stack.model_a}")["properties"] == {"data": {"type": ["string", "null"]}}
+    # What the schema refuses, the gateway refuses: model_b takes no "data", no true.
+    for wrong in ({"data": "example"}, {"features": [True, 1, 2, 3]}, {"features": ["1", 1, 2, 3]}):
+        response = stack.http.post(f"/predict/{stack.model_b}", json=wrong)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "invalid_request"
 
 
 def test_registry_shows_schemas_and_example(stack: Served) -> None:
