@@ -111,12 +111,14 @@ def install(router: APIRouter, error_body: type[BaseModel]) -> None:
     for path in ("/models/{model}", "/models/{model}/versions/{version}"):
         router.add_api_route(f"{path}/stats", model_statistics, methods=["GET"])
         router.add_api_route(f"{path}/config", model_config, methods=["GET"])
-    router.add_api_route(
-        "/repository/index",
-        repository_index,
-        methods=["GET", "POST"],
-        openapi_extra=_INDEX_BODY,
-    )
+    for method in ("POST", "GET"):  # a route each: each method its own operation id
+        router.add_api_route(
+            "/repository/index",
+            repository_index,
+            methods=[method],
+            name=f"repository_index_{method.lower()}",
+            openapi_extra=_INDEX_BODY if method == "POST" else None,
+        )
     unsupported: dict[int | str, dict[str, Any]] = {
         UNSUPPORTED_STATUS: {
             "model": error_body,
