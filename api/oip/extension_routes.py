@@ -137,8 +137,9 @@ def install(router: APIRouter, error_body: type[BaseModel]) -> None:
 
 
 def _ready_in(body: bytes) -> bool | None:
-    """The ``ready`` of an index request's body; None when the body is empty or leaves it out."""
-    if not body.strip():
+    """The ``ready`` of an index request's body; None when there is no body (zero bytes) or it
+    leaves ``ready`` out. Anything else must be a JSON object."""
+    if not body:
         return None
     try:
         parsed = json.loads(body)
@@ -146,8 +147,10 @@ def _ready_in(body: bytes) -> bool | None:
         raise OipError(f"the index request is not JSON: {e}", field="body") from e
     if not isinstance(parsed, dict):
         raise OipError('the index request is a JSON object, e.g. {"ready": true}', field="body")
-    ready = parsed.get("ready")
-    if ready is not None and not isinstance(ready, bool):
+    if "ready" not in parsed:
+        return None
+    ready = parsed["ready"]
+    if not isinstance(ready, bool):
         raise OipError('"ready" is true or false', field="ready")
     return ready
 
