@@ -282,3 +282,40 @@ def test_api_keys_and_the_in_flight_bound() -> None:
         finally:
             client.close()
             counters.close()
+
+
+def test_statistics_configuration_and_index_over_grpc(
+    client: triton.InferenceServerClient, stack: GrpcServed
+) -> None:
+    def success(model: str) -> int:
+        [stats] = client.get_inference_statistics(model, as_json=True)["model_stats"]
+        return int(stats.get("inference_stats", {}).get("success", {}).get("count", 0))
+
+    before = success(stack.model_b)
+    features = triton.InferInput("features", [1, 4], "FP32")
+    features.set_data_from_numpy(np.array(IRIS_SETOSA, dtype=np.float32))
+    for _ in range(2):
+        client.infer(stack.model_b, [features])
+    # Workers write their statistics within a few milliseconds of their results.
+    wait_until(lambda: success(stack.model_b) >= before + 2, 10.0, what="two requests counted")
+    [stats] = client.get_inference_statistics(stack.model_b, "1").model_stats
+    assert (stats.name, stats.version) == (stack.model_b, "1")
+    assert stats.inference_stats.compute_infer.ns > 0 and stats.inference_stats.queue.ns > 0
+    assert stats.last_inference > 0
+    every = {(s.name, s.version) for s in client.get_inference_statistics().model_stats}
+    assert {(stack.model_a, "1"), (stack.model_b, "1")} <= every
+
+    config = client.get_model_config(stack.model_b).config
+    assert (config.name, config.platform, config.max_batch_size) == (
+        stack.model_b,
+        "conveyor_protobuf",
+        32,
+    )
+    assert [(i.name, list(i.dims)) for i in config.input] == [("features", [-1])]
+    assert [o.name for o in config.output] == ["label", "probabilities", "probabilities_keys"]
+
+    index = {m.name: m for m in client.get_model_repository_index().models}
+    assert index[stack.model_a].state == "READY" and index[stack.model_a].version == "1"
+    with pytest.raises(InferenceServerException) as unknown:
+        client.get_model_config("no_such_model")
+    assert unknown.value.status() == "StatusCode.NOT_FOUND"
