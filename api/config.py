@@ -40,6 +40,12 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
         default=3600.0, gt=0, description="Seconds an async task may wait in its queue."
     )
     result_ttl: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    idempotency_ttl: int = Field(
+        default=24 * 3600,
+        ge=1,
+        le=30 * 24 * 3600,
+        description="Seconds an async submit's Idempotency-Key names its task.",
+    )
     registry_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     max_inflight: int = Field(
         default=512, ge=1, le=100_000, description="Requests in progress before 429."

@@ -28,7 +28,7 @@ from conveyor.results import CancelOutcome, ResultBackend, TaskRecord, now_ms
 from conveyor.waiter import ResultWaiter
 from proto import task_pb2
 
-__all__ = ["Dispatcher", "QueueDepths", "TaskStatus"]
+__all__ = ["Dispatcher", "QueueDepths", "TaskStatus", "new_task_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,12 @@ class TaskStatus:
     model: str
     version: str
     result: task_pb2.TaskResult | None
+
+
+def new_task_id() -> str:
+    """A new task id: 128 random bits as hex, as uuid4 has (a task id is what GET /tasks/{id}
+    asks for), without building a UUID object on every request."""
+    return secrets.token_hex(16)
 
 
 class Dispatcher:
@@ -101,10 +107,9 @@ class Dispatcher:
         priority: int,
         request_id: str,
         reply: str,
+        task_id: str | None = None,
     ) -> task_pb2.Task:
-        # 128 random bits, as uuid4 has (a task id is what GET /tasks/{id} asks for), without
-        # building a UUID object on every request.
-        task_id = secrets.token_hex(16)
+        task_id = task_id or new_task_id()
         logs.note(info.name, info.version, task_id)  # the request's log lines and metrics
         return task_pb2.Task(
             task_id=task_id,
@@ -165,10 +170,13 @@ class Dispatcher:
 
     async def submit(
         self, info: ModelInfo, payload: bytes, *, deadline: float, priority: int = 0,
-        request_id: str = "",
+        request_id: str = "", task_id: str | None = None,
     ) -> str:  # fmt: skip
-        """Record and publish an asynchronous task (durable lane); return its id."""
-        task = self._task(info, payload, now_ms() + int(deadline * 1000), priority, request_id, "")
+        """Record and publish an asynchronous task (durable lane); return its id (``task_id``
+        when given, else a new one)."""
+        task = self._task(
+            info, payload, now_ms() + int(deadline * 1000), priority, request_id, "", task_id
+        )
         await self._record(task, info)
         try:
             await self.publisher.publish(info, task, durable=True, seconds=None)

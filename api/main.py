@@ -11,6 +11,7 @@ from api.cors import CorsPolicy
 from api.dashboard.monitor import Monitor
 from api.dispatch import Dispatcher
 from api.edge import Admission, Edge
+from api.idempotency import IdempotencyKeys
 from api.oip import routes as oip
 from api.oip.catalog_extensions import Extensions
 from api.routes import dashboard, docs, errors, health, metrics, models, predict, tasks
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retry_after=settings.retry_after,
         )
         await app.state.dispatcher.start(settings.broker_connect_timeout)
+        app.state.idempotency = IdempotencyKeys(redis, settings.idempotency_ttl)
         app.state.extensions = Extensions(app.state.catalog, StatsReader(redis))
         if gateway_metrics is not None:
             app.state.monitor = Monitor(

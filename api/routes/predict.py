@@ -9,6 +9,7 @@ answers whatever the middleware passes on (another method, a path with more segm
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -18,21 +19,24 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from redis.exceptions import RedisError
 from starlette.datastructures import QueryParams, State
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.catalog import ModelCatalog, check_name
+from api.catalog import ModelCatalog, ModelInfo, check_name
 from api.codec import parse_request, response_json
 from api.config import Settings
-from api.dispatch import Dispatcher
+from api.dispatch import Dispatcher, new_task_id
 from api.edge import arrival_of, request_id_of
 from api.exceptions import (
     InvalidRequest,
     ModelUnavailable,
     ResultTimeout,
+    ServiceUnavailable,
     UnsupportedMediaType,
 )
+from api.idempotency import HEADER, IdempotencyKeys, check_key, fingerprint
 from api.routes.errors import status_of
 from api.schemas import TaskAccepted
 from conveyor.errors import ConveyorError
@@ -116,6 +120,15 @@ _PARAMETERS: list[dict[str, Any]] = [
             "default": 0,
         },
         "description": "0-9, higher first.",
+    },
+    {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+        "description": "With mode=async: a retried submit with the same key and request answers "
+        "the first one's task (IDEMPOTENCY_TTL); another request with the key is a 422. "
+        "Checked, but unused, in sync mode.",
     },
 ]
 
@@ -221,18 +234,15 @@ async def run_predict(
         return Response(b'{"error": "client disconnected"}', 400, media_type="application/json")
     payload = parse_request(body, info.request_class, model, settings.max_json_depth)
     request_id = request_id_of(scope)
+    key = _header(scope, HEADER)
+    if key is not None:
+        check_key(key, model)  # a malformed key is refused in either mode
     if options.asynchronous:
-        task_id = await dispatcher.submit(
-            info,
-            payload,
-            deadline=settings.async_deadline,
-            priority=options.priority,
-            request_id=request_id,
-        )
+        task_id, version = await _submit(state, info, payload, options, key, request_id)
         accepted = TaskAccepted(
             task_id=task_id,
             model=model,
-            version=info.version,
+            version=version,
             status="pending",
             status_url=f"/tasks/{task_id}",
         )
@@ -254,6 +264,55 @@ async def run_predict(
         info, payload, seconds=remaining, priority=options.priority, request_id=request_id
     )
     return Response(orjson.dumps(response_json(result, info)), media_type="application/json")
+
+
+async def _submit(
+    state: State, info: ModelInfo, payload: bytes, options: PredictOptions, key: str | None,
+    request_id: str,
+) -> tuple[str, str]:  # fmt: skip
+    """Submit an async task; with an idempotency ``key`` (checked), at most one task per key
+    and request (``api.idempotency``). Returns the task's id and version."""
+    settings: Settings = state.settings
+    dispatcher: Dispatcher = state.dispatcher
+    task_id = None
+    if key is not None:
+        keys: IdempotencyKeys = state.idempotency
+        print_ = fingerprint(info.name, options.version, options.priority, payload)
+        try:
+            claim = await keys.claim(key, print_, new_task_id(), info.version, info.name)
+        except (RedisError, OSError) as e:
+            raise ServiceUnavailable(
+                "Redis is unreachable: the Idempotency-Key cannot be checked",
+                dependency="redis",
+                model=info.name,
+                retry_after=settings.retry_after,
+            ) from e
+        if not claim.first:
+            return claim.task_id, claim.version
+        task_id = claim.task_id
+    try:
+        submitted = await dispatcher.submit(
+            info,
+            payload,
+            deadline=settings.async_deadline,
+            priority=options.priority,
+            request_id=request_id,
+            task_id=task_id,
+        )
+    except BaseException:
+        if key is not None and task_id is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await state.idempotency.release(key, task_id)
+        raise
+    return submitted, info.version
+
+
+def _header(scope: Scope, name: str) -> str | None:
+    wanted = name.encode()
+    for header, value in scope["headers"]:
+        if header == wanted:
+            return str(value.decode("latin-1"))
+    return None
 
 
 PREFIX = "/predict/"

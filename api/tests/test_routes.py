@@ -78,8 +78,11 @@ class FakeDispatcher:
         self.results: dict[str, task_pb2.TaskResult] = {}
         self.cancelled: set[str] = set()
 
-    def _accept(self, payload: bytes, seconds: float, priority: int, request_id: str) -> str:
-        task_id = f"t{len(self.submitted)}"
+    def _accept(
+        self, payload: bytes, seconds: float, priority: int, request_id: str,
+        task_id: str | None = None,
+    ) -> str:  # fmt: skip
+        task_id = task_id or f"t{len(self.submitted)}"
         self.submitted.append((task_id, seconds, priority, request_id))
         if self.responder is not None:
             result = self.responder(payload)
@@ -96,9 +99,10 @@ class FakeDispatcher:
         return self.results[task_id]
 
     async def submit(
-        self, info: ModelInfo, payload: bytes, *, deadline: float, priority: int, request_id: str
-    ) -> str:
-        return self._accept(payload, deadline, priority, request_id)
+        self, info: ModelInfo, payload: bytes, *, deadline: float, priority: int, request_id: str,
+        task_id: str | None = None,
+    ) -> str:  # fmt: skip
+        return self._accept(payload, deadline, priority, request_id, task_id)
 
     async def status(self, task_id: str) -> TaskStatus:
         if not any(t == task_id for t, *_ in self.submitted):

@@ -5,15 +5,14 @@ dead gateway accepted still completes and can be polled through the other gatewa
 of the dead gateway get a connection error, and nothing else goes wrong.
 """
 
-import os
 import signal
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.cluster.load import answers, poll_all, run_load
-from tests.integration.stack import SLOW_MODEL, Service, Stack, free_port, wait_until
+from tests.gateways.second import second_gateway as second
+from tests.integration.stack import SLOW_MODEL, Stack
 
 LOAD_SECONDS = 14.0
 KILL_AT = 5.0
@@ -29,29 +28,8 @@ def stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def second_gateway(stack: Stack) -> Iterator[str]:
-    port = free_port()
-    gateway = Service(
-        "api",
-        {
-            "AMQP_URL": os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
-            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-            "API_PORT": str(port),
-            "REGISTRY_URL": stack.registry_url,
-            "RESULT_TTL": "600",
-        },
-        stack.log_dir,
-        "api-2",
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: httpx.get(f"{url}/readyz", timeout=5.0).status_code == 200,
-            60.0,
-            what="second gateway ready",
-        )
+    with second(stack) as (url, _):
         yield url
-    finally:
-        gateway.stop()
 
 
 def test_killing_one_gateway_loses_nothing(
