@@ -18,16 +18,14 @@ end of the response).
 from __future__ import annotations
 
 import math
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from load_testing.wrk import WrkResult
+from load_testing.wrk import WrkResult, debian_tool
 
 __all__ = ["GRPC_HEADERS", "H2loadError", "find_h2load", "parse", "percentile", "run"]
 
@@ -88,17 +86,7 @@ def parse(output: str, log: str, seconds: float) -> WrkResult:
 def find_h2load() -> str:
     """The h2load executable, installed with ``apt-get install nghttp2-client`` when it is
     missing and apt-get can run; ``H2loadError`` saying how to get it otherwise."""
-    path = shutil.which("h2load")
-    if path is None and shutil.which("apt-get") is not None and os.geteuid() == 0:
-        print("h2load is missing: installing Debian's nghttp2-client", flush=True)
-        environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (["apt-get", "install", "-y", "-q", "nghttp2-client"],
-                        ["apt-get", "update", "-q"],
-                        ["apt-get", "install", "-y", "-q", "nghttp2-client"]):  # fmt: skip
-            done = subprocess.run(command, env=environment, capture_output=True, check=False)
-            if command[1] == "install" and done.returncode == 0:
-                break
-        path = shutil.which("h2load")
+    path = debian_tool("h2load", "nghttp2-client")
     if path is None:
         raise H2loadError(
             "h2load is not installed: the gRPC legs need Debian's nghttp2-client "

@@ -92,20 +92,27 @@ def parse(output: str) -> WrkResult:
     )
 
 
-def find_wrk() -> str:
-    """The wrk executable, installed with ``apt-get install wrk`` when it is missing and
-    apt-get can run; ``WrkError`` saying how to get it otherwise."""
-    path = shutil.which("wrk")
+def debian_tool(executable: str, package: str) -> str | None:
+    """The path of ``executable``, installed from Debian's ``package`` first when it is missing
+    and apt-get can run (as root); None when it is still missing."""
+    path = shutil.which(executable)
     if path is None and shutil.which("apt-get") is not None and os.geteuid() == 0:
-        print("wrk is missing: installing Debian's wrk (apt-get install wrk)", flush=True)
+        print(f"{executable} is missing: installing Debian's {package}", flush=True)
         environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (["apt-get", "install", "-y", "-q", "wrk"],
+        for command in (["apt-get", "install", "-y", "-q", package],
                         ["apt-get", "update", "-q"],
-                        ["apt-get", "install", "-y", "-q", "wrk"]):  # fmt: skip
+                        ["apt-get", "install", "-y", "-q", package]):  # fmt: skip
             done = subprocess.run(command, env=environment, capture_output=True, check=False)
             if command[1] == "install" and done.returncode == 0:
                 break
-        path = shutil.which("wrk")
+        path = shutil.which(executable)
+    return path
+
+
+def find_wrk() -> str:
+    """The wrk executable, installed with ``apt-get install wrk`` when it is missing and
+    apt-get can run; ``WrkError`` saying how to get it otherwise."""
+    path = debian_tool("wrk", "wrk")
     if path is None:
         raise WrkError(
             "wrk is not installed: the benchmark needs Debian's wrk (apt-get install wrk)"
