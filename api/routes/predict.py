@@ -234,7 +234,7 @@ async def run_predict(
         return Response(b'{"error": "client disconnected"}', 400, media_type="application/json")
     payload = parse_request(body, info.request_class, model, settings.max_json_depth)
     request_id = request_id_of(scope)
-    key = _header(scope, HEADER)
+    key = _header(scope, _IDEMPOTENCY_KEY)
     if key is not None:
         check_key(key, model)  # a malformed key is refused in either mode
     if options.asynchronous:
@@ -307,15 +307,16 @@ async def _submit(
     return submitted, info.version
 
 
-def _header(scope: Scope, name: str) -> str | None:
-    wanted = name.encode()
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of the header ``name`` (lower case), or None."""
     for header, value in scope["headers"]:
-        if header == wanted:
+        if header == name:
             return str(value.decode("latin-1"))
     return None
 
 
 PREFIX = "/predict/"
+_IDEMPOTENCY_KEY = HEADER.encode()
 
 
 class PredictFastPath:
@@ -335,11 +336,7 @@ class PredictFastPath:
         if scope["method"] != "POST" or not path.startswith(PREFIX) or not model or "/" in model:
             await self.app(scope, receive, send)
             return
-        content_type = None
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value.decode("latin-1")
-                break
+        content_type = _header(scope, b"content-type")
 
         async def read_body() -> bytes:
             chunks = []
