@@ -8,23 +8,17 @@ answer (its fetch fails).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from tests.dashboard.browser import headless_chromium
 from tests.integration.stack import Served, free_port
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 KEY = "browser-key-0123456789"
 
 
@@ -63,28 +57,9 @@ def stack(pages: tuple[str, str]) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
-    for binary in (CHROMIUM, CHROMEDRIVER):
-        if not Path(binary).is_file():
-            pytest.fail(
-                f"{binary} is missing: this test needs Debian's chromium and chromium-driver "
-                "(apt-get install chromium chromium-driver; ./bazelw test installs them)"
-            )
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # no user namespaces inside the test sandbox
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        f"--user-data-dir={tempfile.mkdtemp(prefix='conveyor-chromium-')}",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=DriverService(CHROMEDRIVER))
-    driver.set_script_timeout(30)
-    try:
+    with headless_chromium() as driver:
+        driver.set_script_timeout(30)
         yield driver
-    finally:
-        driver.quit()
 
 
 _FETCH = """

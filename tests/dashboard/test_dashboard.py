@@ -8,16 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.dashboard.browser import headless_chromium
 from tests.integration.stack import Served
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -28,29 +24,8 @@ def stack() -> Iterator[Served]:
 
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
-    for binary in (CHROMIUM, CHROMEDRIVER):
-        if not Path(binary).is_file():
-            pytest.fail(
-                f"{binary} is missing: this test needs Debian's chromium and chromium-driver "
-                "(apt-get install chromium chromium-driver; ./bazelw test installs them)"
-            )
-    profile = tempfile.mkdtemp(prefix="conveyor-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # no user namespaces inside the test sandbox
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1400,900",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=DriverService(CHROMEDRIVER))
-    try:
+    with headless_chromium("--window-size=1400,900") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _traffic(stack: Served) -> None:
