@@ -27,6 +27,11 @@ def resolve_model_path(settings: ModelBSettings) -> Path:
     return DEV_MODEL
 
 
+MAX_FEATURE = 1e100
+"""Largest feature magnitude accepted (centimetres; far beyond any flower, far below where the
+classifier's arithmetic overflows float64)."""
+
+
 class ModelB(Model):
     """A scikit-learn logistic regression trained on iris; batches up to 32 flowers per call."""
 
@@ -59,6 +64,11 @@ class ModelB(Model):
         for i, value in enumerate(request.features):
             if not math.isfinite(value):
                 raise InvalidRequest(f"feature {names[i]} is not finite", field=f"features[{i}]")
+            if abs(value) > MAX_FEATURE:  # the model's arithmetic would overflow float64
+                raise InvalidRequest(
+                    f"feature {names[i]} is out of range (at most {MAX_FEATURE:g} in magnitude)",
+                    field=f"features[{i}]",
+                )
         return list(request.features)
 
     def _response(self, probabilities: Sequence[float]) -> model_b_pb2.ModelBResponse:

@@ -56,7 +56,7 @@ def test_bundled_model_is_used_when_present() -> None:
 async def test_non_finite_features_are_invalid_requests() -> None:
     model = ModelB()
     await model.load()
-    for bad in (math.nan, math.inf, -math.inf):
+    for bad in (math.nan, math.inf, -math.inf, 1.7976931348623157e308, -1e101):
         with pytest.raises(InvalidRequest) as caught:
             await _predict(model, [5.1, bad, 1.4, 0.2])
         assert caught.value.field == "features[1]"
