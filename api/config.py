@@ -46,6 +46,36 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
         le=30 * 24 * 3600,
         description="Seconds an async submit's Idempotency-Key names its task.",
     )
+    max_task_retries: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="Largest ?max_retries= a request may ask for (retries after a model's "
+        "retryable failure).",
+    )
+    callback_secret: str = Field(
+        default="",
+        repr=False,
+        description="Key of the HMAC-SHA256 signature (Conveyor-Signature) of every callback; "
+        "empty: callbacks are sent unsigned.",
+    )
+    callback_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated host names (or '*.example.com' suffixes) a callback URL "
+        "may name; empty: any host.",
+    )
+    callback_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description="Deliveries tried per callback before it is kept as undeliverable.",
+    )
+    callback_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds one callback delivery may take."
+    )
+    callback_concurrency: int = Field(
+        default=32, ge=1, le=10_000, description="Callback deliveries in flight per gateway."
+    )
     registry_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     max_inflight: int = Field(
         default=512, ge=1, le=100_000, description="Requests in progress before 429."
@@ -84,7 +114,7 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
         "gateway from a browser, or '*' for any; empty: no CORS headers at all.",
     )
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "cors_origins", "callback_allowed_hosts", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
@@ -102,6 +132,11 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
                     "trailing '/' (or '*' for any)"
                 )
         return tuple(origin.lower() for origin in value)
+
+    @field_validator("callback_allowed_hosts")
+    @classmethod
+    def _hosts_lower(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(host.lower().rstrip(".") for host in value)
 
     @field_validator("api_keys")
     @classmethod

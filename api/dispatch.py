@@ -23,7 +23,7 @@ from api.catalog import ModelInfo
 from api.exceptions import ResultTimeout, ServiceUnavailable, TaskConflict, TaskNotFound
 from api.publisher import PUBLISH_CHANNELS, Publisher, QueueDepths
 from conveyor import logs
-from conveyor.protocol import reply_channel, result_key, task_key
+from conveyor.protocol import events_key, reply_channel, result_key, task_key
 from conveyor.results import CancelOutcome, ResultBackend, TaskRecord, now_ms
 from conveyor.waiter import ResultWaiter
 from proto import task_pb2
@@ -43,6 +43,7 @@ class TaskStatus:
     model: str
     version: str
     result: task_pb2.TaskResult | None
+    record: TaskRecord | None = None
 
 
 def new_task_id() -> str:
@@ -170,14 +171,23 @@ class Dispatcher:
 
     async def submit(
         self, info: ModelInfo, payload: bytes, *, deadline: float, priority: int = 0,
-        request_id: str = "", task_id: str | None = None,
+        request_id: str = "", task_id: str | None = None, callback_url: str = "",
+        max_retries: int | None = None,
     ) -> str:  # fmt: skip
         """Record and publish an asynchronous task (durable lane); return its id (``task_id``
-        when given, else a new one)."""
+        when given, else a new one).
+
+        The task gets an event stream (``conveyor.events``, started with ``queued``); its final
+        status is POSTed to ``callback_url`` when given; ``max_retries`` (None: the model's
+        default) bounds its retries after retryable failures."""
         task = self._task(
             info, payload, now_ms() + int(deadline * 1000), priority, request_id, "", task_id
         )
-        await self._record(task, info)
+        task.events_key = events_key(task.task_id)
+        task.callback_url = callback_url
+        if max_retries is not None:
+            task.max_retries = max_retries
+        await self._record(task, info, submitted=True)
         try:
             await self.publisher.publish(info, task, durable=True, seconds=None)
         except BaseException:
@@ -186,16 +196,22 @@ class Dispatcher:
             raise
         return task.task_id
 
-    async def _record(self, task: task_pb2.Task, info: ModelInfo) -> None:
+    async def _record(self, task: task_pb2.Task, info: ModelInfo, submitted: bool = False) -> None:
+        """Record the task (a submit: also its event stream and place in line)."""
         record = TaskRecord(
             model=info.name,
             version=info.version,
             created_unix_ms=task.created_unix_ms,
             deadline_unix_ms=task.deadline_unix_ms,
+            events=bool(task.events_key),
+            callback_url=task.callback_url,
         )
         ttl = self._result_ttl + max(0, (task.deadline_unix_ms - now_ms()) // 1000) + 1
         try:
-            await self._results.record_task(task.task_id, record, int(ttl))
+            if submitted:
+                await self._results.submit(task.task_id, record, int(ttl))
+            else:
+                await self._results.record_task(task.task_id, record, int(ttl))
         except _REDIS_ERRORS as e:
             raise self._redis_down(e, info.name) from e
 
@@ -224,7 +240,7 @@ class Dispatcher:
         if not version and result is not None:
             version = result.version
         logs.note(model, version, task_id)  # the request's log lines and metrics
-        return TaskStatus(task_id=task_id, model=model, version=version, result=result)
+        return TaskStatus(task_id, model, version, result, record)
 
     async def cancel(self, task_id: str) -> TaskStatus:
         """Cancel a task still queued; raise ``TaskConflict`` if it finished or runs."""
@@ -234,7 +250,9 @@ class Dispatcher:
         cancelled.error.message = "cancelled before a worker ran it"
         cancelled.finished_unix_ms = now_ms()
         try:
-            outcome, existing = await self._results.cancel(task_id, cancelled, self._result_ttl)
+            outcome, existing = await self._results.cancel(
+                task_id, cancelled, self._result_ttl, status.record
+            )
         except _REDIS_ERRORS as e:
             raise self._redis_down(e) from e
         if outcome is CancelOutcome.RUNNING:
@@ -248,13 +266,13 @@ class Dispatcher:
             if existing.WhichOneof("outcome") == "error" and (
                 existing.error.code == task_pb2.TaskError.CANCELLED
             ):
-                return TaskStatus(task_id, status.model, status.version, existing)
+                return TaskStatus(task_id, status.model, status.version, existing, status.record)
             raise TaskConflict(
                 f"task {task_id!r} has finished; there is nothing to cancel",
                 task_id=task_id,
                 status="done" if existing.WhichOneof("outcome") == "response" else "failed",
             )
-        return TaskStatus(task_id, status.model, status.version, cancelled)
+        return TaskStatus(task_id, status.model, status.version, cancelled, status.record)
 
     async def queue_depths(self, model: str, version: str) -> QueueDepths | None:
         """Ready tasks in the version's lanes and the model's dead letters; None if unknown."""

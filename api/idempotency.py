@@ -9,8 +9,8 @@ the conflict when it does not. A claim whose submit fails is released, so a retr
 task.
 
 The fingerprint is SHA-256 over the model, the version asked for (empty: the default), the
-priority and the serialized request message: two bodies that differ only in JSON spacing or
-key order are the same request.
+priority, the callback URL, the retries asked for and the serialized request message: two
+bodies that differ only in JSON spacing or key order are the same request.
 """
 
 from __future__ import annotations
@@ -43,10 +43,14 @@ def check_key(key: str, model: str) -> None:
         )
 
 
-def fingerprint(model: str, version: str | None, priority: int, payload: bytes) -> str:
-    """What makes two submits the same request (see the module doc)."""
+def fingerprint(
+    model: str, version: str | None, priority: int, payload: bytes, *options: str
+) -> str:
+    """What makes two submits the same request (see the module doc); ``options``: the submit's
+    other choices (its callback URL, its retries), each part of the request."""
     digest = hashlib.sha256()
-    for part in (model.encode(), (version or "").encode(), str(priority).encode()):
+    parts = (model, version or "", str(priority), *options)
+    for part in (p.encode() for p in parts):
         digest.update(len(part).to_bytes(4, "big"))
         digest.update(part)
     digest.update(payload)

@@ -50,6 +50,24 @@ RUNNING_KEY_PREFIX: Final = "conveyor:running:"
 STATS_KEY_PREFIX: Final = "conveyor:stats:"
 """A model version's statistics, a hash the workers add to: ``STATS_KEY_PREFIX + m:v``."""
 
+EVENTS_KEY_PREFIX: Final = "conveyor:events:"
+"""An asynchronous task's events, a Redis stream (``conveyor.events``): prefix + task id."""
+
+MAX_EVENTS: Final = 1000
+"""The most entries a task's event stream keeps (``XADD MAXLEN ~``): its oldest progress goes
+first; the final event, always the newest, is never trimmed."""
+
+QUEUE_COUNTS_PREFIX: Final = "conveyor:queue:"
+"""A version's counts of asynchronous tasks ``submitted`` and ``started``, a hash
+(``conveyor.events``): ``QUEUE_COUNTS_PREFIX + m:v``."""
+
+CALLBACKS_STREAM: Final = "conveyor:callbacks"
+"""The stream of callback deliveries due: whoever stores the final result of a task that has a
+``callback_url`` appends one entry here in the same script (``conveyor.results``)."""
+
+CALLBACK_KEY_PREFIX: Final = "conveyor:callback:"
+"""A task's callback delivery state, a hash: ``CALLBACK_KEY_PREFIX + task_id``."""
+
 REPLY_CHANNEL_PREFIX: Final = "conveyor:reply:"
 """A gateway instance listens for finished tasks on ``REPLY_CHANNEL_PREFIX + gateway_id``."""
 
@@ -127,6 +145,21 @@ def task_key(task_id: str) -> str:
 def running_key(task_id: str) -> str:
     """Return the Redis key a worker sets when it starts an asynchronous task."""
     return RUNNING_KEY_PREFIX + task_id
+
+
+def events_key(task_id: str) -> str:
+    """Return the Redis key of the event stream of ``task_id``."""
+    return EVENTS_KEY_PREFIX + task_id
+
+
+def queue_counts_key(model: str, version: str) -> str:
+    """Return the Redis key of a version's submitted and started counts (positions)."""
+    return f"{QUEUE_COUNTS_PREFIX}{model}:{version}"
+
+
+def callback_key(task_id: str) -> str:
+    """Return the Redis key of the callback delivery state of ``task_id``."""
+    return CALLBACK_KEY_PREFIX + task_id
 
 
 def stats_key(model: str, version: str) -> str:

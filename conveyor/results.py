@@ -29,7 +29,16 @@ import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError
 from redis.exceptions import NoScriptError
 
-from conveyor.protocol import result_key, running_key, task_key
+from conveyor.events import DONE, error_code, final_type
+from conveyor.protocol import (
+    CALLBACKS_STREAM,
+    MAX_EVENTS,
+    events_key,
+    queue_counts_key,
+    result_key,
+    running_key,
+    task_key,
+)
 from conveyor.stats import StatsDelta
 from proto import task_pb2
 
@@ -52,6 +61,25 @@ if stored then return 1 end
 return 0
 """
 
+# The store of a task someone follows (an asynchronous task: its event stream, its callback).
+# KEYS: result, events stream, callbacks stream. ARGV: value, ttl, reply channel, final event
+# type, error code, task id, callback url, '1' when the task has an event stream, stream bound.
+_STORE_FINAL = """
+local stored = redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')
+local value = ARGV[1]
+if not stored then value = redis.call('GET', KEYS[1]) end
+if ARGV[3] ~= '' and value then redis.call('PUBLISH', ARGV[3], value) end
+if not stored then return 0 end
+if ARGV[8] == '1' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', 'type', ARGV[4], 'code', ARGV[5])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+if ARGV[7] ~= '' then
+  redis.call('XADD', KEYS[3], '*', 'task_id', ARGV[6], 'url', ARGV[7], 'status', ARGV[4])
+end
+return 1
+"""
+
 _REPUBLISH = """
 local value = redis.call('GET', KEYS[1])
 if value and ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], value) end
@@ -59,18 +87,56 @@ if value then return 1 end
 return 0
 """
 
+# KEYS: result, running marker, events stream, the version's queue counts. ARGV: running
+# seconds, '1' when the task has an event stream, attempt, worker id, stream bound.
 _CLAIM = """
+redis.call('HINCRBY', KEYS[4], 'started', 1)
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+if ARGV[2] == '1' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'type', 'started',
+             'attempt', ARGV[3], 'worker', ARGV[4])
+end
 return 1
 """
 
+# KEYS: result, running marker, events stream, callbacks stream. ARGV: the CANCELLED result,
+# ttl, '1' when the task has an event stream, callback url, task id, stream bound.
 _CANCEL = """
 local existing = redis.call('GET', KEYS[1])
 if existing then return {1, existing} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {2, ''} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'type', 'cancelled',
+             'code', 'cancelled')
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+end
+if ARGV[4] ~= '' then
+  redis.call('XADD', KEYS[4], '*', 'task_id', ARGV[5], 'url', ARGV[4], 'status', 'cancelled')
+end
 return {0, ''}
+"""
+
+# KEYS: the task's record, the version's queue counts, events stream. ARGV: record, ttl,
+# stream bound. Answers the task's seq.
+_SUBMIT = """
+local seq = redis.call('HINCRBY', KEYS[2], 'submitted', 1)
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'type', 'queued', 'seq', seq)
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+return seq
+"""
+
+# KEYS: the version's queue counts, events stream. ARGV: attempt that failed, delay ms, error
+# code, message, stream bound. The task goes back in line: answers its new seq.
+_RETRYING = """
+local seq = redis.call('HINCRBY', KEYS[1], 'submitted', 1)
+if KEYS[2] ~= '' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'type', 'retrying', 'attempt',
+             ARGV[1], 'delay_ms', ARGV[2], 'code', ARGV[3], 'message', ARGV[4], 'seq', seq)
+end
+return seq
 """
 
 
@@ -108,23 +174,29 @@ def parse_result(raw: bytes | str, task_id: str) -> task_pb2.TaskResult:
 
 @dataclass(frozen=True)
 class TaskRecord:
-    """The gateway's record of a task: its model and version, when it came, its deadline."""
+    """The gateway's record of a task: its model and version, when it came, its deadline, and
+    for an asynchronous task whether it has an event stream and where its callback goes."""
 
     model: str
     version: str
     created_unix_ms: int
     deadline_unix_ms: int = 0
+    events: bool = False
+    callback_url: str = ""
 
     def dumps(self) -> str:
         """The record as stored (JSON)."""
-        return json.dumps(
-            {
-                "model": self.model,
-                "version": self.version,
-                "created_unix_ms": self.created_unix_ms,
-                "deadline_unix_ms": self.deadline_unix_ms,
-            }
-        )
+        document: dict[str, Any] = {
+            "model": self.model,
+            "version": self.version,
+            "created_unix_ms": self.created_unix_ms,
+            "deadline_unix_ms": self.deadline_unix_ms,
+        }
+        if self.events:
+            document["events"] = True
+        if self.callback_url:
+            document["callback_url"] = self.callback_url
+        return json.dumps(document)
 
     @classmethod
     def loads(cls, raw: bytes | str) -> TaskRecord:
@@ -135,6 +207,8 @@ class TaskRecord:
             version=str(document.get("version", "")),
             created_unix_ms=int(document.get("created_unix_ms", 0)),
             deadline_unix_ms=int(document.get("deadline_unix_ms", 0)),
+            events=bool(document.get("events", False)),
+            callback_url=str(document.get("callback_url", "")),
         )
 
 
@@ -153,6 +227,9 @@ class ResultBackend:
         self.redis = client
         self._store = client.register_script(_STORE)
         self._store_sha: str = self._store.sha
+        self._store_final = client.register_script(_STORE_FINAL)
+        self._submit = client.register_script(_SUBMIT)
+        self._retrying = client.register_script(_RETRYING)
         self._republish = client.register_script(_REPUBLISH)
         self._claim = client.register_script(_CLAIM)
         self._cancel = client.register_script(_CANCEL)
@@ -192,8 +269,9 @@ class ResultBackend:
         wanted = min(1, await self.connected_replicas()) if replicas == "auto" else replicas
         try:
             answers = await self._store_pipelined(items, ttl, wanted, wait_ms, stats)
-        except NoScriptError:  # Redis restarted or flushed its scripts: load it, once more
+        except NoScriptError:  # Redis restarted or flushed its scripts: load them, once more
             await self.redis.script_load(_STORE)
+            await self.redis.script_load(_STORE_FINAL)
             self._store_sha = self._store.sha
             answers = await self._store_pipelined(items, ttl, wanted, wait_ms, stats)
         if wanted > 0:
@@ -235,6 +313,9 @@ class ResultBackend:
         every call."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for task, result in items:
+                if task.events_key or task.callback_url:
+                    self._queue_final(pipe, task, result, ttl)
+                    continue
                 pipe.evalsha(
                     self._store_sha,
                     1,
@@ -262,27 +343,99 @@ class ResultBackend:
             del answers[len(items) : len(items) + counted]
         return answers
 
+    def _queue_final(
+        self, pipe: Any, task: task_pb2.Task, result: task_pb2.TaskResult, ttl: int
+    ) -> None:
+        """Queue the store of a followed task: its result, final event and callback at once."""
+        kind = final_type(result)
+        pipe.evalsha(
+            self._store_final.sha,
+            3,
+            task.result_key,
+            task.events_key or task.result_key,
+            CALLBACKS_STREAM,
+            result.SerializeToString(),
+            task.result_ttl_seconds or ttl,
+            task.reply_channel,
+            kind,
+            error_code(result.error) if kind != DONE else "",
+            task.task_id,
+            task.callback_url,
+            "1" if task.events_key else "",
+            MAX_EVENTS,
+        )
+
     async def republish(self, task: task_pb2.Task) -> bool:
         """Announce the stored result again (a redelivered task); False if there is none."""
         return bool(await self._republish(keys=[task.result_key], args=[task.reply_channel]))
 
-    async def claim(self, task: task_pb2.Task, running_seconds: int) -> bool:
-        """Mark an asynchronous task running; False if it has a result already (e.g. cancelled)."""
+    async def claim(self, task: task_pb2.Task, running_seconds: int, worker_id: str = "") -> bool:
+        """Mark an asynchronous task running; False if it has a result already (e.g. cancelled).
+
+        Either way the task counts as ``started`` for its version's positions; a claimed task
+        with an event stream gets its ``started`` event."""
         claimed = await self._claim(
-            keys=[task.result_key, running_key(task.task_id)], args=[running_seconds]
+            keys=[
+                task.result_key,
+                running_key(task.task_id),
+                task.events_key or task.result_key,
+                queue_counts_key(task.model, task.version),
+            ],
+            args=[
+                running_seconds,
+                "1" if task.events_key else "",
+                task.attempt or 1,
+                worker_id,
+                MAX_EVENTS,
+            ],
         )
         return bool(claimed)
 
+    async def submit(self, task_id: str, record: TaskRecord, ttl_seconds: int) -> int:
+        """Record an asynchronous task, start its event stream with ``queued``; answers its
+        place in its version's submit order (``conveyor.events``)."""
+        seq = await self._submit(
+            keys=[
+                task_key(task_id),
+                queue_counts_key(record.model, record.version),
+                events_key(task_id),
+            ],
+            args=[record.dumps(), ttl_seconds, MAX_EVENTS],
+        )
+        return int(seq)
+
+    async def retrying(self, task: task_pb2.Task, error: task_pb2.TaskError, delay_ms: int) -> int:
+        """Note that ``task`` failed retryably and goes back in line after ``delay_ms``: a
+        ``retrying`` event, and a new place in its version's submit order (answered)."""
+        seq = await self._retrying(
+            keys=[queue_counts_key(task.model, task.version), task.events_key],
+            args=[task.attempt or 1, delay_ms, error_code(error), error.message, MAX_EVENTS],
+        )
+        return int(seq)
+
     async def cancel(
-        self, task_id: str, result: task_pb2.TaskResult, ttl: int
+        self,
+        task_id: str,
+        result: task_pb2.TaskResult,
+        ttl: int,
+        record: TaskRecord | None = None,
     ) -> tuple[CancelOutcome, task_pb2.TaskResult | None]:
-        """Store ``result`` (a ``CANCELLED`` error) unless the task finished or is running.
+        """Store ``result`` (a ``CANCELLED`` error) unless the task finished or is running; with
+        the task's ``record``, also its final event and callback.
 
         Returns the outcome and, when it had finished, its stored result.
         """
+        events = record is not None and record.events
         code, existing = await self._cancel(
-            keys=[result_key(task_id), running_key(task_id)],
-            args=[result.SerializeToString(), ttl],
+            keys=[result_key(task_id), running_key(task_id), events_key(task_id), CALLBACKS_STREAM],
+            args=[
+                result.SerializeToString(),
+                ttl,
+                "1" if events else "",
+                record.callback_url if record is not None else "",
+                task_id,
+                MAX_EVENTS,
+            ],
         )
         if int(code) == 1:
             return CancelOutcome.FINISHED, parse_result(existing, task_id)

@@ -56,13 +56,16 @@ class Executor:
         self._expected = model.get_response_format().full_name
 
     def result_for(self, task: task_pb2.Task, redelivered: bool = False) -> task_pb2.TaskResult:
-        """An empty result for ``task``, naming this worker and model version."""
+        """An empty result for ``task``, naming this worker, model version and attempt (with
+        the errors of the task's earlier attempts)."""
         return task_pb2.TaskResult(
             task_id=task.task_id,
             model=self.model_name,
             version=self.model.version,
             worker_id=self.instance_id,
             redelivered=redelivered,
+            attempt=task.attempt or 1,
+            failed_attempts=task.failed_attempts,
         )
 
     async def execute(self, task: task_pb2.Task, redelivered: bool = False) -> task_pb2.TaskResult:
@@ -226,7 +229,9 @@ class TaskRunner:
         if not task.reply_channel:
 
             async def call() -> bool:
-                return not await results.claim(task, self.running_seconds)
+                return not await results.claim(
+                    task, self.running_seconds, self.executor.instance_id
+                )
 
         elif delivery.message.redelivered:
 

@@ -24,6 +24,7 @@ from starlette.datastructures import QueryParams, State
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.callbacks.urls import check_callback_url
 from api.catalog import ModelCatalog, ModelInfo, check_name
 from api.codec import parse_request, response_json
 from api.config import Settings
@@ -130,6 +131,30 @@ _PARAMETERS: list[dict[str, Any]] = [
         "the first one's task (IDEMPOTENCY_TTL); another request with the key is a 422. "
         "Checked, but unused, in sync mode.",
     },
+    {
+        "name": "max_retries",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 0, "maximum": 10},  # MAX_TASK_RETRIES
+        "description": "Runs after a retryable model failure (default: the model's own); at "
+        "most MAX_TASK_RETRIES (10).",
+    },
+    {
+        "name": "callback_url",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "format": "uri", "maxLength": 2048},
+        "description": "With mode=async: where the task's final status is POSTed (signed with "
+        "CALLBACK_SECRET); an http(s) URL to a host CALLBACK_ALLOWED_HOSTS allows. The "
+        "Callback-URL header is the same.",
+    },
+    {
+        "name": "Callback-URL",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "format": "uri", "maxLength": 2048},
+        "description": "The callback_url parameter, as a header.",
+    },
 ]
 
 
@@ -141,10 +166,15 @@ class PredictOptions:
     timeout: float
     version: str | None
     priority: int
+    max_retries: int | None = None
+    callback_url: str = ""
 
 
-def predict_options(query: QueryParams, settings: Settings, model: str) -> PredictOptions:
-    """Read and check ``mode``, ``timeout``, ``version`` and ``priority``.
+def predict_options(
+    query: QueryParams, settings: Settings, model: str, callback_header: str | None = None
+) -> PredictOptions:
+    """Read and check ``mode``, ``timeout``, ``version``, ``priority``, ``max_retries`` and
+    ``callback_url`` (the query's, else the ``Callback-URL`` header's; async only).
 
     Parsed by hand rather than by FastAPI's parameter machinery: on the hottest path of the
     gateway, that machinery costs more than the rest of the request's own work.
@@ -175,7 +205,24 @@ def predict_options(query: QueryParams, settings: Settings, model: str) -> Predi
                 field="priority",
             )
         priority = int(raw_priority)
-    return PredictOptions(mode == "async", timeout, query.get("version"), priority)
+    max_retries = None
+    raw_retries = query.get("max_retries")
+    if raw_retries is not None:
+        if not raw_retries.isdigit() or int(raw_retries) > settings.max_task_retries:
+            raise InvalidRequest(
+                f"max_retries must be an integer from 0 to {settings.max_task_retries}",
+                model=model,
+                field="max_retries",
+            )
+        max_retries = int(raw_retries)
+    callback_url = query.get("callback_url", callback_header) or ""
+    if callback_url:
+        if mode != "async":
+            raise InvalidRequest("callback_url needs mode=async", model=model, field="callback_url")
+        check_callback_url(callback_url, settings.callback_allowed_hosts, model)
+    return PredictOptions(
+        mode == "async", timeout, query.get("version"), priority, max_retries, callback_url
+    )
 
 
 @router.post(
@@ -224,7 +271,7 @@ async def run_predict(
     catalog: ModelCatalog = state.catalog
     dispatcher: Dispatcher = state.dispatcher
     check_json(content_type, model)
-    options = predict_options(query, settings, model)
+    options = predict_options(query, settings, model, _header(scope, _CALLBACK_URL))
     check_name(model, options.version)
     info = await catalog.get(model, options.version)
     try:
@@ -277,7 +324,10 @@ async def _submit(
     task_id = None
     if key is not None:
         keys: IdempotencyKeys = state.idempotency
-        print_ = fingerprint(info.name, options.version, options.priority, payload)
+        print_ = fingerprint(
+            info.name, options.version, options.priority, payload,
+            options.callback_url, str(options.max_retries),
+        )  # fmt: skip
         try:
             claim = await keys.claim(key, print_, new_task_id(), info.version, info.name)
         except (RedisError, OSError) as e:
@@ -298,6 +348,8 @@ async def _submit(
             priority=options.priority,
             request_id=request_id,
             task_id=task_id,
+            callback_url=options.callback_url,
+            max_retries=options.max_retries,
         )
     except BaseException:
         if key is not None and task_id is not None:
@@ -317,6 +369,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 PREFIX = "/predict/"
 _IDEMPOTENCY_KEY = HEADER.encode()
+_CALLBACK_URL = b"callback-url"
 
 
 class PredictFastPath:

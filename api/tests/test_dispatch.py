@@ -104,11 +104,15 @@ class FakeResults:
     async def record_task(self, task_id: str, record: TaskRecord, ttl_seconds: int) -> None:
         self.records[task_id] = record
 
+    async def submit(self, task_id: str, record: TaskRecord, ttl_seconds: int) -> int:
+        self.records[task_id] = record
+        return len(self.records)
+
     async def status(self, task_id: str) -> tuple[TaskRecord | None, task_pb2.TaskResult | None]:
         return self.records.get(task_id), self.results.get(task_id)
 
     async def cancel(
-        self, task_id: str, result: task_pb2.TaskResult, ttl: int
+        self, task_id: str, result: task_pb2.TaskResult, ttl: int, record: TaskRecord | None = None
     ) -> tuple[CancelOutcome, task_pb2.TaskResult | None]:
         if task_id in self.results:
             return CancelOutcome.FINISHED, self.results[task_id]

@@ -74,7 +74,16 @@ def test_each_model_gets_its_own_operation_after_the_generic_one() -> None:
     operation = doc["paths"]["/predict/model_b"]["post"]
     assert operation["operationId"] == "predict_model_b"
     names = [p["name"] for p in operation["parameters"]]
-    assert names == ["mode", "timeout", "version", "priority", "Idempotency-Key"]
+    assert names == [
+        "mode",
+        "timeout",
+        "version",
+        "priority",
+        "Idempotency-Key",
+        "max_retries",
+        "callback_url",
+        "Callback-URL",
+    ]
     assert operation["requestBody"]["required"] is True
     ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
