@@ -4,13 +4,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from api.codec import response_json
 from api.deps import CatalogDep, DispatcherDep
-from api.dispatch import TaskStatus
-from api.exceptions import ModelNotFound, TaskFailed
-from api.schemas import TaskError, TaskState
+from api.schemas import TaskState
+from api.task_state import task_state
 from conveyor.web import ErrorBody
-from proto import task_pb2
 
 router = APIRouter(tags=["tasks"])
 
@@ -24,38 +21,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _state(status: TaskStatus, catalog: CatalogDep) -> TaskState:
-    base = TaskState(
-        task_id=status.task_id,
-        model=status.model,
-        version=status.version or None,
-        status="pending",
-    )
-    result = status.result
-    if result is None:
-        return base
-    if result.WhichOneof("outcome") == "error":
-        error = result.error
-        code = task_pb2.TaskError.Code.Name(error.code).lower()
-        failure = TaskError(code=code, message=error.message, field=error.field or None)
-        if error.code == task_pb2.TaskError.CANCELLED:
-            return base.model_copy(update={"status": "cancelled", "error": failure})
-        return base.model_copy(update={"status": "failed", "error": failure})
-    try:
-        info = await catalog.get(status.model, status.version or None)
-    except ModelNotFound:
-        failure = TaskError(
-            code="model_not_found",
-            message=f"the task finished, but model {status.model!r} is no longer registered",
-        )
-        return base.model_copy(update={"status": "failed", "error": failure})
-    try:
-        return base.model_copy(update={"status": "done", "result": response_json(result, info)})
-    except TaskFailed as e:
-        failure = TaskError(code=e.code, message=e.message, field=e.field)
-        return base.model_copy(update={"status": "failed", "error": failure})
-
-
 @router.get(
     "/tasks/{task_id}",
     name="get_task",
@@ -64,7 +29,7 @@ async def _state(status: TaskStatus, catalog: CatalogDep) -> TaskState:
 )
 async def get_task(task_id: TaskId, catalog: CatalogDep, dispatcher: DispatcherDep) -> TaskState:
     """Return ``pending``, ``done`` with the result, ``failed`` with the error, or ``cancelled``."""
-    return await _state(await dispatcher.status(task_id), catalog)
+    return await task_state(await dispatcher.status(task_id), catalog)
 
 
 @router.delete(
@@ -77,4 +42,4 @@ async def get_task(task_id: TaskId, catalog: CatalogDep, dispatcher: DispatcherD
 )
 async def cancel_task(task_id: TaskId, catalog: CatalogDep, dispatcher: DispatcherDep) -> TaskState:
     """Cancel a task that is still queued: a worker that receives it later skips it."""
-    return await _state(await dispatcher.cancel(task_id), catalog)
+    return await task_state(await dispatcher.cancel(task_id), catalog)
