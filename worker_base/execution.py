@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError, Message
 
 from conveyor import logs
@@ -26,6 +27,7 @@ from conveyor.metrics import WorkerMetrics
 from conveyor.results import ResultBackend, now_ms
 from conveyor.stats import StatsTally
 from proto import task_pb2
+from worker_base import progress
 from worker_base.exceptions import InvalidRequest
 from worker_base.model import Model
 from worker_base.scheduler import Delivery, Scheduler
@@ -53,6 +55,8 @@ class Executor:
         self.instance_id = instance_id
         self.batching = batch_size > 1 and model.implements_batching()
         self.stats = stats
+        self.redis: aioredis.Redis | None = None
+        """Where the model's progress reports go (``worker_base.progress``); set once connected."""
         self._expected = model.get_response_format().full_name
 
     def result_for(self, task: task_pb2.Task, redelivered: bool = False) -> task_pb2.TaskResult:
@@ -89,7 +93,7 @@ class Executor:
         if runnable:
             started_ns = time.time_ns()
             clock = time.perf_counter_ns()
-            outcomes = await self._run([tasks[i].payload for i in runnable])
+            outcomes = await self._run([tasks[i] for i in runnable])
             compute_ns = time.perf_counter_ns() - clock
             for i, outcome in zip(runnable, outcomes, strict=True):
                 results[i].started_unix_ms = started_ns // 1_000_000
@@ -109,22 +113,28 @@ class Executor:
             )
         return results
 
-    async def _run(self, bodies: list[bytes]) -> Sequence[Message | Exception]:
+    async def _run(self, tasks: list[task_pb2.Task]) -> Sequence[Message | Exception]:
+        """The model's outcome for each task; its progress reports go to the tasks it serves."""
         if self.batching:
             try:
-                outcomes = await self.model.process_batch(bodies)
+                with progress.serving(self.redis, tasks):
+                    outcomes = await self.model.process_batch([t.payload for t in tasks])
             except Exception as e:
-                return [e] * len(bodies)
-            if len(outcomes) != len(bodies):
+                return [e] * len(tasks)
+            if len(outcomes) != len(tasks):
                 error = RuntimeError(
-                    f"process_batch returned {len(outcomes)} outcomes for {len(bodies)} requests"
+                    f"process_batch returned {len(outcomes)} outcomes for {len(tasks)} requests"
                 )
-                return [error] * len(bodies)
+                return [error] * len(tasks)
             return outcomes
         outcomes_one: list[Message | Exception] = []
-        for body in bodies:
+        for task in tasks:
             try:
-                outcomes_one.append(await self.model.process_request(body))
+                if task.events_key:  # followed: it may report progress
+                    with progress.serving(self.redis, (task,)):
+                        outcomes_one.append(await self.model.process_request(task.payload))
+                else:
+                    outcomes_one.append(await self.model.process_request(task.payload))
             except Exception as e:
                 outcomes_one.append(e)
         return outcomes_one

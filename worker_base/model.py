@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from google.protobuf.message import Message
 
 from conveyor.descriptors import MessageDescriptor
+from worker_base import progress
 
 
 class Model(ABC):
@@ -68,6 +69,13 @@ class Model(ABC):
     async def close(self) -> None:
         """Release resources after the last task; no-op by default."""
         return None
+
+    async def report_progress(self, fraction: float | None = None, message: str = "") -> None:
+        """Report how far the current request is: ``fraction`` from 0 to 1 (None: unknown) and
+        a short ``message``. Call it from ``process_request`` (or ``process_batch``, where it
+        reports for every request of the batch). It reaches ``GET /tasks/{id}`` and the task's
+        event stream for asynchronous tasks; for synchronous ones it does nothing."""
+        await progress.report(fraction, message)
 
     def example_request(self) -> dict[str, Any]:
         """Return an example request in the protobuf JSON mapping (shown by registry and docs)."""

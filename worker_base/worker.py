@@ -111,6 +111,7 @@ class Worker:
             logger.warning("port %d is taken: no GET /metrics", settings.metrics_port)
         client = redis_client_for(settings, settings.worker_concurrency + 4)
         self._results = ResultBackend(client)
+        self.executor.redis = client
         runner = TaskRunner(
             self.scheduler,
             self.executor,
