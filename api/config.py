@@ -46,6 +46,13 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
         le=30 * 24 * 3600,
         description="Seconds an async submit's Idempotency-Key names its task.",
     )
+    max_waiting: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Requests that may wait on tasks at once (GET /tasks/{id}?wait=, "
+        "GET /tasks/{id}/events) before 429; they do not count against MAX_INFLIGHT.",
+    )
     max_task_retries: int = Field(
         default=10,
         ge=0,

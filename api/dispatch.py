@@ -20,7 +20,8 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractChannel
 
 from api.catalog import ModelInfo
-from api.exceptions import ResultTimeout, ServiceUnavailable, TaskConflict, TaskNotFound
+from api.drain import RetryAdvice
+from api.exceptions import Overloaded, ResultTimeout, ServiceUnavailable, TaskConflict, TaskNotFound
 from api.publisher import PUBLISH_CHANNELS, Publisher, QueueDepths
 from conveyor import logs
 from conveyor.protocol import events_key, reply_channel, result_key, task_key
@@ -65,10 +66,12 @@ class Dispatcher:
         waiter: ResultWaiter | None = None,
         channel: AbstractChannel | None = None,
         publish_channels: int = PUBLISH_CHANNELS,
+        advice: RetryAdvice | None = None,
     ) -> None:
         """``waiter`` and ``channel`` replace the Redis subscription and the RabbitMQ channels
         (unit tests pass small fakes; ``start`` is then not called). ``publish_channels``:
-        how many channels publish tasks."""
+        how many channels publish tasks. ``advice``: the ``Retry-After`` of a full queue from
+        its drain rate (else ``retry_after``)."""
         self._results = results
         self._result_ttl = result_ttl
         self._sync_durable = sync_durable
@@ -78,6 +81,7 @@ class Dispatcher:
         self.publisher = Publisher(
             amqp_url, retry_after=retry_after, channel=channel, publish_channels=publish_channels
         )
+        self.advice = advice
 
     async def start(self, connect_timeout: float) -> None:
         """Connect to RabbitMQ (waiting up to ``connect_timeout`` s for it, reconnecting on its
@@ -148,10 +152,14 @@ class Dispatcher:
         )  # fmt: skip
         self._waiter.register(task.task_id)
         try:
-            if self._sync_durable:
-                await self.publisher.publish(info, task, durable=True, seconds=seconds)
-            else:
-                await self.publisher.publish_sync(info, task, seconds)
+            try:
+                if self._sync_durable:
+                    await self.publisher.publish(info, task, durable=True, seconds=seconds)
+                else:
+                    await self.publisher.publish_sync(info, task, seconds)
+            except Overloaded as e:
+                await self._advise(e, info)
+                raise
             while True:
                 remaining = deadline - time.monotonic()
                 result = await self._waiter.wait(task.task_id, remaining) if remaining > 0 else None
@@ -189,12 +197,23 @@ class Dispatcher:
             task.max_retries = max_retries
         await self._record(task, info, submitted=True)
         try:
-            await self.publisher.publish(info, task, durable=True, seconds=None)
+            try:
+                await self.publisher.publish(info, task, durable=True, seconds=None)
+            except Overloaded as e:
+                await self._advise(e, info)
+                raise
         except BaseException:
             with contextlib.suppress(*_REDIS_ERRORS):
                 await self._results.redis.delete(task_key(task.task_id))
             raise
         return task.task_id
+
+    async def _advise(self, error: Overloaded, info: ModelInfo) -> None:
+        """Give ``error`` (a full queue) the ``Retry-After`` its drain rate advises."""
+        if self.advice is not None:
+            error.retry_after = await self.advice.retry_after(
+                info.name, info.version, error.retry_after
+            )
 
     async def _record(self, task: task_pb2.Task, info: ModelInfo, submitted: bool = False) -> None:
         """Record the task (a submit: also its event stream and place in line)."""
@@ -273,6 +292,11 @@ class Dispatcher:
                 status="done" if existing.WhichOneof("outcome") == "response" else "failed",
             )
         return TaskStatus(task_id, status.model, status.version, cancelled, status.record)
+
+    async def queued(self, model: str, version: str) -> int | None:
+        """Ready tasks in the version's lanes; None if unknown."""
+        depths = await self.publisher.queue_depths(model, version)
+        return None if depths is None else depths.queued
 
     async def queue_depths(self, model: str, version: str) -> QueueDepths | None:
         """Ready tasks in the version's lanes and the model's dead letters; None if unknown."""

@@ -10,7 +10,9 @@ from api.config import Settings
 from api.cors import CorsPolicy
 from api.dashboard.monitor import Monitor
 from api.dispatch import Dispatcher
+from api.drain import DrainRates, RetryAdvice
 from api.edge import Admission, Edge
+from api.following import TaskFollower
 from api.idempotency import IdempotencyKeys
 from api.oip import routes as oip
 from api.oip.catalog_extensions import Extensions
@@ -42,14 +44,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.catalog = ModelCatalog(registry, settings.registry_cache_seconds)
         # One connection per request in progress at most (plus the result subscription).
         redis = redis_client_for(settings, max_connections=settings.max_inflight + 8)
-        app.state.dispatcher = Dispatcher(
+        rates = DrainRates(redis)
+        app.state.dispatcher = dispatcher = Dispatcher(
             settings.amqp_url,
             ResultBackend(redis),
             settings.result_ttl,
             sync_durable=settings.sync_durable,
             retry_after=settings.retry_after,
         )
-        await app.state.dispatcher.start(settings.broker_connect_timeout)
+        dispatcher.advice = RetryAdvice(rates, dispatcher.queued)
+        await dispatcher.start(settings.broker_connect_timeout)
+        rates.start()
+        # Reads that block (?wait=, /events) hold a connection each: a pool of their own.
+        waits = redis_client_for(settings, max_connections=settings.max_waiting + 2)
+        app.state.follower = TaskFollower(
+            redis, waits, rates, app.state.admission, settings.max_waiting, settings.retry_after
+        )
         app.state.idempotency = IdempotencyKeys(redis, settings.idempotency_ttl)
         app.state.extensions = Extensions(app.state.catalog, StatsReader(redis))
         if gateway_metrics is not None:
@@ -75,7 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await grpc_server.stop()
             if gateway_metrics is not None:
                 await app.state.monitor.stop()
+            await rates.stop()
             await app.state.dispatcher.stop()
+            await waits.aclose()
             await app.state.catalog.aclose()
 
     app = FastAPI(

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 
@@ -96,12 +96,10 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def parse_entries(
-    entries: Sequence[tuple[bytes | str, Mapping[bytes | str, bytes | str]]],
-) -> list[TaskEvent]:
-    """Read ``XRANGE``/``XREAD`` entries as events."""
+def parse_entries(entries: Sequence[Any] | None) -> list[TaskEvent]:
+    """Read ``XRANGE``/``XREAD`` entries (``(id, fields)`` pairs) as events."""
     events = []
-    for entry_id, raw in entries:
+    for entry_id, raw in entries or ():
         fields = {_text(k): _text(v) for k, v in raw.items()}
         kind = fields.pop("type", "")
         events.append(TaskEvent(_text(entry_id), kind, fields))

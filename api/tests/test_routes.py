@@ -9,7 +9,9 @@ from fastapi.testclient import TestClient
 from api.catalog import ModelInfo
 from api.config import Settings
 from api.dispatch import QueueDepths, TaskStatus
+from api.drain import DrainRates
 from api.exceptions import ModelNotFound, Overloaded, ResultTimeout, TaskConflict, TaskNotFound
+from api.following import TaskFollower
 from api.main import create_app
 from api.routes.predict import PredictFastPath
 from conveyor.registry_api import MessageSchema, ModelDetail, ModelSummary, VersionSummary
@@ -134,6 +136,8 @@ def client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
     app = create_app(settings)
     app.state.catalog = FakeCatalog()
     app.state.dispatcher = FakeDispatcher()
+    # Tasks here have no event stream: the follower never reads Redis.
+    app.state.follower = TaskFollower(None, None, DrainRates(None), None, 10)  # type: ignore[arg-type]
     if request.param == "route":
         kept = [m for m in app.user_middleware if m.cls is not PredictFastPath]  # type: ignore[comparison-overlap]
         assert len(kept) == len(app.user_middleware) - 1
