@@ -32,6 +32,9 @@ __all__ = ["Pending", "TaskFollower"]
 
 _REDIS_ERRORS = (aioredis.RedisError, OSError)
 _STAGES = {QUEUED: "queued", RETRYING: "retrying"}
+MAX_BLOCK_MS = 4000
+"""The longest one blocking read waits (callers loop): below the Redis client's socket
+timeout, so a quiet stream is never mistaken for a dead connection."""
 
 
 @dataclass(frozen=True)
@@ -160,8 +163,9 @@ class TaskFollower:
         return position, estimate
 
     async def events_after(self, task_id: str, after: str, block_ms: int) -> list[TaskEvent]:
-        """The task's events after id ``after`` ("0-0": all), waiting up to ``block_ms`` for
-        one when there is none yet (0: no wait)."""
+        """The task's events after id ``after`` ("0-0": all), waiting up to ``block_ms`` (at
+        most ``MAX_BLOCK_MS``) for one when there is none yet (0: no wait)."""
+        block_ms = min(block_ms, MAX_BLOCK_MS)
         try:
             if block_ms <= 0:
                 entries = await self._redis.xrange(events_key(task_id), min=f"({after}")

@@ -171,6 +171,10 @@ class _EventStream:
         yield await self._final(None)
 
     async def _follow(self) -> AsyncIterator[bytes]:
+        if self.status.result is not None and not await self.follower.events_after(
+            self.status.task_id, self.after, 0
+        ):
+            return  # resumed after the final event: nothing follows it
         quiet = time.monotonic()
         while True:
             block = _POSITION_SECONDS if self.queued_seq is not None else _KEEPALIVE_SECONDS

@@ -1,6 +1,7 @@
 """A test-only model that sleeps, and counts its runs in Redis.
 
-Request ``{"data": "<tag>:<seconds>"}``; the reply names the worker process. Redis counters
+Request ``{"data": "<tag>:<seconds>"}``; the reply names the worker process. Halfway through it
+reports progress 0.5 ("halfway"). Redis counters
 ``<SLOW_MODEL_COUNTER_PREFIX><tag>:started`` / ``:finished`` count runs, so tests can see a
 task run twice but complete once, and the list ``<SLOW_MODEL_COUNTER_PREFIX>order`` holds the tags
 in the order their runs finished. Run with ``python -m tests.integration.slow_model``.
@@ -29,7 +30,9 @@ class SlowModel(Model):
         request.ParseFromString(body)
         tag, _, seconds = request.data.rpartition(":")
         await self._redis.incr(f"{self._prefix}{tag}:started")
-        await asyncio.sleep(float(seconds))
+        await asyncio.sleep(float(seconds) / 2)
+        await self.report_progress(0.5, "halfway")
+        await asyncio.sleep(float(seconds) / 2)
         await self._redis.incr(f"{self._prefix}{tag}:finished")
         await self._redis.rpush(f"{self._prefix}order", tag)
         return model_a_pb2.ModelAResponse(reply=f"pid={os.getpid()} tag={tag}")
