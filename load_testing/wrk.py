@@ -3,8 +3,8 @@
 ``post.lua`` makes wrk print one ``BENCH_JSON {...}`` line at the end; :func:`parse` turns it
 into a :class:`WrkResult`. For an open-ish loop, :func:`run` can add a per-connection pause
 (wrk's ``delay()``), so many connections offer a set rate while some wait on slow answers.
-:func:`run_file` posts a body of any size and bytes from a file (``post_file.lua``), checking
-each answer's media type and least size.
+:func:`run_file` posts a body of any size and bytes from a file (the same script, given
+``@<file>``), checking each answer's media type and least size.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pathlib import Path
 __all__ = ["WrkError", "WrkResult", "find_wrk", "parse", "run", "run_file"]
 
 SCRIPT = Path(__file__).with_name("post.lua")
-FILE_SCRIPT = Path(__file__).with_name("post_file.lua")
 _MARK = "BENCH_JSON "
 
 
@@ -167,7 +166,7 @@ def run_file(
     extra = [f"{name}: {value}" for name, value in (headers or {}).items()]
     command = [
         wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-        f"--timeout={timeout_s:g}s", "-s", str(FILE_SCRIPT), url, "--", str(body_file),
+        f"--timeout={timeout_s:g}s", "-s", str(SCRIPT), url, "--", f"@{body_file}",
         content_type, expected_media, str(least_bytes), *extra,
     ]  # fmt: skip
     return _run(command, seconds)
