@@ -22,7 +22,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import NamedTuple
 
 import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError, Message
@@ -47,13 +46,10 @@ logger = logging.getLogger(__name__)
 _NO_RETRIES: Mapping[int, Retry] = MappingProxyType({})
 
 
-class Attempts(NamedTuple):
-    """What one run of a batch made of its tasks."""
-
-    results: list[task_pb2.TaskResult]
-    """One per task, in order: its answer or, for a task in ``retries``, its attempt's error."""
-    retries: Mapping[int, Retry]
-    """The tasks to run again, by index: not answered, not counted in the statistics."""
+Attempts = tuple[list[task_pb2.TaskResult], Mapping[int, Retry]]
+"""What one run of a batch made of its tasks: one result per task, in order (for a task to be
+retried, its attempt's error), and the tasks to run again by index (``Retry``: not answered,
+not counted in the statistics). A plain tuple: it is made for every batch."""
 
 
 class Executor:
@@ -103,7 +99,8 @@ class Executor:
     ) -> list[task_pb2.TaskResult]:
         """Run the model on ``tasks`` (one call when batching) and return one result each (for
         a task to be retried, its attempt's error: ``attempt_batch`` tells them apart)."""
-        return (await self.attempt_batch(tasks, redelivered)).results
+        results, _ = await self.attempt_batch(tasks, redelivered)
+        return results
 
     async def attempt_batch(
         self, tasks: Sequence[task_pb2.Task], redelivered: Sequence[bool]
@@ -120,7 +117,7 @@ class Executor:
             else:
                 runnable.append(i)
         started_ns = compute_ns = 0
-        transient: list[tuple[int, Exception]] = []
+        transient: list[tuple[int, Exception]] | None = None
         if runnable:
             started_ns = time.time_ns()
             clock = time.perf_counter_ns()
@@ -129,24 +126,28 @@ class Executor:
             for i, outcome in zip(runnable, outcomes, strict=True):
                 results[i].started_unix_ms = started_ns // 1_000_000
                 error = self._record(tasks[i], results[i], outcome)
-                if error is not None:
+                if error is not None:  # retryable: decided below, with the whole batch
+                    if transient is None:
+                        transient = []
                     transient.append((i, error))
         finished_ns = time.time_ns()
         for result in results:
             result.finished_unix_ms = finished_ns // 1_000_000
         retries = self._retries(tasks, results, transient) if transient else _NO_RETRIES
         if self.stats is not None:
-            counted = (tasks, results, runnable)
+            counted, ran = results, runnable
             if retries:
-                counted = _answered(tasks, results, runnable, retries)
+                tasks, counted, ran = _answered(tasks, results, runnable, retries)
             self.stats.record(
-                *counted,
+                tasks,
+                counted,
+                ran,
                 started_ns=started_ns,
                 compute_ns=compute_ns,
                 finished_ns=finished_ns,
                 one_call=self.batching,
             )
-        return Attempts(results, retries)
+        return results, retries
 
     async def _run(self, tasks: list[task_pb2.Task]) -> Sequence[Message | Exception]:
         """The model's outcome for each task; its progress reports go to the tasks it serves."""
