@@ -13,7 +13,8 @@ Series (``docs/observability.md`` lists them with their labels):
 - registry: ``conveyor_live_instances``;
 - worker: ``conveyor_tasks_total``, ``conveyor_task_queue_seconds``,
   ``conveyor_task_model_seconds``, ``conveyor_batch_size``, ``conveyor_tasks_expired_total``,
-  ``conveyor_tasks_dead_lettered_total``, ``conveyor_worker_unsettled_tasks``.
+  ``conveyor_tasks_dead_lettered_total``, ``conveyor_task_retries_total``,
+  ``conveyor_worker_unsettled_tasks``.
 """
 
 from __future__ import annotations
@@ -319,6 +320,13 @@ class WorkerMetrics:
         self.dead_lettered = Counter(
             "conveyor_tasks_dead_lettered",
             "Tasks moved to the dead-letter queue after killing their workers too often.",
+            labels,
+            registry=self.registry,
+        ).labels(model, version)
+        self.retries = Counter(
+            "conveyor_task_retries",
+            "Retries scheduled: tasks that failed retryably and wait in the delay lane to run "
+            "again (each attempt counts; the task's final outcome counts in conveyor_tasks).",
             labels,
             registry=self.registry,
         ).labels(model, version)

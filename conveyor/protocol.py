@@ -10,6 +10,10 @@ Queues, per model version (``<m>`` a model name, ``<v>`` a version):
 - ``conveyor.sync.<m>.<v>``: the fast lane, a transient classic queue with message priorities:
   synchronous tasks (the caller waits, and retries on an error).
 - ``conveyor.dead.<m>``: dead letters of every version of the model (a quorum queue).
+- ``conveyor.delay.<m>.<v>.<ms>``: the delay lane, quorum queues whose messages expire after
+  ``<ms>`` milliseconds (one of ``DELAY_BUCKETS_MS``) and are then dead-lettered back to the
+  durable lane their routing key names: tasks waiting to be retried. Each is bound to the
+  direct exchange ``conveyor.delay.<ms>`` with the names of the version's two durable lanes.
 - ``conveyor.model.<m>``: the classic queue of earlier releases; workers drain it if it exists.
 """
 
@@ -37,6 +41,14 @@ HIGH_SUFFIX: Final = ".high"
 
 DEAD_LETTER_EXCHANGE: Final = "conveyor.dead"
 """Direct exchange receiving dead letters; routing key = model name."""
+
+DELAY_PREFIX: Final = "conveyor.delay."
+"""Prefix of the delay lane's queues (``delay_queue``) and exchanges (``delay_exchange``)."""
+
+DELAY_BUCKETS_MS: Final = tuple(1 << k for k in range(6, 23))
+"""The delays a task can wait in the delay lane, in milliseconds: the powers of two from 64 ms
+to 4 194 304 ms (about 70 minutes). A queue holds one delay (its TTL), so it stays in order of
+expiry: RabbitMQ expires messages only at the head of a queue."""
 
 RESULT_KEY_PREFIX: Final = "conveyor:result:"
 """A task's serialized ``TaskResult`` lives at ``RESULT_KEY_PREFIX + task_id``."""
@@ -115,6 +127,23 @@ def sync_queue(model: str, version: str) -> str:
 def dead_letter_queue(model: str) -> str:
     """The dead-letter queue of a model (all versions)."""
     return DEAD_LETTER_QUEUE_PREFIX + model
+
+
+def delay_queue(model: str, version: str, delay_ms: int) -> str:
+    """The delay lane queue of a model version whose tasks wait ``delay_ms`` (a bucket of
+    ``DELAY_BUCKETS_MS``) before going back to their durable lane."""
+    return f"{DELAY_PREFIX}{model}.{version}.{delay_ms}"
+
+
+def delay_exchange(delay_ms: int) -> str:
+    """The direct exchange a retried task is published to, with its durable lane's name as
+    routing key, to wait ``delay_ms``: it routes to that version's delay queue of that delay."""
+    return f"{DELAY_PREFIX}{delay_ms}"
+
+
+def delay_queues(model: str, version: str) -> tuple[str, ...]:
+    """Every delay queue a worker of a model version may declare (for clean-up tools)."""
+    return tuple(delay_queue(model, version, delay) for delay in DELAY_BUCKETS_MS)
 
 
 def legacy_queue(model: str) -> str:

@@ -11,14 +11,22 @@ of vanishing. See ``conveyor.protocol`` for the names and docs/protocol.md for t
   of a synchronous request waits for the answer and retries on an error, so the tasks need no
   disk, and an expired task is dropped by the broker before any worker sees it;
 - every lane has a length limit and rejects publishes past it, so the gateway can answer 429 at
-  once instead of letting a backlog grow past every caller's timeout.
+  once instead of letting a backlog grow past every caller's timeout;
+- the delay lane (``delay_queue``, one quorum queue per delay) holds tasks waiting to be retried:
+  each queue's messages expire after its one TTL, so they leave in the order they came, and are
+  dead-lettered to the default exchange with the routing key they were published with, the name
+  of the durable lane they go back to. A task reaches a delay queue through the exchange of its
+  delay (``delay_exchange``), to which the queue is bound with the names of its version's two
+  durable lanes. Dead-lettering is at-least-once: a task whose lane is full waits until it
+  has room, instead of being dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
@@ -28,6 +36,8 @@ from conveyor.protocol import (
     DEAD_LETTER_EXCHANGE,
     MAX_PRIORITY,
     dead_letter_queue,
+    delay_exchange,
+    delay_queue,
     durable_queue,
     legacy_queue,
     sync_queue,
@@ -57,6 +67,8 @@ class ModelQueues:
     durable_high: AbstractQueue
     sync: AbstractQueue
     dead_letters: AbstractQueue
+    delays: dict[int, AbstractQueue] = field(default_factory=dict)
+    """The delay lane: a queue per delay (milliseconds) the version's retries wait."""
 
 
 def durable_arguments(model: str, limits: QueueLimits) -> dict[str, Any]:
@@ -85,15 +97,31 @@ def sync_arguments(limits: QueueLimits) -> dict[str, Any]:
 DEAD_LETTER_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
 
 
+def delay_arguments(delay_ms: int) -> dict[str, Any]:
+    """Arguments of a delay queue: quorum, every message expiring after ``delay_ms``, then
+    dead-lettered (at least once) to the default exchange by its own routing key."""
+    return {
+        "x-queue-type": "quorum",
+        "x-message-ttl": delay_ms,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-strategy": "at-least-once",
+        # At-least-once dead-lettering needs it; the queue has no length limit to reach (it
+        # holds tasks its lanes took in already).
+        "x-overflow": "reject-publish",
+    }
+
+
 async def declare_model_queues(
     connection: AbstractConnection,
     channel: AbstractChannel,
     model: str,
     version: str,
     limits: QueueLimits,
+    delays_ms: Sequence[int] = (),
 ) -> ModelQueues:
     """Declare (idempotently) every queue of ``model`` ``version`` and the dead-letter route,
-    on ``channel`` (``connection`` opens throw-away channels to probe existing queues)."""
+    and a delay queue for each of ``delays_ms`` (``conveyor.protocol.DELAY_BUCKETS_MS``), on
+    ``channel`` (``connection`` opens throw-away channels to probe existing queues)."""
     exchange = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, "direct", durable=True)
     dead = await _declare(
         connection, channel, dead_letter_queue(model), True, DEAD_LETTER_ARGUMENTS
@@ -109,7 +137,29 @@ async def declare_model_queues(
             connection, channel, sync_queue(model, version), False, sync_arguments(limits)
         ),
         dead_letters=dead,
+        delays={
+            delay: await _declare_delay(connection, channel, model, version, delay)
+            for delay in delays_ms
+        },
     )
+
+
+async def _declare_delay(
+    connection: AbstractConnection,
+    channel: AbstractChannel,
+    model: str,
+    version: str,
+    delay_ms: int,
+) -> AbstractQueue:
+    """Declare the delay queue of ``delay_ms`` and its exchange, and route the version's
+    durable lanes' names to it."""
+    exchange = await channel.declare_exchange(delay_exchange(delay_ms), "direct", durable=True)
+    queue = await _declare(
+        connection, channel, delay_queue(model, version, delay_ms), True, delay_arguments(delay_ms)
+    )
+    for high in (False, True):
+        await queue.bind(exchange, routing_key=durable_queue(model, version, high=high))
+    return queue
 
 
 async def declare_legacy_queue(

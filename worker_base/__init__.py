@@ -3,7 +3,7 @@
 from conveyor.descriptors import MessageDescriptor
 from conveyor.errors import SchemaError
 from worker_base.config import Settings
-from worker_base.exceptions import InvalidRequest, WorkerError
+from worker_base.exceptions import InvalidRequest, RetryableError, WorkerError
 from worker_base.model import Model
 from worker_base.worker import Worker, run_model
 
@@ -11,6 +11,7 @@ __all__ = [
     "InvalidRequest",
     "MessageDescriptor",
     "Model",
+    "RetryableError",
     "SchemaError",
     "Settings",
     "Worker",

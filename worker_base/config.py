@@ -1,6 +1,6 @@
 """Configuration of a model worker, from the environment."""
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from conveyor.logs import LogSettings
 from conveyor.settings import AmqpSettings, RedisSettings, RegistryClientSettings
@@ -50,6 +50,25 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
         le=100,
         description="A task whose worker died this many times is dead-lettered.",
     )
+    max_retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Overrides the model's max_retries: how often a task is run again after a "
+        "retryable failure (a request's max_retries replaces either).",
+    )
+    retry_backoff_ms: int = Field(
+        default=1000,
+        ge=100,
+        le=3_600_000,
+        description="The first retry's backoff; each later retry doubles it (with jitter).",
+    )
+    retry_backoff_max_ms: int = Field(
+        default=60_000,
+        ge=100,
+        le=3_600_000,
+        description="The largest backoff of a retry (RETRY_BACKOFF_MS or more).",
+    )
     heartbeat_interval: float = Field(default=1.0, gt=0, le=60)
     default_result_ttl: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     shutdown_grace: float = Field(default=30.0, gt=0, le=3600)
@@ -64,3 +83,9 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
         "logged and skipped.",
     )
     metrics_host: str = Field(default="0.0.0.0", description="Address of GET /metrics.")
+
+    @model_validator(mode="after")
+    def _backoff_consistent(self) -> "Settings":
+        if self.retry_backoff_max_ms < self.retry_backoff_ms:
+            raise ValueError("need retry_backoff_ms <= retry_backoff_max_ms")
+        return self

@@ -1,7 +1,8 @@
 """Exceptions of the worker base.
 
 WorkerError (a conveyor.errors.ConveyorError)
-└── InvalidRequest   -- raised by a model: the request is invalid (stored as INVALID_ARGUMENT)
+├── InvalidRequest   -- raised by a model: the request is invalid (stored as INVALID_ARGUMENT)
+└── RetryableError   -- raised by a model: this run failed, another may not (the task is retried)
 """
 
 from conveyor.errors import ConveyorError
@@ -25,3 +26,15 @@ class InvalidRequest(WorkerError):
     def __init__(self, message: str, field: str = "") -> None:
         super().__init__(message)
         self.field = field
+
+
+class RetryableError(WorkerError):
+    """Raised by ``process_request`` (or returned by ``process_batch`` for one request) when
+    this run failed but a later one may succeed: a dependency timed out, a resource was busy.
+
+    The task runs again after a backoff, up to its ``max_retries`` (``worker_base.retry_policy``);
+    once none is left it fails as ``MODEL_ERROR``, its result listing every attempt's error. The
+    exception types a model names in ``Model.retry_on`` count as retryable too.
+    """
+
+    code = "retryable"

@@ -8,8 +8,11 @@ and only then acknowledges the task. It does not wait for that: it takes the nex
 
 ``Executor`` never raises for a model failure: an exception becomes the result of the task it
 belongs to (``INVALID_ARGUMENT``, ``BAD_TASK`` or ``MODEL_ERROR``); a task past its deadline is
-answered ``DEADLINE_EXCEEDED`` without running the model. With a ``StatsTally`` it counts every
-task it answers there (``conveyor.stats``): the settling flush writes the counts to Redis.
+answered ``DEADLINE_EXCEEDED`` without running the model. A retryable failure with a retry left
+is not an answer but a ``Retry`` (``worker_base.retry_policy``), which the runner hands to the
+``RetryScheduler`` (``worker_base.retries``) instead of settling. With a ``StatsTally`` it counts
+every task it answers there (``conveyor.stats``): the settling flush writes the counts to Redis;
+a retried attempt is not counted, only the task's final outcome.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
 
 import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError, Message
@@ -30,12 +34,22 @@ from proto import task_pb2
 from worker_base import progress
 from worker_base.exceptions import InvalidRequest
 from worker_base.model import Model
+from worker_base.retries import RetryScheduler
+from worker_base.retry_policy import Retry, RetryPolicy, policy_for
 from worker_base.scheduler import Delivery, Scheduler
 from worker_base.settle import Settler, until_redis_answers
 
-__all__ = ["Executor", "TaskRunner"]
+__all__ = ["Attempts", "Executor", "TaskRunner"]
 
 logger = logging.getLogger(__name__)
+
+_NO_RETRIES: Mapping[int, Retry] = MappingProxyType({})
+
+
+Attempts = tuple[list[task_pb2.TaskResult], Mapping[int, Retry]]
+"""What one run of a batch made of its tasks: one result per task, in order (for a task to be
+retried, its attempt's error), and the tasks to run again by index (``Retry``: not answered,
+not counted in the statistics). A plain tuple: it is made for every batch."""
 
 
 class Executor:
@@ -49,12 +63,16 @@ class Executor:
         instance_id: str,
         batch_size: int,
         stats: StatsTally | None = None,
+        retries: RetryPolicy | None = None,
     ) -> None:
+        """``retries``: which failures run again and when; by default the model's
+        (``retry_on``, ``max_retries``) with the default backoff."""
         self.model = model
         self.model_name = model_name
         self.instance_id = instance_id
         self.batching = batch_size > 1 and model.implements_batching()
         self.stats = stats
+        self.retries = retries or policy_for(model)
         self.redis: aioredis.Redis | None = None
         """Where the model's progress reports go (``worker_base.progress``); set once connected."""
         self._expected = model.get_response_format().full_name
@@ -79,7 +97,16 @@ class Executor:
     async def execute_batch(
         self, tasks: Sequence[task_pb2.Task], redelivered: Sequence[bool]
     ) -> list[task_pb2.TaskResult]:
-        """Run the model on ``tasks`` (one call when batching) and return one result each."""
+        """Run the model on ``tasks`` (one call when batching) and return one result each (for
+        a task to be retried, its attempt's error: ``attempt_batch`` tells them apart)."""
+        results, _ = await self.attempt_batch(tasks, redelivered)
+        return results
+
+    async def attempt_batch(
+        self, tasks: Sequence[task_pb2.Task], redelivered: Sequence[bool]
+    ) -> Attempts:
+        """Run the model on ``tasks`` (one call when batching): each task's result, and the
+        retries of those that failed retryably with a retry left."""
         results = [self.result_for(t, r) for t, r in zip(tasks, redelivered, strict=True)]
         now = now_ms()
         runnable: list[int] = []
@@ -90,6 +117,7 @@ class Executor:
             else:
                 runnable.append(i)
         started_ns = compute_ns = 0
+        transient: list[tuple[int, Exception]] | None = None
         if runnable:
             started_ns = time.time_ns()
             clock = time.perf_counter_ns()
@@ -97,21 +125,29 @@ class Executor:
             compute_ns = time.perf_counter_ns() - clock
             for i, outcome in zip(runnable, outcomes, strict=True):
                 results[i].started_unix_ms = started_ns // 1_000_000
-                self._record(tasks[i], results[i], outcome)
+                error = self._record(tasks[i], results[i], outcome)
+                if error is not None:  # retryable: decided below, with the whole batch
+                    if transient is None:
+                        transient = []
+                    transient.append((i, error))
         finished_ns = time.time_ns()
         for result in results:
             result.finished_unix_ms = finished_ns // 1_000_000
+        retries = self._retries(tasks, results, transient) if transient else _NO_RETRIES
         if self.stats is not None:
+            counted, ran = results, runnable
+            if retries:
+                tasks, counted, ran = _answered(tasks, results, runnable, retries)
             self.stats.record(
                 tasks,
-                results,
-                runnable,
+                counted,
+                ran,
                 started_ns=started_ns,
                 compute_ns=compute_ns,
                 finished_ns=finished_ns,
                 one_call=self.batching,
             )
-        return results
+        return results, retries
 
     async def _run(self, tasks: list[task_pb2.Task]) -> Sequence[Message | Exception]:
         """The model's outcome for each task; its progress reports go to the tasks it serves."""
@@ -139,9 +175,49 @@ class Executor:
                 outcomes_one.append(e)
         return outcomes_one
 
+    def _retries(
+        self,
+        tasks: Sequence[task_pb2.Task],
+        results: Sequence[task_pb2.TaskResult],
+        transient: Sequence[tuple[int, Exception]],
+    ) -> dict[int, Retry]:
+        """The retries of the tasks at ``transient``'s indexes, which failed retryably; a task
+        the policy does not retry keeps its error as its final result."""
+        retries: dict[int, Retry] = {}
+        now = now_ms()
+        for i, error in transient:
+            task = tasks[i]
+            retry = self.retries.retry(task, results[i].error, now)
+            with logs.bound(task.request_id, task.task_id, self.model_name, task.version):
+                if retry is None:
+                    logger.error(
+                        "model %s failed on task %s, attempt %d, not retried (no retry left, or "
+                        "its deadline comes first): %s: %s",
+                        self.model_name,
+                        task.task_id,
+                        task.attempt or 1,
+                        type(error).__name__,
+                        error,
+                        exc_info=error,
+                    )
+                    continue
+                logger.warning(
+                    "model %s failed on task %s, attempt %d: %s: %s; retrying in %d ms",
+                    self.model_name,
+                    task.task_id,
+                    task.attempt or 1,
+                    type(error).__name__,
+                    error,
+                    retry.delay_ms,
+                )
+            retries[i] = retry
+        return retries
+
     def _record(
         self, task: task_pb2.Task, result: task_pb2.TaskResult, outcome: Message | Exception
-    ) -> None:
+    ) -> Exception | None:
+        """Put ``outcome`` in ``result``; returns a retryable exception (not logged yet: its
+        retry is decided with the batch's), else None."""
         if isinstance(outcome, InvalidRequest):
             result.error.code = task_pb2.TaskError.INVALID_ARGUMENT
             result.error.message = outcome.message
@@ -150,6 +226,10 @@ class Executor:
             result.error.code = task_pb2.TaskError.BAD_TASK
             result.error.message = f"cannot decode the request payload: {outcome}"
         elif isinstance(outcome, Exception):
+            result.error.code = task_pb2.TaskError.MODEL_ERROR
+            result.error.message = f"{type(outcome).__name__}: {outcome}"
+            if self.retries.transient(outcome):
+                return outcome
             with logs.bound(task.request_id, task.task_id, self.model_name, task.version):
                 logger.error(
                     "model %s failed on task %s: %s: %s",
@@ -159,8 +239,6 @@ class Executor:
                     outcome,
                     exc_info=outcome,
                 )
-            result.error.code = task_pb2.TaskError.MODEL_ERROR
-            result.error.message = f"{type(outcome).__name__}: {outcome}"
         elif outcome.DESCRIPTOR.full_name != self._expected:
             result.error.code = task_pb2.TaskError.MODEL_ERROR
             result.error.message = (
@@ -168,10 +246,12 @@ class Executor:
             )
         else:
             result.response = outcome.SerializeToString()
+        return None
 
 
 class TaskRunner:
-    """What every runner does: take a batch, run what is not answered yet, hand the results over.
+    """What every runner does: take a batch, run what is not answered yet, hand the results over
+    (and the retries, to ``retries``).
 
     ``running_seconds``: how long an asynchronous task is marked running once claimed (its
     cancellation is refused meanwhile); longer than any run and the shutdown grace.
@@ -186,12 +266,14 @@ class TaskRunner:
         metrics: WorkerMetrics,
         batch: tuple[int, float],
         running_seconds: int,
+        retries: RetryScheduler,
     ) -> None:
         self.scheduler = scheduler
         self.executor = executor
         self.settler = settler
         self.results = results
         self.metrics = metrics
+        self.retries = retries
         self.batch_size, self.batch_delay = batch
         self.running_seconds = running_seconds
 
@@ -215,9 +297,13 @@ class TaskRunner:
         if not runnable:
             return
         tasks = [d.task for d in runnable]
-        results = await self.executor.execute_batch(
+        results, retries = await self.executor.attempt_batch(
             tasks, [bool(d.message.redelivered) for d in runnable]
         )
+        if retries:
+            runnable, tasks, results = self._retry(runnable, results, retries)
+            if not runnable:
+                return
         self.settler.commit(list(zip(runnable, results, strict=True)))
         # The results leave first: the flush the commit started sends them in this pause, and
         # the bookkeeping below runs while they are on the wire.
@@ -227,6 +313,22 @@ class TaskRunner:
             for task, result in zip(tasks, results, strict=True):
                 with logs.bound(task.request_id, task.task_id, task.model, task.version):
                     logger.debug("task answered: %s", _outcome(result))
+
+    def _retry(
+        self,
+        runnable: list[Delivery],
+        results: list[task_pb2.TaskResult],
+        retries: Mapping[int, Retry],
+    ) -> tuple[list[Delivery], list[task_pb2.Task], list[task_pb2.TaskResult]]:
+        """Hand the retried deliveries to ``retries``; returns the answered ones, their tasks
+        and their results."""
+        self.retries.schedule([(runnable[i], retry) for i, retry in retries.items()])
+        answered = [i for i in range(len(runnable)) if i not in retries]
+        return (
+            [runnable[i] for i in answered],
+            [runnable[i].task for i in answered],
+            [results[i] for i in answered],
+        )
 
     async def _already_answered(self, delivery: Delivery) -> bool:
         """True when the task has a result already and must not run (again).
@@ -251,6 +353,23 @@ class TaskRunner:
         else:
             return False
         return await until_redis_answers(call)
+
+
+def _answered(
+    tasks: Sequence[task_pb2.Task],
+    results: Sequence[task_pb2.TaskResult],
+    ran: Sequence[int],
+    retries: Mapping[int, Retry],
+) -> tuple[list[task_pb2.Task], list[task_pb2.TaskResult], list[int]]:
+    """The tasks of a batch that are answered (not retried), their results, and the indexes
+    among them of those that ran."""
+    answered = [i for i in range(len(tasks)) if i not in retries]
+    ran_set = set(ran)
+    return (
+        [tasks[i] for i in answered],
+        [results[i] for i in answered],
+        [j for j, i in enumerate(answered) if i in ran_set],
+    )
 
 
 def _outcome(result: task_pb2.TaskResult) -> str:

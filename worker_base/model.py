@@ -22,28 +22,39 @@ class Model(ABC):
     turns batching off). Each task is still answered on its own. Once a few waits in a row end
     with one task (a lone client), the worker stops waiting until two or more tasks are queued
     at once (``worker_base.scheduler``).
+
+    Retries: a task whose run raised ``worker_base.RetryableError``, or an exception of a type
+    in ``retry_on``, runs again after a backoff, up to ``max_retries`` times (``MAX_RETRIES``
+    overrides it, a request's ``max_retries`` replaces either); then it fails as ``MODEL_ERROR``
+    listing every attempt's error (``worker_base.retry_policy``). Any other exception fails the
+    task at once.
     """
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     max_batch_size: ClassVar[int] = 1
     max_batch_delay_ms: ClassVar[float] = 2.0
+    retry_on: ClassVar[tuple[type[Exception], ...]] = ()
+    max_retries: ClassVar[int] = 3
 
     @abstractmethod
     async def process_request(self, body: bytes) -> Message:
         """Parse ``body`` (the serialized request message) and return the response message.
 
-        Raise ``worker_base.InvalidRequest`` for a request the model cannot accept; any other
-        exception becomes the task's ``MODEL_ERROR`` result. Run CPU-heavy work off the event
-        loop (``await asyncio.to_thread(...)``): the loop also sends the worker's heartbeats,
-        and a loop blocked longer than the registry's liveness window makes the model look dead.
+        Raise ``worker_base.InvalidRequest`` for a request the model cannot accept, and
+        ``worker_base.RetryableError`` for a failure another run may not have (the task is
+        retried); any other exception becomes the task's ``MODEL_ERROR`` result. Run CPU-heavy
+        work off the event loop (``await asyncio.to_thread(...)``): the loop also sends the
+        worker's heartbeats, and a loop blocked longer than the registry's liveness window makes
+        the model look dead.
         """
 
     async def process_batch(self, bodies: Sequence[bytes]) -> Sequence[Message | Exception]:
         """Process several requests at once; return one response or exception per request.
 
         An exception in the returned list fails only its own task (``InvalidRequest`` ->
-        ``INVALID_ARGUMENT``, anything else -> ``MODEL_ERROR``); raising fails the whole batch.
+        ``INVALID_ARGUMENT``, a retryable one -> a retry of that task alone, anything else ->
+        ``MODEL_ERROR``); raising fails the whole batch (each task retried if it is retryable).
         The default calls ``process_request`` for each body in turn.
         """
         outcomes: list[Message | Exception] = []

@@ -1,7 +1,8 @@
 """The worker: one model version's lifecycle and intake.
 
 Lifecycle (``Worker.run``): load the model, connect to Redis and RabbitMQ, declare the version's
-queues (docs/protocol.md), start the runners (``execution``), consume, register and keep
+queues and its delay lane (docs/protocol.md), start the runners (``execution``) with the retries'
+scheduler (``retries``), consume, register and keep
 registered (``registration``); on SIGTERM or SIGINT stop consuming, let the delivered tasks
 finish within ``SHUTDOWN_GRACE``, deregister and close. Intake (``Worker._on_message``): each
 delivered message becomes one delivery a task in the local priority queue (``scheduler``),
@@ -43,6 +44,8 @@ from worker_base.config import Settings
 from worker_base.execution import Executor, TaskRunner
 from worker_base.model import Model
 from worker_base.registration import keep_alive, registration_of
+from worker_base.retries import AmqpDelayLane, RetryScheduler
+from worker_base.retry_policy import policy_for
 from worker_base.scheduler import Scheduler
 from worker_base.settle import Pack, Settler, until_redis_answers
 
@@ -72,8 +75,9 @@ class Worker:
         self.stats = StatsTally(self.model_name, self.version)
         """The tasks answered since their statistics were last written (``conveyor.stats``)."""
         self._stats_late = asyncio.Event()
+        self.retry_policy = policy_for(model, self.settings)
         self.executor = Executor(
-            model, self.model_name, self.instance_id, self.batch_size, self.stats
+            model, self.model_name, self.instance_id, self.batch_size, self.stats, self.retry_policy
         )
         if not self.executor.batching:
             self.batch_size = 1
@@ -112,15 +116,6 @@ class Worker:
         client = redis_client_for(settings, settings.worker_concurrency + 4)
         self._results = ResultBackend(client)
         self.executor.redis = client
-        runner = TaskRunner(
-            self.scheduler,
-            self.executor,
-            self.settler,
-            self._results,
-            self.metrics,
-            (self.batch_size, self.batch_delay),
-            running_seconds=max(1, int(settings.shutdown_grace) + 3600),
-        )
         connection = await connect_amqp(settings.amqp_url, settings.broker_connect_timeout)
         headers = (
             {"Authorization": f"Bearer {settings.registry_key}"} if settings.registry_key else None
@@ -128,12 +123,31 @@ class Worker:
         registry = RegistryClient(settings.registry_url, settings.registry_timeout, headers=headers)
         tasks: list[asyncio.Task[None]] = []
         consumers: list[tuple[AbstractQueue, str]] = []
+        retries: RetryScheduler | None = None
         try:
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=self.prefetch)
             limits = QueueLimits(settings.max_queued_tasks, settings.max_deliveries)
+            delays = self.retry_policy.buckets()
             queues = await declare_model_queues(
-                connection, channel, self.model_name, self.version, limits
+                connection, channel, self.model_name, self.version, limits, delays
+            )
+            # Its own channel: a publish the broker refuses closes that channel, not the
+            # consumers'.
+            retry_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            delay_lane = await AmqpDelayLane.open(
+                retry_channel, self.model_name, self.version, delays
+            )
+            retries = RetryScheduler(delay_lane, self.settler, self._results, self.metrics)
+            runner = TaskRunner(
+                self.scheduler,
+                self.executor,
+                self.settler,
+                self._results,
+                self.metrics,
+                (self.batch_size, self.batch_delay),
+                running_seconds=max(1, int(settings.shutdown_grace) + 3600),
+                retries=retries,
             )
             lanes: list[tuple[str, AbstractQueue]] = [
                 ("sync", queues.sync),
@@ -191,6 +205,8 @@ class Worker:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if retries is not None:
+                await retries.close()
             await self.settler.close()
             last = self.stats.take()
             if last is not None:

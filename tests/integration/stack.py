@@ -15,7 +15,7 @@ from typing import Self
 
 import httpx
 
-from conveyor.protocol import model_queues, stats_key
+from conveyor.protocol import delay_queues, model_queues, stats_key
 from tools.stack.brokers import DEFAULT_URLS
 from tools.stack.cleanup import delete_keys, delete_queues
 from tools.stack.ports import free_port
@@ -26,6 +26,7 @@ from tools.stack.waiting import wait_until
 
 __all__ = [
     "AMQP_URL",
+    "FLAKY_MODEL",
     "REDIS_URL",
     "SLOW_MODEL",
     "Served",
@@ -43,6 +44,8 @@ START_TIMEOUT = 60.0
 """Generous: a loaded 2-core machine may take long to import scikit-learn."""
 # The test-only model whose tasks take a while (tests/integration/slow_model.py).
 SLOW_MODEL = "tests.integration.slow_model"
+# The test-only model that fails as told (tests/integration/flaky_model.py).
+FLAKY_MODEL = "tests.integration.flaky_model"
 
 
 class Stack:
@@ -136,12 +139,13 @@ class Stack:
         self.close()
 
     def close(self) -> None:
-        """Stop every process, delete this stack's queues and Redis keys (its models'
-        statistics too)."""
+        """Stop every process, delete this stack's queues (their delay lanes too) and Redis keys
+        (its models' statistics too)."""
         self.http.close()
         stop_all(self.workers)
         stop_all([self.gateway, self.registry])
-        delete_queues(self.amqp_url, (q for m in self.models for q in model_queues(m, "1")))
+        queues = (q for m in self.models for q in (*model_queues(m, "1"), *delay_queues(m, "1")))
+        delete_queues(self.amqp_url, queues)
         delete_keys(self.redis_url, f"test:{self.id}:*")
         for model in self.models:
             delete_keys(self.redis_url, stats_key(model, "*"))

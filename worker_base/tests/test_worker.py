@@ -143,6 +143,7 @@ def test_public_names() -> None:
         "InvalidRequest",
         "MessageDescriptor",
         "Model",
+        "RetryableError",
         "SchemaError",
         "Settings",
         "Worker",
