@@ -139,8 +139,10 @@ class Dispatcher:
         seconds: float,
         priority: int = 0,
         request_id: str = "",
+        max_retries: int | None = None,
     ) -> task_pb2.TaskResult:
-        """Run a task synchronously: publish it, wait up to ``seconds`` for its result.
+        """Run a task synchronously: publish it, wait up to ``seconds`` for its result
+        (``max_retries``: its retries after retryable failures; None: the model's default).
 
         On a timeout the task is recorded (so ``GET /tasks/{id}`` can follow it) and
         ``ResultTimeout`` names it.
@@ -150,6 +152,8 @@ class Dispatcher:
             info, payload, now_ms() + int(seconds * 1000), priority, request_id,
             self._waiter.channel,
         )  # fmt: skip
+        if max_retries is not None:
+            task.max_retries = max_retries
         self._waiter.register(task.task_id)
         try:
             try:

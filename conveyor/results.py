@@ -128,10 +128,12 @@ redis.call('EXPIRE', KEYS[3], ARGV[2])
 return seq
 """
 
-# KEYS: the version's queue counts, events stream. ARGV: attempt that failed, delay ms, error
-# code, message, stream bound. The task goes back in line: answers its new seq.
+# KEYS: the version's queue counts, events stream, running marker. ARGV: attempt that failed,
+# delay ms, error code, message, stream bound. The task goes back in line (no longer running:
+# it may be cancelled while it waits): answers its new seq.
 _RETRYING = """
 local seq = redis.call('HINCRBY', KEYS[1], 'submitted', 1)
+redis.call('DEL', KEYS[3])
 if KEYS[2] ~= '' then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'type', 'retrying', 'attempt',
              ARGV[1], 'delay_ms', ARGV[2], 'code', ARGV[3], 'message', ARGV[4], 'seq', seq)
@@ -408,7 +410,11 @@ class ResultBackend:
         """Note that ``task`` failed retryably and goes back in line after ``delay_ms``: a
         ``retrying`` event, and a new place in its version's submit order (answered)."""
         seq = await self._retrying(
-            keys=[queue_counts_key(task.model, task.version), task.events_key],
+            keys=[
+                queue_counts_key(task.model, task.version),
+                task.events_key,
+                running_key(task.task_id),
+            ],
             args=[task.attempt or 1, delay_ms, error_code(error), error.message, MAX_EVENTS],
         )
         return int(seq)

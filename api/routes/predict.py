@@ -308,8 +308,9 @@ async def run_predict(
             task_id=None,
         )
     result = await dispatcher.run(
-        info, payload, seconds=remaining, priority=options.priority, request_id=request_id
-    )
+        info, payload, seconds=remaining, priority=options.priority, request_id=request_id,
+        max_retries=options.max_retries,
+    )  # fmt: skip
     return Response(orjson.dumps(response_json(result, info)), media_type="application/json")
 
 

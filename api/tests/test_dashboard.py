@@ -25,8 +25,9 @@ class NotingDispatcher(FakeDispatcher):
     full = False
 
     async def run(
-        self, info: ModelInfo, payload: bytes, *, seconds: float, priority: int, request_id: str
-    ) -> task_pb2.TaskResult:
+        self, info: ModelInfo, payload: bytes, *, seconds: float, priority: int, request_id: str,
+        max_retries: int | None = None,
+    ) -> task_pb2.TaskResult:  # fmt: skip
         logs.note(info.name, info.version)
         if self.full:
             raise Overloaded("full", model=info.name, retry_after=1)

@@ -93,8 +93,9 @@ class FakeDispatcher:
         return task_id
 
     async def run(
-        self, info: ModelInfo, payload: bytes, *, seconds: float, priority: int, request_id: str
-    ) -> task_pb2.TaskResult:
+        self, info: ModelInfo, payload: bytes, *, seconds: float, priority: int, request_id: str,
+        max_retries: int | None = None,
+    ) -> task_pb2.TaskResult:  # fmt: skip
         task_id = self._accept(payload, seconds, priority, request_id)
         if task_id not in self.results:
             raise ResultTimeout("no result", model=info.name, task_id=task_id)

@@ -86,9 +86,12 @@ async def test_submit_claim_store_write_the_life_and_the_callback(client: aiored
         assert await _kinds(client, first) == ["queued", "started", "done"]
         entries = await _callbacks_to(client, url)
         assert entries == [{"task_id": first.task_id, "url": url, "status": "done"}]
-        # The second task is retried: a retrying event with a new place in line.
+        # The second task runs and is retried: a retrying event with a new place in line, and
+        # no longer running (it may be cancelled while it waits).
+        assert await backend.claim(second, 60, "worker-1")
         error = task_pb2.TaskError(code=task_pb2.TaskError.MODEL_ERROR, message="flaky")
         assert await backend.retrying(second, error, 250) == 3
+        assert not await client.exists(f"conveyor:running:{second.task_id}")
         retrying = parse_entries(await client.xrange(second.events_key))[-1]
         assert retrying.type == "retrying"
         assert retrying.fields["seq"] == "3" and retrying.fields["code"] == "model_error"
