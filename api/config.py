@@ -83,6 +83,13 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
     callback_concurrency: int = Field(
         default=32, ge=1, le=10_000, description="Callback deliveries in flight per gateway."
     )
+    callback_backoff_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Longest wait before the first retry of a failed callback; each later "
+        "wait's bound doubles (full jitter: a random wait up to the bound).",
+    )
     registry_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     max_inflight: int = Field(
         default=512, ge=1, le=100_000, description="Requests in progress before 429."

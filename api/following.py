@@ -54,16 +54,18 @@ def _decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _callback(raw: Mapping[Any, Any], url: str) -> CallbackState:
+def _callback(raw: Mapping[Any, Any], url: str, ended: bool) -> CallbackState:
+    """The delivery state hash as shown; none yet: ``waiting`` for the task's end, or
+    ``pending`` (its first delivery is under way)."""
     fields = {_decode(k): _decode(v) for k, v in raw.items()}
 
     def number(name: str) -> int | None:
         value = fields.get(name, "")
         return int(value) if value.isdigit() else None
 
-    state = fields.get("state") or "waiting"
+    state = fields.get("state") or ("pending" if ended else "waiting")
     if state not in ("pending", "delivered", "undeliverable"):
-        state = "waiting"
+        state = "pending" if ended else "waiting"
     return CallbackState(
         url=fields.get("url") or url,
         state=state,  # type: ignore[arg-type]
@@ -111,7 +113,9 @@ class TaskFollower:
             raise self._redis_down(e) from e
         events = parse_entries(entries)
         last = events[0] if events else None
-        callback = _callback(callback_raw, record.callback_url) if record.callback_url else None
+        callback = None
+        if record.callback_url:
+            callback = _callback(callback_raw, record.callback_url, status.result is not None)
         if status.result is not None or last is None:
             return Pending(callback=callback, last_event=last)
         return self._where(status, last, int(started or 0), callback)

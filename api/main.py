@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.callbacks.delivery import CallbackDelivery
 from api.catalog import ModelCatalog
 from api.config import Settings
 from api.cors import CorsPolicy
@@ -62,6 +63,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.idempotency = IdempotencyKeys(redis, settings.idempotency_ttl)
         app.state.extensions = Extensions(app.state.catalog, StatsReader(redis))
+        # Completion callbacks of async tasks, on a Redis client of their own (api/callbacks/).
+        callbacks = CallbackDelivery.for_gateway(
+            settings, app.state.dispatcher, app.state.catalog, gateway_metrics
+        )
+        callbacks.start()
         if gateway_metrics is not None:
             app.state.monitor = Monitor(
                 app.state.catalog,
@@ -86,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if gateway_metrics is not None:
                 await app.state.monitor.stop()
             await rates.stop()
+            await callbacks.stop()  # before the dispatcher, whose Redis it reads tasks with
             await app.state.dispatcher.stop()
             await waits.aclose()
             await app.state.catalog.aclose()

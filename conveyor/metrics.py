@@ -9,7 +9,8 @@ Series (``docs/observability.md`` lists them with their labels):
 
 - gateway: ``conveyor_requests_total``, ``conveyor_request_duration_seconds``,
   ``conveyor_inflight_requests``, ``conveyor_rejected_requests_total``,
-  ``conveyor_tasks_cancelled_total``, ``conveyor_queued_tasks``, ``conveyor_dead_letter_tasks``;
+  ``conveyor_tasks_cancelled_total``, ``conveyor_queued_tasks``, ``conveyor_dead_letter_tasks``,
+  ``conveyor_callbacks_total``, ``conveyor_callback_duration_seconds``;
 - registry: ``conveyor_live_instances``;
 - worker: ``conveyor_tasks_total``, ``conveyor_task_queue_seconds``,
   ``conveyor_task_model_seconds``, ``conveyor_batch_size``, ``conveyor_tasks_expired_total``,
@@ -186,7 +187,8 @@ _LE = [*(repr(float(b)) for b in LATENCY_BUCKETS), "+Inf"]
 
 
 class GatewayMetrics:
-    """The gateway's series: requests, latency, in-flight, rejections, cancels, queues."""
+    """The gateway's series: requests, latency, in-flight, rejections, cancels, queues,
+    callbacks."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else new_registry()
@@ -213,6 +215,19 @@ class GatewayMetrics:
             "conveyor_dead_letter_tasks",
             "Tasks waiting in a model's dead-letter queue, as RabbitMQ last reported.",
             ["model"],
+            registry=self.registry,
+        )
+        self.callbacks = Counter(
+            "conveyor_callbacks",
+            "Callback attempts settled, by outcome: delivered, retried (failed, tried again "
+            "later) or undeliverable (failed its last attempt).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.callback_seconds = Histogram(
+            "conveyor_callback_duration_seconds",
+            "Time one callback POST took, to the receiver's answer, a failure or the timeout.",
+            buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
 

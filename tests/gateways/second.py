@@ -10,9 +10,9 @@ from tests.integration.stack import Service, Stack, free_port, wait_until
 
 
 @contextlib.contextmanager
-def second_gateway(stack: Stack) -> Iterator[tuple[str, Service]]:
-    """Start another gateway for ``stack`` on a free port; yield its URL and process once it is
-    ready; stop it at the end."""
+def second_gateway(stack: Stack, **env: str) -> Iterator[tuple[str, Service]]:
+    """Start another gateway for ``stack`` on a free port (``env`` added to its environment);
+    yield its URL and process once it is ready; stop it at the end."""
     port = free_port()
     gateway = Service(
         "api",
@@ -22,6 +22,7 @@ def second_gateway(stack: Stack) -> Iterator[tuple[str, Service]]:
             "API_PORT": str(port),
             "REGISTRY_URL": stack.registry_url,
             "RESULT_TTL": "600",
+            **env,
         },
         stack.log_dir,
         "api-2",
