@@ -54,7 +54,11 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if len(body) < length:  # the sender died mid-request (a killed gateway): no POST
+            self.close_connection = True
+            return
         headers = {name.lower(): value for name, value in self.headers.items()}
         status = self.server.answer(self.path, headers, body)
         with self.server.lock:
