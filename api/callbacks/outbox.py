@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, cast
@@ -33,7 +34,13 @@ from typing import Final, Literal, cast
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from conveyor.protocol import CALLBACK_KEY_PREFIX, CALLBACKS_STREAM
+from conveyor.protocol import (
+    CALLBACK_KEY_PREFIX,
+    CALLBACKS_STREAM,
+    events_key,
+    result_key,
+    task_key,
+)
 
 __all__ = [
     "GROUP",
@@ -52,10 +59,15 @@ GROUP: Final = "conveyor-callbacks"
 RETRY_KEY: Final = "conveyor:callbacks:retry"
 """The retry lane: a sorted set of the callbacks waiting to be tried again."""
 
+_OUTLIVE_SECONDS: Final = 600
+"""How long a task's keys are kept beyond its callback's next attempt, so the attempt can read
+the task: a schedule longer than ``RESULT_TTL`` extends the task instead of losing it."""
+
 SettledState = Literal["pending", "delivered", "undeliverable"]
 
-# KEYS: stream, state hash, retry lane. ARGV: group, entry id, state, attempts, last error,
-# url, delivered ms, next attempt ms (the retry's score), ttl, retry member.
+# KEYS: stream, state hash, retry lane, the task's result, record and events. ARGV: group,
+# entry id, state, attempts, last error, url, delivered ms, next attempt ms (the retry's score),
+# ttl, retry member, seconds the task must outlive a retry by (its keys are extended to that).
 _SETTLE = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
@@ -73,6 +85,11 @@ else
   redis.call('HDEL', KEYS[2], 'next_attempt_unix_ms')
 end
 redis.call('EXPIRE', KEYS[2], ARGV[9])
+if ARGV[3] == 'pending' then
+  for i = 2, #KEYS do
+    if i ~= 3 then redis.call('EXPIRE', KEYS[i], ARGV[11], 'GT') end
+  end
+end
 return 1
 """
 
@@ -250,8 +267,16 @@ class Outbox:
         ``callback.attempts`` counting it; ``pending`` also puts the callback in the retry lane,
         due at ``next_attempt_ms``. False when the entry was no longer pending (another
         consumer settled it): nothing changes then."""
+        outlive = max(0, next_attempt_ms - int(time.time() * 1000)) // 1000 + _OUTLIVE_SECONDS
         settled = await self._settle(
-            keys=[self.stream, self.state_key(callback.task_id), self.retry_key],
+            keys=[
+                self.stream,
+                self.state_key(callback.task_id),
+                self.retry_key,
+                result_key(callback.task_id),
+                task_key(callback.task_id),
+                events_key(callback.task_id),
+            ],
             args=[
                 self.group,
                 entry.id,
@@ -263,6 +288,7 @@ class Outbox:
                 next_attempt_ms,
                 self._state_ttl,
                 callback.member(),
+                outlive,
             ],
         )
         return bool(settled)

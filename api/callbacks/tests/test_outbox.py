@@ -48,7 +48,11 @@ async def test_a_retry_waits_in_the_lane_and_moves_back_when_due(bench: Bench) -
     [entry] = await outbox.read(10, 100)
     due = _now_ms() + 60_000
     tried = Callback("t2", "https://example.com/a", "failed", 1)
+    await bench.redis.set("conveyor:result:t2", "x", ex=5)  # the task expires before the retry
     assert await outbox.settle(entry, tried, "pending", last_error="HTTP 503", next_attempt_ms=due)
+    # ... so its result is kept past the retry (and not shortened where it lives longer).
+    assert 60 + 500 < await bench.redis.ttl("conveyor:result:t2") <= 60 + 600
+    await bench.redis.delete("conveyor:result:t2")
     state = await bench.state("t2")
     assert (state["state"], state["attempts"], state["last_error"]) == ("pending", "1", "HTTP 503")
     assert state["next_attempt_unix_ms"] == str(due)
