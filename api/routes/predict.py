@@ -215,11 +215,12 @@ def predict_options(
                 field="max_retries",
             )
         max_retries = int(raw_retries)
-    callback_url = query.get("callback_url", callback_header) or ""
-    if callback_url:
+    given = [url for url in (query.get("callback_url"), callback_header) if url is not None]
+    for url in given:  # each one given must be a URL a callback may go to (the query's wins)
         if mode != "async":
             raise InvalidRequest("callback_url needs mode=async", model=model, field="callback_url")
-        check_callback_url(callback_url, settings.callback_allowed_hosts, model)
+        check_callback_url(url, settings.callback_allowed_hosts, model)
+    callback_url = given[0] if given else ""
     return PredictOptions(
         mode == "async", timeout, query.get("version"), priority, max_retries, callback_url
     )

@@ -31,12 +31,30 @@ router = APIRouter(tags=["tasks"])
 
 TaskId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
-_EVENT_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+_EVENT_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
+"""A stream entry id, ``<ms>-<n>``, or ``<ms>`` alone (Redis reads it as ``<ms>-0``)."""
 _POLL_SECONDS = 0.05
 """How often a wait polls a task that has no event stream (a synchronous task's record)."""
 _KEEPALIVE_SECONDS = 15.0
 _POSITION_SECONDS = 1.0
 """How often an event stream re-reads a queued task's position."""
+
+_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {
+            "type": "string",
+            "enum": [
+                "queued", "position", "started", "progress", "retrying",
+                "done", "failed", "cancelled", "error",
+            ],
+        },
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}  # fmt: skip
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong API key (when API_KEYS is set)"},
@@ -249,7 +267,8 @@ class _EventStream:
     name="task_events",
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            # Per event, as OpenAPI 3.1 describes text/event-stream (each event one object).
+            "content": {"text/event-stream": {"schema": _EVENT_SCHEMA}},
             "description": "Server-Sent Events: queued (with position), position, started, "
             "progress, retrying, then done, failed or cancelled (the task's status), after "
             "which the stream closes.",
@@ -264,7 +283,7 @@ class _EventStream:
                 "name": "Last-Event-ID",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+                "schema": {"type": "string", "pattern": "^[0-9]{1,20}(-[0-9]{1,20})?$"},
                 "description": "Resume after this event (browsers send it on reconnecting).",
             }
         ]
@@ -274,7 +293,7 @@ async def task_events(
     task_id: TaskId, request: Request, catalog: CatalogDep, dispatcher: DispatcherDep
 ) -> StreamingResponse:
     """Follow the task's life as Server-Sent Events; the stream closes after the final one."""
-    after = request.headers.get("last-event-id") or "0-0"
+    after = request.headers.get("last-event-id", "0-0")
     if not _EVENT_ID.fullmatch(after):
         raise InvalidRequest(
             "Last-Event-ID must be an event id as sent (<ms>-<n>)", field="Last-Event-ID"

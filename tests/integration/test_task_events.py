@@ -43,21 +43,23 @@ def read_events(
     """Every SSE event of the task until the stream closes: (id, event, data)."""
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
     events: list[tuple[str | None, str, dict[str, Any]]] = []
-    with httpx.Client(base_url=stack.api_url, timeout=60) as client:
-        with client.stream("GET", f"/tasks/{task_id}/events", headers=headers) as response:
-            assert response.status_code == 200, response.read()
-            assert response.headers["content-type"].startswith("text/event-stream")
-            event_id, kind, data = None, "message", ""
-            for line in response.iter_lines():
-                if line.startswith("id: "):
-                    event_id = line[4:]
-                elif line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: "):
-                    data = line[6:]
-                elif line == "" and data:
-                    events.append((event_id, kind, json.loads(data)))
-                    event_id, kind, data = None, "message", ""
+    with (
+        httpx.Client(base_url=stack.api_url, timeout=60) as client,
+        client.stream("GET", f"/tasks/{task_id}/events", headers=headers) as response,
+    ):
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event_id, kind, data = None, "message", ""
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                data = line[6:]
+            elif line == "" and data:
+                events.append((event_id, kind, json.loads(data)))
+                event_id, kind, data = None, "message", ""
     return events
 
 

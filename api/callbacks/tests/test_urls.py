@@ -77,3 +77,10 @@ def test_predict_options_take_the_query_or_the_header_and_need_async() -> None:
     assert caught.value.field == "callback_url"
     with pytest.raises(InvalidRequest, match="CALLBACK_ALLOWED_HOSTS"):
         predict_options(QueryParams("mode=async"), settings, "m", "https://elsewhere.net/")
+    # Both given: the query's is used, and each must be acceptable; an empty one is not.
+    both = predict_options(query, settings, "m", header)
+    assert both.callback_url == "https://hooks.example.com/q"
+    with pytest.raises(InvalidRequest, match="CALLBACK_ALLOWED_HOSTS"):
+        predict_options(query, settings, "m", "https://elsewhere.net/")
+    with pytest.raises(InvalidRequest, match="http"):
+        predict_options(QueryParams("mode=async&callback_url="), settings, "m", header)
