@@ -25,7 +25,7 @@ from api.drain import DrainRates
 from api.edge import Admission
 from api.exceptions import Overloaded, ServiceUnavailable
 from api.schemas import CallbackState, Progress
-from conveyor.events import FINAL_TYPES, PROGRESS, QUEUED, RETRYING, TaskEvent, parse_entries
+from conveyor.events import PROGRESS, QUEUED, RETRYING, TaskEvent, parse_entries
 from conveyor.protocol import callback_key, events_key, queue_counts_key
 
 __all__ = ["Pending", "TaskFollower"]
@@ -220,8 +220,3 @@ def _xread_entries(reply: Any) -> list[Any]:
     if isinstance(reply, dict):
         return [entry for value in reply.values() for entry in value[0]]
     return [entry for _, entries in reply for entry in entries]
-
-
-def is_final(events: list[TaskEvent]) -> bool:
-    """True when ``events`` hold the task's final event."""
-    return any(event.type in FINAL_TYPES for event in events)

@@ -20,7 +20,7 @@ from api.config import Settings
 from api.deps import CatalogDep, DispatcherDep
 from api.dispatch import Dispatcher, TaskStatus
 from api.exceptions import InvalidRequest
-from api.following import TaskFollower, is_final
+from api.following import TaskFollower
 from api.schemas import TaskState
 from api.task_state import task_state
 from conveyor.errors import ConveyorError
@@ -90,7 +90,7 @@ async def _until_end(
             events = await follower.events_after(
                 status.task_id, after, max(1, int(remaining * 1000))
             )
-            if is_final(events):
+            if any(event.final for event in events):
                 break
             if events:
                 after = events[-1].id
