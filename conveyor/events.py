@@ -1,4 +1,4 @@
-"""An asynchronous task's life as a Redis stream: what ``GET /tasks/{id}/events`` and
+"""An asynchronous (or streamed) task's life as a Redis stream: what ``GET /tasks/{id}/events`` and
 ``?wait=`` follow, written by whoever moves the task on.
 
 Each asynchronous task has one stream, ``conveyor:events:<task_id>`` (``Task.events_key``),
@@ -12,6 +12,9 @@ started       the worker      ``attempt`` (1 for the first run), ``worker``
 progress      the worker      ``fraction`` (0 to 1, or empty), ``message``
 retrying      the worker      ``attempt`` (the run that failed), ``delay_ms``, ``code``,
                               ``message``, ``seq`` (its new place in the submit order)
+chunk         the worker      ``index``, ``attempt``, ``data``: a piece of a streamed response
+                              (``conveyor.streams``)
+restart       the worker      ``attempt``: a new run streams again from its first piece
 done          the worker      none
 failed        the worker      ``code`` (a ``TaskError`` code, lower case)
 cancelled     the gateway     ``code``

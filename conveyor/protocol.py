@@ -80,6 +80,32 @@ CALLBACKS_STREAM: Final = "conveyor:callbacks"
 CALLBACK_KEY_PREFIX: Final = "conveyor:callback:"
 """A task's callback delivery state, a hash: ``CALLBACK_KEY_PREFIX + task_id``."""
 
+CHUNK_CHANNEL_PREFIX: Final = "conveyor:chunks:"
+"""A gateway instance listens for the pieces of its streamed tasks on ``CHUNK_CHANNEL_PREFIX +
+gateway_id`` (``Task.chunk_channel``; each message a ``StreamChunk``)."""
+
+STOP_KEY_PREFIX: Final = "conveyor:stop:"
+"""Set (``STOP_KEY_PREFIX + task_id``) when nobody wants a streamed task's pieces any more (its
+synchronous client disconnected): the worker stops the model's stream at its next piece."""
+
+STREAMED_KEY_PREFIX: Final = "conveyor:streamed:"
+"""Set by a worker when a run of a task appends its first piece; a later run that finds it
+set marks its stream with a ``restart`` event first (``conveyor.streams``)."""
+
+STREAM_FEATURE: Final = "stream"
+"""The feature a worker announces when its model yields its response in pieces (it implements
+``process_stream``). Every model can be asked for a stream; others answer in one piece."""
+
+TEXT_GENERATION_FEATURE: Final = "text-generation"
+"""The feature of a model that follows the text-generation contract (docs/protocol.md): its
+request message has a string ``prompt`` (and may have integer ``max_tokens`` and ``seed``,
+number ``temperature``), its response a string ``text``. The OpenAI-compatible endpoints serve
+only such models."""
+
+MAX_STREAM_CHUNKS: Final = 10_000
+"""The default of the most pieces one run of a streamed task may yield (the worker's
+``MAX_STREAM_CHUNKS``); past it the task fails. The task's event stream keeps them all."""
+
 REPLY_CHANNEL_PREFIX: Final = "conveyor:reply:"
 """A gateway instance listens for finished tasks on ``REPLY_CHANNEL_PREFIX + gateway_id``."""
 
@@ -194,6 +220,21 @@ def callback_key(task_id: str) -> str:
 def stats_key(model: str, version: str) -> str:
     """Return the Redis key of the statistics hash of a model version (``conveyor.stats``)."""
     return f"{STATS_KEY_PREFIX}{model}:{version}"
+
+
+def chunk_channel(gateway_id: str) -> str:
+    """Return the pub/sub channel of the streamed pieces of gateway instance ``gateway_id``."""
+    return CHUNK_CHANNEL_PREFIX + gateway_id
+
+
+def stop_key(task_id: str) -> str:
+    """Return the Redis key that asks the worker to stop streaming ``task_id``."""
+    return STOP_KEY_PREFIX + task_id
+
+
+def streamed_key(task_id: str) -> str:
+    """Return the Redis key marking that a run of ``task_id`` has streamed a piece."""
+    return STREAMED_KEY_PREFIX + task_id
 
 
 def reply_channel(gateway_id: str) -> str:

@@ -1,0 +1,198 @@
+"""Streamed responses: the pieces ("chunks") of a task, in its event stream and pushed to the
+gateway that waits for them.
+
+A task asked for in pieces (``Task.stream``) has an event stream (``Task.events_key``,
+``conveyor.events``). The worker appends each piece there as a ``chunk`` event, in order, and,
+when a gateway waits for them (``Task.chunk_channel``), publishes it on that channel as a
+``StreamChunk`` carrying the event's id, in the same script, so a push and the stream never
+disagree. Pieces appended together (``append_chunks``) share one round trip.
+
+``chunk`` events have the fields ``index`` (0, 1, ... within the run), ``attempt`` and ``data``
+(the response message, serialized, in base64). A run that finds an earlier run of the same task
+streamed before it (``streamed_key``: the earlier worker died, the task was redelivered or
+retried) appends a ``restart`` event (field ``attempt``) before its first piece: a reader drops
+what it read of the stream so far and reads the pieces again from ``index`` 0. The stream ends
+with the task's final event (``done``, ``failed``, ``cancelled``), appended where the result is
+stored.
+
+A gateway that no longer wants the pieces (its client went away) sets ``stop_key``; each append
+answers whether it is set, and the worker then stops the model's stream.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import redis.asyncio as aioredis
+
+from conveyor.events import TaskEvent
+from conveyor.protocol import MAX_EVENTS, stop_key, streamed_key
+from proto import task_pb2
+
+__all__ = [
+    "CHUNK",
+    "RESTART",
+    "AppendOutcome",
+    "Chunk",
+    "ChunkAppend",
+    "ChunkWriter",
+    "Restart",
+    "parse_push",
+    "push_item",
+    "request_stop",
+    "stream_item",
+]
+
+CHUNK: Final = "chunk"
+RESTART: Final = "restart"
+
+_EVENT_ID_TAG: Final = 18  # StreamChunk.event_id: field 2, length-delimited
+
+# KEYS: events stream, streamed marker, stop key. ARGV: data (base64), index, attempt, chunk
+# channel ('' for none), '1' for the first piece of a run, stream bound, ttl, the push without
+# its event id (a serialized StreamChunk), the restart push without its event id. A serialized
+# protobuf message followed by one more field is that message with the field set, so the push
+# gets the entry id appended here. Answers {entry id, 1 when the stop key is set}.
+_APPEND = """
+if ARGV[5] == '1' and redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[7], 'GET') then
+  local rid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], '*', 'type', 'restart',
+                         'attempt', ARGV[3])
+  if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[9] .. string.char(18, #rid) .. rid) end
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], '*', 'type', 'chunk',
+                      'index', ARGV[2], 'attempt', ARGV[3], 'data', ARGV[1])
+if ARGV[5] == '1' then redis.call('EXPIRE', KEYS[1], ARGV[7]) end
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[8] .. string.char(18, #id) .. id) end
+return {id, redis.call('EXISTS', KEYS[3])}
+"""
+
+
+@dataclass(frozen=True)
+class ChunkAppend:
+    """One piece to append: its task, serialized response message and place in its run."""
+
+    task: task_pb2.Task
+    payload: bytes
+    index: int
+
+
+@dataclass(frozen=True)
+class AppendOutcome:
+    """What appending a piece answered: its event id, and whether the task is to stop."""
+
+    event_id: str
+    stop: bool
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a stream as a reader sees it (from an event or a push)."""
+
+    id: str
+    index: int
+    attempt: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Restart:
+    """The marker before a new run's pieces: the pieces read before it are void."""
+
+    id: str
+    attempt: int
+
+
+class ChunkWriter:
+    """Appends pieces of streamed tasks to their event streams (and pushes), many in one round
+    trip. ``max_chunks`` bounds a run's pieces (the stream is trimmed past it plus the other
+    events a task may have); ``ttl_seconds`` is how long a stream lives past its latest run's
+    first piece at least (its final event sets the result's time to live)."""
+
+    def __init__(self, client: aioredis.Redis, max_chunks: int, ttl_seconds: int) -> None:
+        self.redis = client
+        self.max_entries = max_chunks + MAX_EVENTS
+        self.ttl_seconds = ttl_seconds
+        self._append = client.register_script(_APPEND)
+
+    async def append(self, items: Sequence[ChunkAppend]) -> list[AppendOutcome]:
+        """Append ``items`` in order (several tasks' pieces may be mixed; each task's in its
+        own order) in one pipelined round trip; one outcome per item."""
+        if not items:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for item in items:
+            task = item.task
+            attempt = task.attempt or 1
+            push = task_pb2.StreamChunk(
+                task_id=task.task_id,
+                kind=task_pb2.StreamChunk.CHUNK,
+                payload=item.payload,
+                index=item.index,
+                attempt=attempt,
+            ).SerializeToString()
+            restart = b""
+            if item.index == 0 and task.chunk_channel:
+                restart = task_pb2.StreamChunk(
+                    task_id=task.task_id, kind=task_pb2.StreamChunk.RESTART, attempt=attempt
+                ).SerializeToString()
+            ttl = max(self.ttl_seconds, task.result_ttl_seconds)
+            await self._append(
+                keys=[task.events_key, streamed_key(task.task_id), stop_key(task.task_id)],
+                args=[
+                    base64.b64encode(item.payload),
+                    item.index,
+                    attempt,
+                    task.chunk_channel,
+                    "1" if item.index == 0 else "0",
+                    self.max_entries,
+                    ttl,
+                    push,
+                    restart,
+                ],
+                client=pipe,
+            )
+        replies = await pipe.execute()
+        return [AppendOutcome(_text(reply[0]), bool(reply[1])) for reply in replies]
+
+
+async def request_stop(client: aioredis.Redis, task_id: str, ttl_seconds: int) -> None:
+    """Ask the worker running ``task_id``'s stream to stop at its next piece."""
+    await client.set(stop_key(task_id), "1", ex=max(1, ttl_seconds))
+
+
+def parse_push(raw: bytes | str) -> task_pb2.StreamChunk:
+    """Read a message of a chunk channel (raises ``DecodeError`` for one that is not a
+    ``StreamChunk``)."""
+    push = task_pb2.StreamChunk()
+    push.ParseFromString(raw.encode() if isinstance(raw, str) else raw)
+    return push
+
+
+def stream_item(event: TaskEvent) -> Chunk | Restart | None:
+    """The piece or restart marker an event is, or None for any other event."""
+    if event.type == CHUNK:
+        return Chunk(
+            id=event.id,
+            index=int(event.fields.get("index", "0")),
+            attempt=int(event.fields.get("attempt", "1")),
+            payload=base64.b64decode(event.fields.get("data", "")),
+        )
+    if event.type == RESTART:
+        return Restart(id=event.id, attempt=int(event.fields.get("attempt", "1")))
+    return None
+
+
+def push_item(push: task_pb2.StreamChunk) -> Chunk | Restart | None:
+    """The piece or restart marker a push is (None for a kind this release does not know)."""
+    if push.kind == task_pb2.StreamChunk.CHUNK:
+        return Chunk(push.event_id, push.index, push.attempt or 1, push.payload)
+    if push.kind == task_pb2.StreamChunk.RESTART:
+        return Restart(push.event_id, push.attempt or 1)
+    return None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
