@@ -223,6 +223,13 @@ def test_pieces_arrive_in_order_then_the_result_and_the_stream_ends_done(stack: 
         )
         assert [kind for kind, _ in events] == ["chunk"] * 40 + ["done"]
         assert [item for _, item in events[:-1]] == chunks  # the same ids, pieces and order
+        # Not streamed, through the gateway: the same text in one answer (the README's example).
+        body = {"prompt": "The keeper", "max_tokens": 40, "seed": 3}
+        answer = stack.http.post(f"/predict/{model}", json=body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"text": "".join(reference)}
+        readme = stack.http.post(f"/predict/{model}", json={**body, "max_tokens": 8, "seed": 7})
+        assert readme.json() == {"text": " lived in it alone with a cat, a"}
     finally:
         asyncio.run(_cleanup(task))
 
