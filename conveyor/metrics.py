@@ -380,8 +380,8 @@ class WorkerMetrics:
             if result.HasField("error"):
                 code = result.error.code
                 self._outcomes.get(code, self._outcomes[task_pb2.TaskError.MODEL_ERROR]).inc()
-                if code == task_pb2.TaskError.DEADLINE_EXCEEDED:
-                    self.expired.inc()
+                if code == task_pb2.TaskError.DEADLINE_EXCEEDED and not result.started_unix_ms:
+                    self.expired.inc()  # not a stream that ran past its deadline
             else:
                 self._ok.inc()
             if result.started_unix_ms:
