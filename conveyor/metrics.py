@@ -345,6 +345,25 @@ class WorkerMetrics:
             labels,
             registry=self.registry,
         ).labels(model, version)
+        self.stream_chunks = Counter(
+            "conveyor_worker_stream_chunks",
+            "Pieces of streamed responses the model yielded (each appended to its task's event "
+            "stream and pushed to its gateway).",
+            labels,
+            registry=self.registry,
+        ).labels(model, version)
+        stopped = Counter(
+            "conveyor_worker_streams_stopped",
+            "Streams the worker stopped before the model's end, by reason: client (the gateway "
+            "asked: its client went away), deadline, limit (MAX_STREAM_CHUNKS).",
+            [*labels, "reason"],
+            registry=self.registry,
+        )
+        self.streams_stopped = {
+            reason: stopped.labels(model, version, reason)
+            for reason in ("client", "deadline", "limit")
+        }
+        """The stopped streams' counter by reason."""
         self.unsettled = Gauge(
             "conveyor_worker_unsettled_tasks",
             "Messages delivered to this worker and not yet acknowledged (a TaskBatch counts once).",
@@ -361,8 +380,8 @@ class WorkerMetrics:
             if result.HasField("error"):
                 code = result.error.code
                 self._outcomes.get(code, self._outcomes[task_pb2.TaskError.MODEL_ERROR]).inc()
-                if code == task_pb2.TaskError.DEADLINE_EXCEEDED:
-                    self.expired.inc()
+                if code == task_pb2.TaskError.DEADLINE_EXCEEDED and not result.started_unix_ms:
+                    self.expired.inc()  # not a stream that ran past its deadline
             else:
                 self._ok.inc()
             if result.started_unix_ms:

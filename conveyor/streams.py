@@ -24,9 +24,10 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from conveyor.events import TaskEvent
 from conveyor.protocol import MAX_EVENTS, stop_key, streamed_key
@@ -115,33 +116,47 @@ class ChunkWriter:
         self.redis = client
         self.max_entries = max_chunks + MAX_EVENTS
         self.ttl_seconds = ttl_seconds
-        self._append = client.register_script(_APPEND)
+        self._sha = client.register_script(_APPEND).sha
 
     async def append(self, items: Sequence[ChunkAppend]) -> list[AppendOutcome]:
         """Append ``items`` in order (several tasks' pieces may be mixed; each task's in its
         own order) in one pipelined round trip; one outcome per item."""
         if not items:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for item in items:
-            task = item.task
-            attempt = task.attempt or 1
-            push = task_pb2.StreamChunk(
-                task_id=task.task_id,
-                kind=task_pb2.StreamChunk.CHUNK,
-                payload=item.payload,
-                index=item.index,
-                attempt=attempt,
-            ).SerializeToString()
-            restart = b""
-            if item.index == 0 and task.chunk_channel:
-                restart = task_pb2.StreamChunk(
-                    task_id=task.task_id, kind=task_pb2.StreamChunk.RESTART, attempt=attempt
+        try:
+            replies = await self._pipelined(items)
+        except NoScriptError:  # Redis restarted or flushed its scripts: nothing ran; load it
+            await self.redis.script_load(_APPEND)
+            replies = await self._pipelined(items)
+        return [AppendOutcome(_text(reply[0]), bool(reply[1])) for reply in replies]
+
+    async def _pipelined(self, items: Sequence[ChunkAppend]) -> list[Any]:
+        """The script for each item by its SHA (``EVALSHA``), in one round trip. A registered
+        script run in a pipeline would first cost a ``SCRIPT EXISTS`` round trip of its own on
+        every call."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item in items:
+                task = item.task
+                attempt = task.attempt or 1
+                push = task_pb2.StreamChunk(
+                    task_id=task.task_id,
+                    kind=task_pb2.StreamChunk.CHUNK,
+                    payload=item.payload,
+                    index=item.index,
+                    attempt=attempt,
                 ).SerializeToString()
-            ttl = max(self.ttl_seconds, task.result_ttl_seconds)
-            await self._append(
-                keys=[task.events_key, streamed_key(task.task_id), stop_key(task.task_id)],
-                args=[
+                restart = b""
+                if item.index == 0 and task.chunk_channel:
+                    restart = task_pb2.StreamChunk(
+                        task_id=task.task_id, kind=task_pb2.StreamChunk.RESTART, attempt=attempt
+                    ).SerializeToString()
+                ttl = max(self.ttl_seconds, task.result_ttl_seconds)
+                pipe.evalsha(
+                    self._sha,
+                    3,
+                    task.events_key,
+                    streamed_key(task.task_id),
+                    stop_key(task.task_id),
                     base64.b64encode(item.payload),
                     item.index,
                     attempt,
@@ -151,11 +166,9 @@ class ChunkWriter:
                     ttl,
                     push,
                     restart,
-                ],
-                client=pipe,
-            )
-        replies = await pipe.execute()
-        return [AppendOutcome(_text(reply[0]), bool(reply[1])) for reply in replies]
+                )
+            replies: list[Any] = await pipe.execute()
+        return replies
 
 
 async def request_stop(client: aioredis.Redis, task_id: str, ttl_seconds: int) -> None:

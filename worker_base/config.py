@@ -3,6 +3,7 @@
 from pydantic import Field, model_validator
 
 from conveyor.logs import LogSettings
+from conveyor.protocol import MAX_STREAM_CHUNKS
 from conveyor.settings import AmqpSettings, RedisSettings, RegistryClientSettings
 
 
@@ -32,8 +33,12 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
         description="Worker processes, each its own consumer and registry instance; above 1 "
         "one supervisor process restarts any that dies (for CPU-bound models).",
     )
-    worker_concurrency: int = Field(
-        default=4, ge=1, le=1000, description="Tasks (or batches) the worker runs at once."
+    worker_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Tasks (or batches) the worker runs at once; default: the model's "
+        "concurrency (4 unless it says).",
     )
     max_batch_size: int | None = Field(
         default=None, ge=1, le=4096, description="Overrides the model's batch size; 1: no batching."
@@ -68,6 +73,13 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
         ge=100,
         le=3_600_000,
         description="The largest backoff of a retry (RETRY_BACKOFF_MS or more).",
+    )
+    max_stream_chunks: int = Field(
+        default=MAX_STREAM_CHUNKS,
+        ge=1,
+        le=1_000_000,
+        description="The most pieces one run of a streamed task may yield; past it the task "
+        "fails (MODEL_ERROR).",
     )
     heartbeat_interval: float = Field(default=1.0, gt=0, le=60)
     default_result_ttl: int = Field(default=3600, ge=1, le=7 * 24 * 3600)

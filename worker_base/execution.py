@@ -6,9 +6,17 @@ A runner (``TaskRunner.serve``; the worker starts ``WORKER_CONCURRENCY`` of them
 already, runs the rest (``Executor``) and hands each result to the ``Settler``, which stores it
 and only then acknowledges the task. It does not wait for that: it takes the next batch.
 
+A streamed task (``Task.stream``) runs alone, never in a model batch: the runner runs the other
+tasks of its batch first, then each streamed one on its own, through ``process_stream``
+(``worker_base.streaming``); its answer is the pieces combined, handed to the ``Settler`` once
+its last piece is appended.
+
 ``Executor`` never raises for a model failure: an exception becomes the result of the task it
-belongs to (``INVALID_ARGUMENT``, ``BAD_TASK`` or ``MODEL_ERROR``); a task past its deadline is
-answered ``DEADLINE_EXCEEDED`` without running the model. A retryable failure with a retry left
+belongs to (``INVALID_ARGUMENT``, ``BAD_TASK`` or ``MODEL_ERROR``; for a stream also
+``CANCELLED`` when its client stopped it, ``DEADLINE_EXCEEDED`` past its deadline); a task past
+its deadline is answered ``DEADLINE_EXCEEDED`` without running the model. A piece of a stream
+that cannot be appended (Redis away) is no model failure: ``ChunkWriteFailed`` reaches the
+runner, which returns that task to its queue. A retryable failure with a retry left
 is not an answer but a ``Retry`` (``worker_base.retry_policy``), which the runner hands to the
 ``RetryScheduler`` (``worker_base.retries``) instead of settling. With a ``StatsTally`` it counts
 every task it answers there (``conveyor.stats``): the settling flush writes the counts to Redis;
@@ -32,12 +40,14 @@ from conveyor.results import ResultBackend, now_ms
 from conveyor.stats import StatsTally
 from proto import task_pb2
 from worker_base import progress
+from worker_base.chunk_flush import ChunkWriteFailed
 from worker_base.exceptions import InvalidRequest
 from worker_base.model import Model
 from worker_base.retries import RetryScheduler
 from worker_base.retry_policy import Retry, RetryPolicy, policy_for
 from worker_base.scheduler import Delivery, Scheduler
-from worker_base.settle import Settler, until_redis_answers
+from worker_base.settle import REDIS_RETRY_DELAY, Settler, until_redis_answers
+from worker_base.streaming import StreamDeadline, StreamRun, StreamStopped, StreamTooLong
 
 __all__ = ["Attempts", "Executor", "TaskRunner"]
 
@@ -75,6 +85,9 @@ class Executor:
         self.retries = retries or policy_for(model)
         self.redis: aioredis.Redis | None = None
         """Where the model's progress reports go (``worker_base.progress``); set once connected."""
+        self.streams: StreamRun | None = None
+        """What runs streamed tasks (their pieces go to Redis); set once connected. Without it
+        a streamed task fails (``MODEL_ERROR``)."""
         self._expected = model.get_response_format().full_name
 
     def result_for(self, task: task_pb2.Task, redelivered: bool = False) -> task_pb2.TaskResult:
@@ -150,8 +163,9 @@ class Executor:
         return results, retries
 
     async def _run(self, tasks: list[task_pb2.Task]) -> Sequence[Message | Exception]:
-        """The model's outcome for each task; its progress reports go to the tasks it serves."""
-        if self.batching:
+        """The model's outcome for each task; its progress reports go to the tasks it serves.
+        A streamed task runs on its own (the runner gives it alone)."""
+        if self.batching and not any(task.stream for task in tasks):
             try:
                 with progress.serving(self.redis, tasks):
                     outcomes = await self.model.process_batch([t.payload for t in tasks])
@@ -166,14 +180,24 @@ class Executor:
         outcomes_one: list[Message | Exception] = []
         for task in tasks:
             try:
-                if task.events_key:  # followed: it may report progress
+                if task.stream:
+                    with progress.serving(self.redis, (task,)):
+                        outcomes_one.append(await self._stream(task))
+                elif task.events_key:  # followed: it may report progress
                     with progress.serving(self.redis, (task,)):
                         outcomes_one.append(await self.model.process_request(task.payload))
                 else:
                     outcomes_one.append(await self.model.process_request(task.payload))
+            except ChunkWriteFailed:
+                raise
             except Exception as e:
                 outcomes_one.append(e)
         return outcomes_one
+
+    async def _stream(self, task: task_pb2.Task) -> Message:
+        if self.streams is None:
+            raise RuntimeError("this worker cannot stream: it is not connected to Redis")
+        return await self.streams.run(task)
 
     def _retries(
         self,
@@ -218,7 +242,10 @@ class Executor:
     ) -> Exception | None:
         """Put ``outcome`` in ``result``; returns a retryable exception (not logged yet: its
         retry is decided with the batch's), else None."""
-        if isinstance(outcome, InvalidRequest):
+        if isinstance(outcome, StreamStopped | StreamDeadline | StreamTooLong):
+            result.error.code = _STREAM_ENDS[type(outcome)]
+            result.error.message = outcome.message
+        elif isinstance(outcome, InvalidRequest):
             result.error.code = task_pb2.TaskError.INVALID_ARGUMENT
             result.error.message = outcome.message
             result.error.field = outcome.field
@@ -289,13 +316,31 @@ class TaskRunner:
 
     async def _run(self, batch: list[Delivery]) -> None:
         runnable: list[Delivery] = []
+        streamed: list[Delivery] = []
         answered: list[Delivery] = []
         for delivery in batch:
-            (answered if await self._already_answered(delivery) else runnable).append(delivery)
+            if await self._already_answered(delivery):
+                answered.append(delivery)
+            else:
+                (streamed if delivery.task.stream else runnable).append(delivery)
         if answered:
             await self.settler.release(answered, requeue=False)
-        if not runnable:
-            return
+        if runnable:
+            await self._attempt(runnable)
+        for delivery in streamed:  # each alone, after the others are handed over
+            try:
+                await self._attempt([delivery])
+            except ChunkWriteFailed as e:
+                logger.warning(
+                    "task %s: its stream could not be written (%s); returning it to its queue",
+                    delivery.task.task_id,
+                    e.__cause__ or e,
+                )
+                await asyncio.sleep(REDIS_RETRY_DELAY)
+                await self.settler.release([delivery], requeue=True)
+
+    async def _attempt(self, runnable: list[Delivery]) -> None:
+        """Run ``runnable`` (one model call when batching), hand over results and retries."""
         tasks = [d.task for d in runnable]
         results, retries = await self.executor.attempt_batch(
             tasks, [bool(d.message.redelivered) for d in runnable]
@@ -353,6 +398,16 @@ class TaskRunner:
         else:
             return False
         return await until_redis_answers(call)
+
+
+_STREAM_ENDS: Mapping[type[Exception], task_pb2.TaskError.Code] = MappingProxyType(
+    {
+        StreamStopped: task_pb2.TaskError.CANCELLED,
+        StreamDeadline: task_pb2.TaskError.DEADLINE_EXCEEDED,
+        StreamTooLong: task_pb2.TaskError.MODEL_ERROR,
+    }
+)
+"""The error code of a stream the worker stopped, by why."""
 
 
 def _answered(

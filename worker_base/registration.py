@@ -6,7 +6,7 @@ import logging
 
 from conveyor.descriptors import file_descriptor_set
 from conveyor.errors import RegistryClientError, RegistryRefused
-from conveyor.protocol import TASK_BATCH_FEATURE
+from conveyor.protocol import STREAM_FEATURE, TASK_BATCH_FEATURE, TEXT_GENERATION_FEATURE
 from conveyor.registry_api import Registration
 from conveyor.registry_client import RegistryClient
 from worker_base.model import Model
@@ -18,9 +18,19 @@ def registration_of(
     model: Model, version: str, queue: str, max_batch_size: int = 0
 ) -> Registration:
     """What a worker of ``model`` (``version``, durable queue ``queue``, running up to
-    ``max_batch_size`` tasks per model call, 0 when it does not batch) tells the registry."""
+    ``max_batch_size`` tasks per model call, 0 when it does not batch) tells the registry.
+
+    Features: ``task-batch`` always (it unpacks ``TaskBatch`` messages: worker, settle);
+    ``stream`` when the model implements ``process_stream`` (it answers in pieces; every worker
+    runs streamed tasks); ``text-generation`` when it sets ``text_generation`` (checked when
+    the worker starts: ``worker_base.contracts``)."""
     request, response = model.get_request_format(), model.get_response_format()
     descriptor_set = file_descriptor_set(request, response)
+    features = [TASK_BATCH_FEATURE]
+    if model.implements_streaming():
+        features.append(STREAM_FEATURE)
+    if model.text_generation:
+        features.append(TEXT_GENERATION_FEATURE)
     return Registration(
         version=version,
         queue=queue,
@@ -28,7 +38,7 @@ def registration_of(
         response_type=response.full_name,
         descriptor_set=base64.b64encode(descriptor_set).decode("ascii"),
         example_request=model.example_request(),
-        features=[TASK_BATCH_FEATURE],  # unpacks TaskBatch messages (worker, settle)
+        features=features,
         max_batch_size=max_batch_size,
     )
 

@@ -39,8 +39,11 @@ from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend, now_ms
 from conveyor.stats import STATS_PERIOD, StatsTally
+from conveyor.streams import ChunkWriter
 from proto import task_pb2
+from worker_base.chunk_flush import ChunkFlusher
 from worker_base.config import Settings
+from worker_base.contracts import check_text_generation
 from worker_base.execution import Executor, TaskRunner
 from worker_base.model import Model
 from worker_base.registration import keep_alive, registration_of
@@ -48,6 +51,7 @@ from worker_base.retries import AmqpDelayLane, RetryScheduler
 from worker_base.retry_policy import policy_for
 from worker_base.scheduler import Scheduler
 from worker_base.settle import Pack, Settler, until_redis_answers
+from worker_base.streaming import StreamRun
 
 __all__ = ["Worker", "run_model"]
 
@@ -64,8 +68,14 @@ class Worker:
     """Serves one ``Model`` instance: queues, batches, results, registration, shutdown."""
 
     def __init__(self, model: Model, settings: Settings | None = None) -> None:
+        """Raises ``SchemaError`` for a model that sets ``text_generation`` and whose messages
+        do not follow that contract (``worker_base.contracts``)."""
+        if model.text_generation:
+            check_text_generation(model.get_request_format(), model.get_response_format())
         self.model = model
         self.settings = settings or Settings()
+        self.concurrency = self.settings.worker_concurrency or model.concurrency
+        """Runners: ``WORKER_CONCURRENCY``, else the model's ``concurrency``."""
         self.model_name = self.settings.model_name or model.name
         self.version = self.settings.model_version or model.version
         self.instance_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -84,13 +94,15 @@ class Worker:
         # A few prefetched tasks per runner keep the worker busy while acks and new deliveries
         # cross the broker; with only one per runner it waits on that round trip every task.
         self.prefetch = self.settings.worker_prefetch or max(
-            _MIN_PREFETCH, self.settings.worker_concurrency * self.batch_size
+            _MIN_PREFETCH, self.concurrency * self.batch_size
         )
         self.scheduler = Scheduler()
         self.settler = Settler(self._store)
         self._results: ResultBackend | None = None
         self.metrics = metrics.WorkerMetrics(self.model_name, self.version)
         self.metrics.track_unsettled(lambda: self.settler.unsettled)
+        self.chunks: ChunkFlusher | None = None
+        """The pieces of this worker's streams, appended together; made once connected."""
 
     @property
     def queue_name(self) -> str:
@@ -113,9 +125,14 @@ class Worker:
             self.metrics.registry, settings.metrics_port, settings.metrics_host
         ):
             logger.warning("port %d is taken: no GET /metrics", settings.metrics_port)
-        client = redis_client_for(settings, settings.worker_concurrency + 4)
+        client = redis_client_for(settings, self.concurrency + 4)
         self._results = ResultBackend(client)
         self.executor.redis = client
+        writer = ChunkWriter(client, settings.max_stream_chunks, settings.default_result_ttl)
+        self.chunks = ChunkFlusher(writer.append)
+        self.executor.streams = StreamRun(
+            self.model, self.chunks, settings.max_stream_chunks, self.metrics
+        )
         connection = await connect_amqp(settings.amqp_url, settings.broker_connect_timeout)
         headers = (
             {"Authorization": f"Bearer {settings.registry_key}"} if settings.registry_key else None
@@ -161,7 +178,7 @@ class Worker:
             for lane, queue in lanes:
                 tag = await queue.consume(functools.partial(self._on_message, lane))
                 consumers.append((queue, tag))
-            for _ in range(settings.worker_concurrency):
+            for _ in range(self.concurrency):
                 tasks.append(asyncio.create_task(runner.serve()))
             tasks.append(asyncio.create_task(self._write_late_stats(client)))
             registering = asyncio.create_task(
@@ -185,7 +202,7 @@ class Worker:
                 self.version,
                 self.batch_size,
                 self.batch_delay * 1000,
-                settings.worker_concurrency,
+                self.concurrency,
                 self.prefetch,
             )
             stopping = asyncio.create_task(stop.wait())
@@ -207,6 +224,8 @@ class Worker:
                     await task
             if retries is not None:
                 await retries.close()
+            if self.chunks is not None:
+                await self.chunks.close()
             await self.settler.close()
             last = self.stats.take()
             if last is not None:

@@ -32,6 +32,7 @@ K8S_ONLY_ENV = {
     "registry": {"REGISTRY_PORT", "REGISTRY_KEY"},
     "model_a": {"REGISTRY_KEY"},
     "model_b": {"REGISTRY_KEY"},
+    "model_c": {"REGISTRY_KEY"},
 }
 """Variables the Deployments set beyond the compose stack's."""
 
@@ -107,8 +108,8 @@ def test_only_model_a_may_scale_to_zero_and_only_in_its_overlay() -> None:
         scaled = [r for r in resources if r["kind"] == "ScaledObject"]
         return {r["metadata"]["name"]: r["spec"]["minReplicaCount"] for r in scaled}
 
-    assert minimum("base") == {"model-a": 1, "model-b": 1}
-    assert minimum("overlays/scale-to-zero") == {"model-a": 0, "model-b": 1}
+    assert minimum("base") == {"model-a": 1, "model-b": 1, "model-c": 1}
+    assert minimum("overlays/scale-to-zero") == {"model-a": 0, "model-b": 1, "model-c": 1}
 
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="no POSIX shell to parse the scripts")

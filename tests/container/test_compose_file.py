@@ -30,7 +30,16 @@ def test_brokers_override_matches_the_stack_description() -> None:
 
 def test_every_dependency_waits_for_health_and_brokers_are_switchable() -> None:
     names = {service.name for service in SERVICES}
-    assert names == {"rabbitmq", "redis", "registry", "api", "model_a", "model_b", "prometheus"}
+    assert names == {
+        "rabbitmq",
+        "redis",
+        "registry",
+        "api",
+        "model_a",
+        "model_b",
+        "model_c",
+        "prometheus",
+    }
     for service in SERVICES:
         assert set(service.depends_on) <= names
         assert service.healthcheck[0] == "CMD"

@@ -51,7 +51,7 @@ def _predict(client: httpx.Client, model: str, body: dict[str, object]) -> httpx
     return client.post(f"/predict/{model}", json=body, params={"timeout": 30})
 
 
-def test_predict_both_models_then_model_a_goes_away_and_comes_back(stack: Stack) -> None:
+def test_predict_every_model_then_model_a_goes_away_and_comes_back(stack: Stack) -> None:
     with httpx.Client(base_url=stack.api_url(), timeout=60) as client:
         wait_until(
             lambda: _predict(client, "model_a", {"data": "example"}).status_code == 200,
@@ -63,6 +63,13 @@ def test_predict_both_models_then_model_a_goes_away_and_comes_back(stack: Stack)
         assert "example" in reply_a.text
         reply_b = _predict(client, "model_b", {"features": [5.1, 3.5, 1.4, 0.2]})
         assert reply_b.status_code == 200, reply_b.text
+        prompt = {"prompt": "The keeper", "max_tokens": 8, "seed": 1}
+        wait_until(
+            lambda: _predict(client, "model_c", prompt).status_code == 200,
+            120,
+            what="model_c served",
+        )
+        assert len(_predict(client, "model_c", prompt).json()["text"].split()) == 8
 
         stack.engine.run("stop", "-t", "10", stack.container("model_a"))
         wait_until(

@@ -228,6 +228,7 @@ SERVICES: tuple[Service, ...] = (
     ),
     _model("model_a"),
     _model("model_b"),
+    _model("model_c"),
     # `docker compose --profile monitoring up`: scrapes the services above on the compose
     # network (deploy/monitoring/prometheus.yml, built into the image).
     Service(

@@ -3,7 +3,7 @@
 Checks that the gateway's (HTTP and gRPC) and the registry's ports are free (exits at once
 naming a taken one),
 uses the brokers at AMQP_URL / REDIS_URL or starts private ones, then the registry, the
-gateway, model_a and model_b; each worker serves ``GET /metrics`` on a free port of its own
+gateway, model_a, model_b and model_c; each worker serves ``GET /metrics`` on a free port of its own
 (``METRICS_PORT``; the banner prints them). A service that dies is restarted with a growing
 back-off (and logged); the others keep serving, and the gateway answers 503 for a model with no
 live worker meanwhile. SIGINT/SIGTERM stops everything it started.

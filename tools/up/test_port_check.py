@@ -30,7 +30,7 @@ def test_exits_at_once_naming_a_taken_port() -> None:
 
 def test_each_worker_gets_its_own_free_metrics_port() -> None:
     ports = worker_metrics_ports({8000, 8001})
-    assert set(ports) == {"model_a", "model_b"}
+    assert set(ports) == {"model_a", "model_b", "model_c"}
     assert len(set(ports.values())) == len(ports)
     assert not set(ports.values()) & {8000, 8001}
     endpoints = Endpoints.local("amqp://x", "redis://x", 8000, 8001, ports)

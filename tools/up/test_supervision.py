@@ -82,8 +82,8 @@ def test_every_worker_serves_metrics_on_its_own_port(up: Up) -> None:
     found = re.search(r"metrics: (.*)", up.output())
     assert found, up.output()
     workers = dict(re.findall(r"(model_\w+) (http://\S+/metrics)", found.group(1)))
-    assert set(workers) == {"model_a", "model_b"}, found.group(0)
-    assert len(set(workers.values())) == 2, found.group(0)
+    assert set(workers) == {"model_a", "model_b", "model_c"}, found.group(0)
+    assert len(set(workers.values())) == len(workers), found.group(0)
     for name, url in workers.items():
         response = httpx.get(url, timeout=10)
         assert response.status_code == 200, (name, url)
