@@ -31,7 +31,7 @@ def second_gateway(stack: Stack, **env: str) -> Iterator[tuple[str, Service]]:
     try:
         wait_until(
             lambda: httpx.get(f"{url}/readyz", timeout=5.0).status_code == 200,
-            60.0,
+            120.0,
             what="second gateway ready",
         )
         yield url, gateway
