@@ -303,14 +303,15 @@ class Dispatcher:
         watch = _StreamWatch(self.metrics, status.model, status.version)
         async with source.parked():
             watch.opened()
+            items = follow_task(source, task_id, after, has_stream, status.result, result)
             try:
-                items = follow_task(source, task_id, after, has_stream, status.result, result)
                 async for item in items:
                     if isinstance(item, Chunk):
                         watch.chunk()
                     yield item
             finally:
                 watch.closed()
+                await items.aclose()
 
     def _source(self) -> EventSource:
         if self.events is None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -37,7 +37,9 @@ from proto import task_pb2
 
 __all__ = [
     "DEFAULT_BUFFER",
+    "KEEPALIVE_SECONDS",
     "READ_COUNT",
+    "SSE_KEEPALIVE",
     "ChunkReader",
     "EventSource",
     "StreamEnd",
@@ -47,6 +49,7 @@ __all__ = [
     "sse_end",
     "sse_error",
     "sse_restart",
+    "with_keepalives",
 ]
 
 DEFAULT_BUFFER: Final = 64
@@ -255,7 +258,7 @@ async def follow_task(
     has_stream: bool,
     ended: task_pb2.TaskResult | None,
     status: Callable[[], Awaitable[task_pb2.TaskResult | None]],
-) -> AsyncIterator[StreamItem]:
+) -> AsyncGenerator[StreamItem, None]:
     """A task's pieces after entry ``after``, replayed, then followed, then ``StreamEnd``.
 
     ``has_stream``: the task has an event stream (without one: wait for its result); ``ended``:
@@ -290,7 +293,42 @@ async def follow_task(
             ended = await status()  # still there? (an expired task raises TaskNotFound)
 
 
+async def with_keepalives(
+    items: AsyncGenerator[StreamItem, None], seconds: float
+) -> AsyncGenerator[StreamItem | None, None]:
+    """``items``, and None each time ``seconds`` pass without one (an SSE keepalive comment
+    keeps proxies from closing a quiet stream). Each item is awaited in a task of its own, so a
+    quiet wait is not cancelled; when this iterator is closed or cancelled, the item awaited is
+    cancelled, which ends ``items`` (a stream of ``Dispatcher.stream`` then asks its worker to
+    stop), else ``items`` is closed."""
+    pending: asyncio.Future[StreamItem] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(items))
+            done, _ = await asyncio.wait((pending,), timeout=seconds)
+            if not done:
+                yield None
+                continue
+            try:
+                item = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            yield item
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()  # items ends in its own task
+        else:
+            await items.aclose()
+
+
 # Server-Sent Events (docs/api.md, "Streaming")
+
+KEEPALIVE_SECONDS: Final = 15.0
+"""How long a stream stays quiet before a keepalive comment."""
+
+SSE_KEEPALIVE: Final = b": keepalive\n\n"
 
 
 def sse_chunk(item: Chunk, data: dict[str, Any]) -> bytes:

@@ -46,7 +46,17 @@ from api.exceptions import (
 from api.idempotency import HEADER, IdempotencyKeys, check_key, fingerprint
 from api.routes.errors import status_of
 from api.schemas import TaskAccepted
-from api.streaming import StreamEnd, StreamItem, sse_chunk, sse_end, sse_error, sse_restart
+from api.streaming import (
+    KEEPALIVE_SECONDS,
+    SSE_KEEPALIVE,
+    StreamEnd,
+    StreamItem,
+    sse_chunk,
+    sse_end,
+    sse_error,
+    sse_restart,
+    with_keepalives,
+)
 from conveyor.errors import ConveyorError
 from conveyor.protocol import MAX_PRIORITY, MIN_PRIORITY, VERSION_PATTERN
 from conveyor.streams import Chunk
@@ -418,24 +428,27 @@ async def predict_events(
     """A streamed predict's events: each piece as the model's response message in JSON, each
     restart, then ``done`` (the response combined) or ``error``. Closes ``items`` when the
     client goes away (the worker is then asked to stop)."""
+    paced = with_keepalives(items, KEEPALIVE_SECONDS)
     try:
-        item = first
+        item: StreamItem | None = first
         while True:
-            if isinstance(item, StreamEnd):
+            if item is None:
+                yield SSE_KEEPALIVE
+            elif isinstance(item, StreamEnd):
                 yield sse_end(response_json(item.result, info))
                 return
-            if isinstance(item, Chunk):
+            elif isinstance(item, Chunk):
                 yield sse_chunk(item, render_response(item.payload, info.response_class, info.name))
             else:
                 yield sse_restart(item)
-            item = await anext(items)
+            item = await anext(paced)
     except ConveyorError as e:
         yield sse_error(error_event_body(e, info.name))
     except Exception:
         logger.exception("a stream of model %s failed", info.name)
         yield sse_error(error_body("internal", INTERNAL_ERROR_MESSAGE))
     finally:
-        await items.aclose()
+        await paced.aclose()
 
 
 def error_event_body(exc: ConveyorError, model: str | None) -> dict[str, Any]:

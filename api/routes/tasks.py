@@ -26,7 +26,16 @@ from api.exceptions import InvalidRequest
 from api.following import TaskFollower
 from api.routes.predict import SSE_HEADERS, STREAM_EVENT_SCHEMA, error_event_body
 from api.schemas import TaskState
-from api.streaming import StreamEnd, sse_chunk, sse_end, sse_error, sse_restart
+from api.streaming import (
+    KEEPALIVE_SECONDS,
+    SSE_KEEPALIVE,
+    StreamEnd,
+    sse_chunk,
+    sse_end,
+    sse_error,
+    sse_restart,
+    with_keepalives,
+)
 from api.task_state import task_state
 from conveyor.errors import ConveyorError
 from conveyor.events import PROGRESS, QUEUED, RETRYING, STARTED, TaskEvent
@@ -372,11 +381,13 @@ async def _task_pieces(
     after: str,
     model: str,
 ) -> AsyncIterator[bytes]:
-    items = dispatcher.follow(task_id, after)
+    items = with_keepalives(dispatcher.follow(task_id, after), KEEPALIVE_SECONDS)
     try:
         info = None
         async for item in items:
-            if isinstance(item, StreamEnd):
+            if item is None:
+                yield SSE_KEEPALIVE
+            elif isinstance(item, StreamEnd):
                 status = await dispatcher.status(task_id)
                 state = await task_state(status, catalog, await follower.pending(status))
                 if state.status == "done":
@@ -384,7 +395,7 @@ async def _task_pieces(
                 else:
                     yield sse_error({"error": {**_state_error(state), "task_id": task_id}})
                 return
-            if isinstance(item, Chunk):
+            elif isinstance(item, Chunk):
                 if info is None:
                     status = await dispatcher.status(task_id)
                     info = await catalog.get(status.model, status.version or None)

@@ -9,14 +9,21 @@ import asyncio
 import base64
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from api.dispatch import Dispatcher
 from api.exceptions import Overloaded, ResultTimeout, TaskNotFound
-from api.streaming import READ_COUNT, ChunkReader, StreamEnd, StreamItem, follow_task
+from api.streaming import (
+    READ_COUNT,
+    ChunkReader,
+    StreamEnd,
+    StreamItem,
+    follow_task,
+    with_keepalives,
+)
 from api.tests.test_dispatch import INFO, FakeChannel, FakeResults, FakeWaiter
 from conveyor.events import TaskEvent
 from conveyor.metrics import GatewayMetrics
@@ -431,3 +438,36 @@ async def test_following_an_unknown_task_is_task_not_found() -> None:
     dispatcher, *_ = _streaming()
     with pytest.raises(TaskNotFound):
         await anext(dispatcher.follow("nope"))
+
+
+@pytest.mark.asyncio
+async def test_keepalives_fill_quiet_times_and_cancelling_ends_the_stream() -> None:
+    closed: list[str] = []
+
+    async def slow() -> AsyncGenerator[StreamItem, None]:
+        try:
+            yield Restart("1-1", 2)
+            await asyncio.sleep(10)
+            yield StreamEnd(_done())
+        finally:
+            closed.append("closed")
+
+    paced = with_keepalives(slow(), 0.02)
+    assert await anext(paced) == Restart("1-1", 2)
+    assert await anext(paced) is None  # quiet: a keepalive
+    assert await anext(paced) is None
+    consumer = asyncio.ensure_future(anext(paced))
+    await asyncio.sleep(0.005)
+    consumer.cancel()  # the client went away while the stream was quiet
+    with contextlib.suppress(asyncio.CancelledError):
+        await consumer
+    await asyncio.sleep(0.01)
+    assert closed == ["closed"]
+
+
+@pytest.mark.asyncio
+async def test_keepalives_pass_the_end_through_and_close_what_they_read() -> None:
+    async def quick() -> AsyncGenerator[StreamItem, None]:
+        yield StreamEnd(_done())
+
+    assert [item async for item in with_keepalives(quick(), 1.0)] == [StreamEnd(_done())]

@@ -107,12 +107,12 @@ class StreamWorker:
                 await self.stream(task, min(2, pieces), seconds)  # a run that died
                 task.attempt = 2
                 result.attempt = 2
-            reply = await self.stream(task, pieces, seconds)
-            if reply is None:
+            combined = await self.stream(task, pieces, seconds)
+            if combined is None:
                 result.error.code = task_pb2.TaskError.CANCELLED
                 result.error.message = "stopped: nobody reads the stream"
             else:
-                result.response = model_a_pb2.ModelAResponse(reply=reply).SerializeToString()
+                result.response = model_a_pb2.ModelAResponse(reply=combined).SerializeToString()
         result.finished_unix_ms = now_ms()
         await self.results.store_many([(task, result)], 600)
         await message.ack()

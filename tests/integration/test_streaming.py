@@ -95,7 +95,7 @@ def test_a_sync_stream_comes_in_order_with_ids_then_done(stack: Stack, model: st
     events = stream(stack.api_url, "POST", f"/predict/{model}?stream=true", body={"data": "5:0.02"})
     assert [kind for _, kind, _ in events] == ["message"] * 5 + ["done"]
     assert replies(events) == [f"w{i} " for i in range(5)]
-    ids = [event_id for event_id, kind, _ in events if kind == "message"]
+    ids = [str(event_id) for event_id, kind, _ in events if kind == "message"]
     assert all(ids) and ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
     assert events[-1][2] == {"reply": "w0 w1 w2 w3 w4 "}  # the pieces combined
     # Accept: text/event-stream asks for the same; without either, the usual JSON answer.
@@ -133,7 +133,9 @@ def test_a_client_that_goes_away_stops_the_generation(stack: Stack, model: str) 
     )  # fmt: skip
     assert replies(events) == ["w0 ", "w1 ", "w2 "]
     wait_until(lambda: client.llen(stopped_key) > before, 10.0, what="the worker stopped")
-    task_id, index = client.lindex(stopped_key, -1).decode().rsplit(":", 1)
+    last = client.lindex(stopped_key, -1)
+    assert isinstance(last, bytes)
+    task_id, index = last.decode().rsplit(":", 1)
     assert int(index) <= 6  # the next piece after the gateway set the key (or the one after)
     assert client.exists(stop_key(task_id))
     cancelled = stack.http.get("/metrics").text
