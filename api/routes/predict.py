@@ -14,7 +14,9 @@ the model yields them, then ``done`` with the response combined (or ``error``); 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -326,7 +328,14 @@ async def predict(model: str, request: Request) -> Response:
         request.headers.get("content-type"),
         request.body,
         request.scope,
+        gone=functools.partial(_disconnected, request.receive),
     )
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has gone away (the body read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def run_predict(
@@ -336,11 +345,13 @@ async def run_predict(
     content_type: str | None,
     read_body: Callable[[], Awaitable[bytes]],
     scope: Scope,
+    gone: Callable[[], Awaitable[None]] | None = None,
 ) -> Response:
     """The predict call: check the request, queue the task, answer its result (or 202).
 
     ``read_body`` reads the request body (raising ``ClientDisconnect`` when the client left);
-    errors are raised as the gateway's domain errors, for the caller to render.
+    ``gone`` (optional) returns once the client has left, for a stream still waiting for its
+    first piece; errors are raised as the gateway's domain errors, for the caller to render.
     """
     settings: Settings = state.settings
     catalog: ModelCatalog = state.catalog
@@ -355,7 +366,7 @@ async def run_predict(
         body = await read_body()
     except ClientDisconnect:
         # The client hung up before sending its body (it gave up waiting): nobody reads this.
-        return Response(b'{"error": "client disconnected"}', 400, media_type="application/json")
+        return Response(_GONE, 400, media_type="application/json")
     payload = parse_request(body, info.request_class, model, settings.max_json_depth)
     request_id = request_id_of(scope)
     key = _header(scope, _IDEMPOTENCY_KEY)
@@ -388,7 +399,7 @@ async def run_predict(
             task_id=None,
         )
     if options.stream:
-        return await _stream(dispatcher, info, payload, options, remaining, request_id)
+        return await _stream(dispatcher, info, payload, options, remaining, request_id, gone)
     result = await dispatcher.run(
         info, payload, seconds=remaining, priority=options.priority, request_id=request_id,
         max_retries=options.max_retries,
@@ -402,16 +413,19 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 async def _stream(
     dispatcher: Dispatcher, info: ModelInfo, payload: bytes, options: PredictOptions,
-    seconds: float, request_id: str,
+    seconds: float, request_id: str, gone: Callable[[], Awaitable[None]] | None,
 ) -> Response:  # fmt: skip
     """A synchronous streamed predict: an error before the first piece is the usual JSON
-    error answer (a task that failed before any piece too); after it, an ``error`` event."""
+    error answer (a task that failed before any piece too); after it, an ``error`` event. A
+    client that leaves before the first piece stops the stream then."""
     items = dispatcher.stream(
         info, payload, seconds=seconds, priority=options.priority, request_id=request_id,
         max_retries=options.max_retries,
     )  # fmt: skip
     try:
-        first = await anext(items)
+        first = await _first_unless_gone(items, gone)
+        if first is None:  # nobody reads this
+            return Response(_GONE, 400, media_type="application/json")
         if isinstance(first, StreamEnd) and first.result.WhichOneof("outcome") == "error":
             response_json(first.result, info)  # raises TaskFailed, the usual answer
     except BaseException:
@@ -420,6 +434,30 @@ async def _stream(
     return StreamingResponse(
         predict_events(first, items, info), media_type="text/event-stream", headers=SSE_HEADERS
     )
+
+
+_GONE = b'{"error": "client disconnected"}'
+
+
+async def _first_unless_gone(
+    items: AsyncGenerator[StreamItem, None], gone: Callable[[], Awaitable[None]] | None
+) -> StreamItem | None:
+    """The stream's first item, or None when the client leaves first (the item awaited is then
+    cancelled, which ends the stream: its worker is asked to stop)."""
+    if gone is None:
+        return await anext(items)
+    first = asyncio.ensure_future(anext(items))
+    watch = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait((first, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not first.done():
+            first.cancel()
+    await asyncio.wait((first,))  # a cancelled one ends its stream first
+    if first.cancelled():
+        return None
+    return first.result()
 
 
 async def predict_events(

@@ -3,13 +3,14 @@ as a worker in another language would be: no ``worker_base``.
 
 It registers ``MODEL_NAME`` version 1 (model_a's messages) announcing the ``stream`` feature,
 declares the version's queues, and consumes its fast lane and durable lanes. A request
-``{"data": "<pieces>:<seconds>[:restart]"}`` streams ``<pieces>`` pieces ``{"reply": "w<i> "}``
+``{"data": "<pieces>:<seconds>[:<mode>]"}`` streams ``<pieces>`` pieces ``{"reply": "w<i> "}``
 (``conveyor.streams.ChunkWriter``), ``<seconds>`` apart, then stores the result, the pieces
-combined (``conveyor.results.ResultBackend``), and acknowledges the task. With ``restart`` the
-first run stops after two pieces and a second run (attempt 2) streams the task again: its
-first piece is marked with a ``restart``. A piece answered with ``stop`` (the gateway set the
-stop key) ends the run: the list ``<STREAM_WORKER_PREFIX>stopped`` gets ``<task id>:<index>``
-and the task is stored as cancelled. A task that is not streamed is answered at once.
+combined (``conveyor.results.ResultBackend``), and acknowledges the task. Mode ``restart``: the
+first run stops after two pieces and a second run (attempt 2) streams the task again, its first
+piece marked with a ``restart``; mode ``late``: the first piece comes a second late. A piece
+answered with ``stop`` (the gateway set the stop key) ends the run: the list
+``<STREAM_WORKER_PREFIX>stopped`` gets ``<task id>:<index>`` and the task is stored as
+cancelled. A task that is not streamed is answered at once.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ class StreamWorker:
             reply = "".join(f"w{i} " for i in range(pieces))
             result.response = model_a_pb2.ModelAResponse(reply=reply).SerializeToString()
         else:
+            if mode == "late":
+                await asyncio.sleep(1.0)
             if mode == "restart":
                 await self.stream(task, min(2, pieces), seconds)  # a run that died
                 task.attempt = 2

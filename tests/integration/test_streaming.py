@@ -143,6 +143,24 @@ def test_a_client_that_goes_away_stops_the_generation(stack: Stack, model: str) 
     client.close()
 
 
+def test_a_client_that_goes_away_before_the_first_piece_stops_it_too(
+    stack: Stack, model: str
+) -> None:
+    client = redis.Redis.from_url(stack.redis_url)
+    stopped_key = f"test:{stack.id}:stream:stopped"
+    before = client.llen(stopped_key)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{stack.api_url}/predict/{model}?stream=true",
+            json={"data": "20:0.05:late"},
+            timeout=httpx.Timeout(5.0, read=0.3),
+        )
+    wait_until(lambda: client.llen(stopped_key) > before, 10.0, what="the worker stopped")
+    last = client.lindex(stopped_key, -1)
+    assert isinstance(last, bytes) and last.decode().endswith(":0")  # at its first piece
+    client.close()
+
+
 def test_an_async_stream_is_followed_and_resumed_on_another_gateway(
     stack: Stack, model: str, other: str
 ) -> None:
