@@ -51,7 +51,15 @@ class Settings(AmqpSettings, RedisSettings, RegistryClientSettings, LogSettings)
         ge=1,
         le=100_000,
         description="Requests that may wait on tasks at once (GET /tasks/{id}?wait=, "
-        "GET /tasks/{id}/events) before 429; they do not count against MAX_INFLIGHT.",
+        "GET /tasks/{id}/events, streams) before 429; they do not count against MAX_INFLIGHT.",
+    )
+    stream_buffer: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description="Pieces of a streamed response a gateway holds for a client slower than "
+        "the model; past them it drops the pushed pieces and reads them from Redis once the "
+        "client catches up.",
     )
     max_task_retries: int = Field(
         default=10,

@@ -5,15 +5,21 @@ notification (``conveyor.waiter``), or is read from Redis once the wait ends. An
 task is recorded in Redis first (so ``GET /tasks/{id}`` can follow it) and then published to a
 durable lane; its status is read from Redis, and a task still queued can be cancelled. A Redis
 outage is a 503.
+
+A streamed task (``stream``: synchronous; ``follow``: any task, from any gateway) yields its
+pieces as they come (``api.streaming``), then its end. Streams wait like ``?wait=`` does: each
+holds one of ``MAX_WAITING`` places (``events``, the ``EventSource``), not a ``MAX_INFLIGHT`` one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
 import time
 import uuid
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -23,9 +29,19 @@ from api.catalog import ModelInfo
 from api.drain import RetryAdvice
 from api.exceptions import Overloaded, ResultTimeout, ServiceUnavailable, TaskConflict, TaskNotFound
 from api.publisher import PUBLISH_CHANNELS, Publisher, QueueDepths
+from api.streaming import (
+    DEFAULT_BUFFER,
+    ChunkReader,
+    EventSource,
+    StreamEnd,
+    StreamItem,
+    follow_task,
+)
 from conveyor import logs
-from conveyor.protocol import events_key, reply_channel, result_key, task_key
+from conveyor.metrics import GatewayMetrics, StreamSeries
+from conveyor.protocol import chunk_channel, events_key, reply_channel, result_key, task_key
 from conveyor.results import CancelOutcome, ResultBackend, TaskRecord, now_ms
+from conveyor.streams import Chunk, request_stop
 from conveyor.waiter import ResultWaiter
 from proto import task_pb2
 
@@ -67,21 +83,34 @@ class Dispatcher:
         channel: AbstractChannel | None = None,
         publish_channels: int = PUBLISH_CHANNELS,
         advice: RetryAdvice | None = None,
+        events: EventSource | None = None,
+        metrics: GatewayMetrics | None = None,
+        stream_buffer: int = DEFAULT_BUFFER,
     ) -> None:
         """``waiter`` and ``channel`` replace the Redis subscription and the RabbitMQ channels
         (unit tests pass small fakes; ``start`` is then not called). ``publish_channels``:
         how many channels publish tasks. ``advice``: the ``Retry-After`` of a full queue from
-        its drain rate (else ``retry_after``)."""
+        its drain rate (else ``retry_after``). ``events``: reads of event streams and the bound
+        on waiting requests (needed by ``stream`` and ``follow``); ``metrics``: the streams'
+        series; ``stream_buffer``: pushed pieces a stream holds for a slow consumer."""
         self._results = results
         self._result_ttl = result_ttl
         self._sync_durable = sync_durable
         self._retry_after = retry_after
         self.gateway_id = uuid.uuid4().hex
-        self._waiter = waiter or ResultWaiter(results.redis, reply_channel(self.gateway_id))
+        self._waiter = waiter or ResultWaiter(
+            results.redis,
+            reply_channel(self.gateway_id),
+            chunk_channel=chunk_channel(self.gateway_id),
+        )
         self.publisher = Publisher(
             amqp_url, retry_after=retry_after, channel=channel, publish_channels=publish_channels
         )
         self.advice = advice
+        self.events = events
+        self.metrics = metrics
+        self.stream_buffer = stream_buffer
+        self._stopping: set[asyncio.Task[None]] = set()
 
     async def start(self, connect_timeout: float) -> None:
         """Connect to RabbitMQ (waiting up to ``connect_timeout`` s for it, reconnecting on its
@@ -181,21 +210,144 @@ class Dispatcher:
         finally:
             self._waiter.discard(task.task_id)
 
+    async def stream(
+        self,
+        info: ModelInfo,
+        payload: bytes,
+        *,
+        seconds: float,
+        priority: int = 0,
+        request_id: str = "",
+        max_retries: int | None = None,
+    ) -> AsyncGenerator[StreamItem, None]:
+        """A synchronous streamed task: publishes it (``Overloaded``, ``ServiceUnavailable``
+        etc. raise at the first ``__anext__``, before any item), yields its pieces as they
+        come, then one ``StreamEnd``; raises ``ResultTimeout`` when ``seconds`` pass first (the
+        task is then recorded, so ``follow`` can go on with it). Closing the iterator
+        (``aclose``, or cancelling its consumer) before the ``StreamEnd`` asks the worker to
+        stop (``conveyor.streams.request_stop``) and counts a stream cancelled by disconnect.
+
+        The task is published alone (never packed into a ``TaskBatch``), to the fast lane (the
+        durable one with ``SYNC_DURABLE``)."""
+        source = self._source()
+        source.check_room(info.name)
+        deadline = time.monotonic() + seconds
+        task = self._task(
+            info, payload, now_ms() + int(seconds * 1000), priority, request_id,
+            self._waiter.channel,
+        )  # fmt: skip
+        task.stream = True
+        task.events_key = events_key(task.task_id)
+        task.chunk_channel = self._waiter.chunk_channel
+        if max_retries is not None:
+            task.max_retries = max_retries
+        reader = ChunkReader(
+            task.task_id, source, lambda: self._read(task.task_id), self.stream_buffer
+        )
+        watch = _StreamWatch(self.metrics, info.name, info.version)
+        published = finished = False
+        self._waiter.open_stream(task.task_id, reader)
+        try:
+            async with source.parked():
+                try:
+                    await self.publisher.publish(
+                        info, task, durable=self._sync_durable, seconds=seconds
+                    )
+                except Overloaded as e:
+                    await self._advise(e, info)
+                    raise
+                published = True
+                watch.opened()
+                while True:
+                    item = await reader.next(deadline)
+                    if item is None:
+                        finished = True  # the task goes on; GET /tasks/{id}/stream follows it
+                        await self._record(task, info)
+                        raise ResultTimeout(
+                            f"no result within {seconds:g} s; follow /tasks/{task.task_id}/stream",
+                            model=info.name,
+                            task_id=task.task_id,
+                        )
+                    if isinstance(item, StreamEnd):
+                        finished = True
+                    elif isinstance(item, Chunk):
+                        watch.chunk()
+                    yield item
+                    if finished:
+                        return
+        except (GeneratorExit, asyncio.CancelledError):
+            if published and not finished:
+                watch.cancelled()
+            raise
+        finally:
+            self._waiter.close_stream(task.task_id)
+            watch.closed()
+            if published and not finished:
+                self._stop(task.task_id)
+
+    async def follow(self, task_id: str, after: str = "0") -> AsyncGenerator[StreamItem, None]:
+        """Any task's pieces after event id ``after`` (replay, then follow; any gateway), then
+        ``StreamEnd``; ``TaskNotFound`` for an unknown task (at the first ``__anext__``), and
+        when it expires meanwhile. A task without an event stream (a synchronous task that was
+        not streamed) yields its ``StreamEnd`` only."""
+        source = self._source()
+        status = await self.status(task_id)
+        source.check_room(status.model)
+        record = status.record
+        # A synchronous streamed task that ended in time has no record; its stream is there.
+        has_stream = record.events if record is not None else True
+
+        async def result() -> task_pb2.TaskResult | None:
+            return (await self.status(task_id)).result
+
+        watch = _StreamWatch(self.metrics, status.model, status.version)
+        async with source.parked():
+            watch.opened()
+            items = follow_task(source, task_id, after, has_stream, status.result, result)
+            try:
+                async for item in items:
+                    if isinstance(item, Chunk):
+                        watch.chunk()
+                    yield item
+            finally:
+                watch.closed()
+                await items.aclose()
+
+    def _source(self) -> EventSource:
+        if self.events is None:
+            raise RuntimeError("the dispatcher streams with an EventSource (events=)")
+        return self.events
+
+    def _stop(self, task_id: str) -> None:
+        """Ask the worker to stop ``task_id``'s stream, in the background: the caller may be a
+        cancelled task, which could await nothing more."""
+        stopping = asyncio.create_task(self._request_stop(task_id))
+        self._stopping.add(stopping)
+        stopping.add_done_callback(self._stopping.discard)
+
+    async def _request_stop(self, task_id: str) -> None:
+        try:
+            await request_stop(self._results.redis, task_id, self._result_ttl)
+        except _REDIS_ERRORS as e:
+            logger.warning("could not ask the worker to stop task %s (%s)", task_id, e)
+
     async def submit(
         self, info: ModelInfo, payload: bytes, *, deadline: float, priority: int = 0,
         request_id: str = "", task_id: str | None = None, callback_url: str = "",
-        max_retries: int | None = None,
+        max_retries: int | None = None, stream: bool = False,
     ) -> str:  # fmt: skip
         """Record and publish an asynchronous task (durable lane); return its id (``task_id``
         when given, else a new one).
 
         The task gets an event stream (``conveyor.events``, started with ``queued``); its final
         status is POSTed to ``callback_url`` when given; ``max_retries`` (None: the model's
-        default) bounds its retries after retryable failures."""
+        default) bounds its retries after retryable failures; with ``stream`` the worker
+        appends its response in pieces to the event stream (``follow`` reads them)."""
         task = self._task(
             info, payload, now_ms() + int(deadline * 1000), priority, request_id, "", task_id
         )
         task.events_key = events_key(task.task_id)
+        task.stream = stream
         task.callback_url = callback_url
         if max_retries is not None:
             task.max_retries = max_retries
@@ -305,3 +457,41 @@ class Dispatcher:
     async def queue_depths(self, model: str, version: str) -> QueueDepths | None:
         """Ready tasks in the version's lanes and the model's dead letters; None if unknown."""
         return await self.publisher.queue_depths(model, version)
+
+
+class _StreamWatch:
+    """One stream's metrics (nothing without ``GatewayMetrics``): open streams, time to its
+    first piece, pieces, streams the consumer closed before their end."""
+
+    __slots__ = ("_first", "_open", "_series", "_started")
+
+    def __init__(self, metrics: GatewayMetrics | None, model: str, version: str) -> None:
+        self._series: StreamSeries | None = (
+            metrics.stream_series(model, version) if metrics is not None else None
+        )
+        self._started = time.monotonic()
+        self._first = True
+        self._open = False
+
+    def opened(self) -> None:
+        if self._series is not None:
+            self._open = True
+            self._series.open.inc()
+
+    def chunk(self) -> None:
+        series = self._series
+        if series is None:
+            return
+        if self._first:
+            self._first = False
+            series.first_chunk.observe(time.monotonic() - self._started)
+        series.chunks.inc()
+
+    def cancelled(self) -> None:
+        if self._series is not None:
+            self._series.cancelled.inc()
+
+    def closed(self) -> None:
+        if self._series is not None and self._open:
+            self._open = False
+            self._series.open.dec()

@@ -35,6 +35,8 @@ _STAGES = {QUEUED: "queued", RETRYING: "retrying"}
 MAX_BLOCK_MS = 4000
 """The longest one blocking read waits (callers loop): below the Redis client's socket
 timeout, so a quiet stream is never mistaken for a dead connection."""
+MAX_READ = 100
+"""The most events one read answers (callers read on after the last one)."""
 
 
 @dataclass(frozen=True)
@@ -166,16 +168,20 @@ class TaskFollower:
         estimate = int(time.time() * 1000 + position / rate * 1000) if rate else None
         return position, estimate
 
-    async def events_after(self, task_id: str, after: str, block_ms: int) -> list[TaskEvent]:
-        """The task's events after id ``after`` ("0-0": all), waiting up to ``block_ms`` (at
-        most ``MAX_BLOCK_MS``) for one when there is none yet (0: no wait)."""
+    async def events_after(
+        self, task_id: str, after: str, block_ms: int, count: int = MAX_READ
+    ) -> list[TaskEvent]:
+        """The task's first ``count`` events after id ``after`` ("0-0": all), waiting up to
+        ``block_ms`` (at most ``MAX_BLOCK_MS``) for one when there is none yet (0: no wait)."""
         block_ms = min(block_ms, MAX_BLOCK_MS)
         try:
             if block_ms <= 0:
-                entries = await self._redis.xrange(events_key(task_id), min=f"({after}")
+                entries = await self._redis.xrange(
+                    events_key(task_id), min=f"({after}", count=count
+                )
                 return parse_entries(entries)
             reply = await self._blocking.xread(
-                {events_key(task_id): after}, count=100, block=block_ms
+                {events_key(task_id): after}, count=count, block=block_ms
             )
         except _REDIS_ERRORS as e:
             raise self._redis_down(e) from e

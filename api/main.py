@@ -52,15 +52,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.result_ttl,
             sync_durable=settings.sync_durable,
             retry_after=settings.retry_after,
+            metrics=gateway_metrics,
+            stream_buffer=settings.stream_buffer,
         )
         dispatcher.advice = RetryAdvice(rates, dispatcher.queued)
         await dispatcher.start(settings.broker_connect_timeout)
         rates.start()
-        # Reads that block (?wait=, /events) hold a connection each: a pool of their own.
+        # Reads that block (?wait=, /events, streams) hold a connection each: a pool of their own.
         waits = redis_client_for(settings, max_connections=settings.max_waiting + 2)
         app.state.follower = TaskFollower(
             redis, waits, rates, app.state.admission, settings.max_waiting, settings.retry_after
         )
+        dispatcher.events = app.state.follower  # streams read and wait through it
         app.state.idempotency = IdempotencyKeys(redis, settings.idempotency_ttl)
         app.state.extensions = Extensions(app.state.catalog, StatsReader(redis))
         # Completion callbacks of async tasks, on a Redis client of their own (api/callbacks/).

@@ -142,12 +142,17 @@ def _model_operation(
         "content": {"application/json": request},
     }
     responses = operation.setdefault("responses", {})
+    content: dict[str, Any] = {
+        "application/json": {"schema": _body_schema(model, Direction.WRITE, components)}
+    }
+    streamed = responses.get("200", {}).get("content", {}).get("text/event-stream")
+    if streamed is not None:  # stream=true: the generic operation's events
+        content["text/event-stream"] = streamed
     responses["200"] = {
         "description": f"{model.name}'s response message in the protobuf JSON mapping "
-        "(fields under their .proto names, every field without presence written).",
-        "content": {
-            "application/json": {"schema": _body_schema(model, Direction.WRITE, components)}
-        },
+        "(fields under their .proto names, every field without presence written); with "
+        "stream=true, Server-Sent Events: its pieces, each such a message, then done or error.",
+        "content": content,
     }
     if "404" in responses:
         responses["404"] = {**responses["404"], "description": "Unknown version"}

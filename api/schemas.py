@@ -15,6 +15,10 @@ class TaskAccepted(BaseModel):
     version: str
     status: Literal["pending"]
     status_url: str
+    stream_url: str | None = Field(
+        default=None,
+        description="With stream=true: GET it for the task's pieces as Server-Sent Events.",
+    )
 
 
 class TaskError(BaseModel):

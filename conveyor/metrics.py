@@ -10,7 +10,9 @@ Series (``docs/observability.md`` lists them with their labels):
 - gateway: ``conveyor_requests_total``, ``conveyor_request_duration_seconds``,
   ``conveyor_inflight_requests``, ``conveyor_rejected_requests_total``,
   ``conveyor_tasks_cancelled_total``, ``conveyor_queued_tasks``, ``conveyor_dead_letter_tasks``,
-  ``conveyor_callbacks_total``, ``conveyor_callback_duration_seconds``;
+  ``conveyor_callbacks_total``, ``conveyor_callback_duration_seconds``,
+  ``conveyor_stream_first_chunk_seconds``, ``conveyor_stream_chunks_total``,
+  ``conveyor_streams_open``, ``conveyor_streams_cancelled_total``;
 - registry: ``conveyor_live_instances``;
 - worker: ``conveyor_tasks_total``, ``conveyor_task_queue_seconds``,
   ``conveyor_task_model_seconds``, ``conveyor_batch_size``, ``conveyor_tasks_expired_total``,
@@ -48,6 +50,7 @@ __all__ = [
     "GatewayMetrics",
     "RegistryMetrics",
     "RequestSeries",
+    "StreamSeries",
     "WorkerMetrics",
     "exposition",
     "new_registry",
@@ -188,11 +191,12 @@ _LE = [*(repr(float(b)) for b in LATENCY_BUCKETS), "+Inf"]
 
 class GatewayMetrics:
     """The gateway's series: requests, latency, in-flight, rejections, cancels, queues,
-    callbacks."""
+    callbacks, streams."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else new_registry()
         self._series: dict[tuple[str, str, str], RequestSeries] = {}
+        self._streams: dict[tuple[str, str], StreamSeries] = {}
         self.registry.register(_RequestCollector(self._series))
         self.inflight = Gauge(
             "conveyor_inflight_requests",
@@ -230,6 +234,41 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.stream_first_chunk = Histogram(
+            "conveyor_stream_first_chunk_seconds",
+            "Time from publishing a streamed task to its first piece (synchronous streams), or "
+            "from starting to follow a task to the first piece read.",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.stream_chunks = Counter(
+            "conveyor_stream_chunks",
+            "Pieces of streamed responses handed to clients (their rate: pieces per second).",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.streams_open = Gauge(
+            "conveyor_streams_open",
+            "Streams open: clients reading a task's pieces.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.streams_cancelled = Counter(
+            "conveyor_streams_cancelled",
+            "Synchronous streams whose client went away before the end (the worker is asked "
+            "to stop).",
+            ["model", "version"],
+            registry=self.registry,
+        )
+
+    def stream_series(self, model: str, version: str) -> StreamSeries:
+        """The stream series of one model version, bound (created on first use)."""
+        key = (model, version)
+        found = self._streams.get(key)
+        if found is None:
+            found = self._streams[key] = StreamSeries(self, model, version)
+        return found
 
     def series(self, endpoint: str, model: str = "", version: str = "") -> RequestSeries:
         """The series of one endpoint and model version (created on first use)."""
@@ -257,6 +296,18 @@ class GatewayMetrics:
         self.dead_letters.clear()
         for model, dead in dead_letters:
             self.dead_letters.labels(model).set(dead)
+
+
+class StreamSeries:
+    """The stream series of one model version, bound once (``GatewayMetrics.stream_series``)."""
+
+    __slots__ = ("cancelled", "chunks", "first_chunk", "open")
+
+    def __init__(self, metrics: GatewayMetrics, model: str, version: str) -> None:
+        self.first_chunk = metrics.stream_first_chunk.labels(model, version)
+        self.chunks = metrics.stream_chunks.labels(model, version)
+        self.open = metrics.streams_open.labels(model, version)
+        self.cancelled = metrics.streams_cancelled.labels(model, version)
 
 
 class RegistryMetrics:

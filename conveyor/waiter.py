@@ -4,6 +4,12 @@ Workers publish the stored ``TaskResult`` itself on the task's reply channel, so
 request gets its answer from the notification. After a lost subscription (Redis restarting)
 every waiter is woken with no result and reads the stored one, so a notification lost during
 the outage costs latency, never an answer.
+
+The same connection subscribes the gateway's chunk channel (``conveyor.streams``): each pushed
+piece of a streamed task goes to the ``ChunkSink`` registered for its task id, and that task's
+result to the sink too. A lost subscription tells every sink to ``resync`` (catch up from
+Redis: pieces pushed meanwhile are lost, not their entries in the task's event stream). A
+request that streams nothing pays nothing for this: its result resolves its future as before.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ import asyncio
 import contextlib
 import logging
 import math
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError
 from redis.asyncio.connection import AbstractConnection
 
+from conveyor.streams import Chunk, Restart, parse_push, push_item
 from proto import task_pb2
 
 logger = logging.getLogger(__name__)
@@ -24,6 +32,20 @@ logger = logging.getLogger(__name__)
 _RECONNECT_DELAY = 0.2
 HEALTH_SECONDS = 30.0
 """How often the result channel is pinged; one silent for that long is reopened."""
+
+
+class ChunkSink(Protocol):
+    """Where the pieces and the result of one streamed task go (``api.streaming``). Called on
+    the listener's task: each method must only take note and return at once."""
+
+    def push(self, item: Chunk | Restart) -> None:
+        """A piece (or restart marker) as the worker pushed it, in the order pushed."""
+
+    def resolved(self, result: task_pb2.TaskResult | None) -> None:
+        """The task's result as notified; None: read the stored one."""
+
+    def resync(self) -> None:
+        """The subscription was away: pushes may be lost; catch up from Redis."""
 
 
 def _expire(future: asyncio.Future[task_pb2.TaskResult | None]) -> None:
@@ -35,12 +57,21 @@ class ResultWaiter:
     """Maps task ids to futures, resolved when a worker publishes the task's result."""
 
     def __init__(
-        self, client: aioredis.Redis, channel: str, health_seconds: float = HEALTH_SECONDS
+        self,
+        client: aioredis.Redis,
+        channel: str,
+        health_seconds: float = HEALTH_SECONDS,
+        chunk_channel: str = "",
     ) -> None:
+        """``channel``: the reply channel; ``chunk_channel`` (optional): the channel of the
+        pieces of this gateway's streamed tasks, subscribed on the same connection."""
         self._redis = client
         self.channel = channel
+        self.chunk_channel = chunk_channel
+        self._chunk_channel = chunk_channel.encode()
         self.health_seconds = health_seconds
         self._futures: dict[str, asyncio.Future[task_pb2.TaskResult | None]] = {}
+        self._sinks: dict[str, ChunkSink] = {}
         self._listener: asyncio.Task[None] | None = None
         self._heard = False  # anything read since the last PING
         self.connected = False
@@ -67,6 +98,20 @@ class ResultWaiter:
         if future is not None and not future.done():
             future.cancel()
 
+    def open_stream(self, task_id: str, sink: ChunkSink) -> None:
+        """Send ``task_id``'s pushed pieces and its result to ``sink`` (call before publishing
+        the task) until ``close_stream``."""
+        self._sinks[task_id] = sink
+
+    def close_stream(self, task_id: str) -> None:
+        """Stop sending ``task_id``'s pieces and result anywhere."""
+        self._sinks.pop(task_id, None)
+
+    @property
+    def open_streams(self) -> int:
+        """How many streams are open."""
+        return len(self._sinks)
+
     async def wait(self, task_id: str, seconds: float) -> task_pb2.TaskResult | None:
         """Wait up to ``seconds`` for the result of ``task_id``.
 
@@ -88,14 +133,34 @@ class ResultWaiter:
 
     def _resolve(self, task_id: str, result: task_pb2.TaskResult | None) -> None:
         future = self._futures.get(task_id)
-        if future is not None and not future.done():
-            future.set_result(result)
+        if future is not None:
+            if not future.done():
+                future.set_result(result)
+            return
+        sink = self._sinks.get(task_id)
+        if sink is not None:
+            sink.resolved(result)
 
     def _wake_all(self) -> None:
         """Wake every waiter with no result: it reads the stored one (the channel was away,
-        so a notification may have been missed)."""
+        so a notification may have been missed); every stream catches up from Redis."""
         for task_id in list(self._futures):
             self._resolve(task_id, None)
+        for sink in list(self._sinks.values()):
+            sink.resync()
+
+    def _on_chunk(self, data: bytes) -> None:
+        try:
+            push = parse_push(data)
+        except DecodeError:
+            logger.warning("chunk channel: a message that is not a StreamChunk; ignored")
+            return
+        sink = self._sinks.get(push.task_id)
+        if sink is None:
+            return  # nobody reads this stream here any more
+        item = push_item(push)
+        if item is not None:
+            sink.push(item)
 
     def _on_message(self, data: bytes | str) -> None:
         raw = data.encode() if isinstance(data, str) else data
@@ -114,7 +179,8 @@ class ResultWaiter:
         pool = self._redis.connection_pool
         connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            await connection.send_command("SUBSCRIBE", self.channel)
+            channels = (self.channel, self.chunk_channel) if self.chunk_channel else (self.channel,)
+            await connection.send_command("SUBSCRIBE", *channels)
         except BaseException:
             await self._release(connection)
             raise
@@ -142,7 +208,10 @@ class ResultWaiter:
                 self._heard = True
                 # a message, a PONG, or the subscription's confirmation
                 if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
-                    self._on_message(reply[2])
+                    if reply[1] == self._chunk_channel:
+                        self._on_chunk(reply[2])
+                    else:
+                        self._on_message(reply[2])
         finally:
             watchdog.cancel()
 

@@ -3,7 +3,8 @@
 Each sample refreshes the queue gauges of ``GET /metrics`` and adds a point to a rolling
 history (ten minutes by default) from which ``GET /dashboard/data`` reports, per model, its
 versions and live instances, queue depth, request rate, p50 and p99 latency, errors,
-rejections and dead letters, with the recent points for the page's charts.
+rejections and dead letters, its streams (open, pieces per second, time to the first piece,
+cancelled by disconnect), with the recent points for the page's charts.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 _MODEL_ENDPOINTS = frozenset({"predict", "v2_infer", "grpc_infer"})
 _ERROR_OUTCOMES = frozenset({"error", "timeout"})
+_LE = [*(str(float(bound)) for bound in LATENCY_BUCKETS), "+Inf"]
+"""The ``le`` labels of a histogram over ``LATENCY_BUCKETS``, in order."""
 _RATE_WINDOW = 10.0
 _LATENCY_WINDOW = 60.0
 
@@ -42,6 +45,10 @@ class _Counts:
     errors: float = 0.0
     rejected: float = 0.0
     buckets: list[float] = field(default_factory=lambda: [0.0] * (len(LATENCY_BUCKETS) + 1))
+    streams_open: float = 0.0
+    chunks: float = 0.0
+    streams_cancelled: float = 0.0
+    first_chunk: list[float] = field(default_factory=lambda: [0.0] * (len(LATENCY_BUCKETS) + 1))
 
 
 @dataclass(frozen=True)
@@ -158,7 +165,30 @@ class Monitor:
                 entry.buckets = [
                     a + b for a, b in zip(entry.buckets, series.cumulative(), strict=True)
                 ]
+        self._stream_counts(counts)
         return counts
+
+    def _stream_counts(self, counts: dict[str, _Counts]) -> None:
+        """Add each model's stream series (all versions) to ``counts``."""
+        metrics = self.metrics
+        sums = (
+            (metrics.streams_open, "conveyor_streams_open", "streams_open"),
+            (metrics.stream_chunks, "conveyor_stream_chunks_total", "chunks"),
+            (metrics.streams_cancelled, "conveyor_streams_cancelled_total", "streams_cancelled"),
+        )
+        for collector, name, attribute in sums:
+            for family in collector.collect():
+                for sample in family.samples:
+                    if sample.name == name and sample.labels.get("model"):
+                        entry = counts.setdefault(sample.labels["model"], _Counts())
+                        setattr(entry, attribute, getattr(entry, attribute) + sample.value)
+        bounds = {bound: i for i, bound in enumerate(_LE)}
+        for family in metrics.stream_first_chunk.collect():
+            for sample in family.samples:
+                index = bounds.get(sample.labels.get("le", ""))
+                if sample.name.endswith("_bucket") and index is not None:
+                    entry = counts.setdefault(sample.labels["model"], _Counts())
+                    entry.first_chunk[index] += sample.value
 
     def _since(self, seconds: float) -> _Sample | None:
         """The oldest sample within the last ``seconds`` before the latest (None if < 2)."""
@@ -180,13 +210,17 @@ class Monitor:
         models = []
         for model in self._models:
             now = latest.counts.get(model.name, _Counts()) if latest else _Counts()
-            rate = None
+            rate = chunk_rate = None
             if latest and rate_from:
                 before = rate_from.counts.get(model.name, _Counts())
-                rate = (now.requests - before.requests) / max(latest.time - rate_from.time, 1e-3)
-            window = now.buckets
+                seconds = max(latest.time - rate_from.time, 1e-3)
+                rate = (now.requests - before.requests) / seconds
+                chunk_rate = (now.chunks - before.chunks) / seconds
+            window, first_chunk = now.buckets, now.first_chunk
             if latency_from:
-                window = _minus(now.buckets, latency_from.counts.get(model.name, _Counts()).buckets)
+                earlier = latency_from.counts.get(model.name, _Counts())
+                window = _minus(now.buckets, earlier.buckets)
+                first_chunk = _minus(now.first_chunk, earlier.first_chunk)
             models.append(
                 {
                     "name": model.name,
@@ -210,6 +244,10 @@ class Monitor:
                     "rate": None if rate is None else round(rate, 2),
                     "p50_ms": _ms(quantile(0.5, window)),
                     "p99_ms": _ms(quantile(0.99, window)),
+                    "streams_open": now.streams_open,
+                    "chunk_rate": None if chunk_rate is None else round(chunk_rate, 2),
+                    "first_chunk_p50_ms": _ms(quantile(0.5, first_chunk)),
+                    "streams_cancelled": now.streams_cancelled,
                     "history": self._model_history(model.name),
                 }
             )
@@ -223,6 +261,7 @@ class Monitor:
     def _model_history(self, name: str) -> dict[str, list[Any]]:
         points: dict[str, list[Any]] = {
             "t": [], "rate": [], "p50_ms": [], "p99_ms": [], "queued": [], "errors": [],
+            "chunk_rate": [], "streams_open": [],
         }  # fmt: skip
         samples = list(self._history)
         for before, after in itertools.pairwise(samples):
@@ -236,4 +275,6 @@ class Monitor:
             points["p99_ms"].append(_ms(quantile(0.99, window)))
             points["queued"].append(after.queued.get(name, 0))
             points["errors"].append(a.errors - b.errors + a.rejected - b.rejected)
+            points["chunk_rate"].append(round((a.chunks - b.chunks) / seconds, 2))
+            points["streams_open"].append(a.streams_open)
         return points

@@ -4,21 +4,29 @@ Predict is the gateway's hot path, so it is served twice over the same ``run_pre
 ``PredictFastPath``, an ASGI middleware inside FastAPI's stack (so middleware added to the app
 wraps it like any route), answers ``POST /predict/<model>`` without the router's path matching
 and the dependency solver; the FastAPI route documents the operation in the OpenAPI schema and
-answers whatever the middleware passes on (another method, a path with more segments).
+answers whatever the middleware passes on (another method, a path with more segments, and
+every streamed request: ``?stream=`` or ``Accept: text/event-stream``).
+
+A streamed predict answers Server-Sent Events (``api.streaming``): synchronously, the pieces as
+the model yields them, then ``done`` with the response combined (or ``error``); with
+``mode=async``, a 202 whose ``stream_url`` (``GET /tasks/{id}/stream``) follows the pieces.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 from starlette.datastructures import QueryParams, State
 from starlette.requests import ClientDisconnect
@@ -26,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.callbacks.urls import check_callback_url
 from api.catalog import ModelCatalog, ModelInfo, check_name
-from api.codec import parse_request, response_json
+from api.codec import parse_request, render_response, response_json
 from api.config import Settings
 from api.dispatch import Dispatcher, new_task_id
 from api.edge import arrival_of, request_id_of
@@ -40,9 +48,27 @@ from api.exceptions import (
 from api.idempotency import HEADER, IdempotencyKeys, check_key, fingerprint
 from api.routes.errors import status_of
 from api.schemas import TaskAccepted
+from api.streaming import (
+    KEEPALIVE_SECONDS,
+    SSE_KEEPALIVE,
+    StreamEnd,
+    StreamItem,
+    sse_chunk,
+    sse_end,
+    sse_error,
+    sse_restart,
+    with_keepalives,
+)
 from conveyor.errors import ConveyorError
 from conveyor.protocol import MAX_PRIORITY, MIN_PRIORITY, VERSION_PATTERN
-from conveyor.web import ErrorBody, domain_error_response, internal_error_response
+from conveyor.streams import Chunk
+from conveyor.web import (
+    INTERNAL_ERROR_MESSAGE,
+    ErrorBody,
+    domain_error_response,
+    error_body,
+    internal_error_response,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +86,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorBody, "description": "No live worker, or a dependency is unreachable"},
     504: {"model": ErrorBody, "description": "No result before the timeout"},
 }
+
+STREAM_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["restart", "done", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+    },
+    "description": "One Server-Sent Event, as OpenAPI 3.1 describes text/event-stream: a piece "
+    "(no event; data: the piece's response message; id: what Last-Event-ID resumes after), "
+    "restart (the pieces before are void; data: {attempt}), then done (data: the response "
+    "combined, or the task's state for GET /tasks/{id}/stream) or error (data: the error body).",
+}
+"""Each event of a streamed response (``api.streaming``), for the OpenAPI document."""
 
 _BODY = {
     "requestBody": {
@@ -149,6 +190,15 @@ _PARAMETERS: list[dict[str, Any]] = [
         "Callback-URL header is the same.",
     },
     {
+        "name": "stream",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "boolean", "default": False},
+        "description": "Answer in pieces as the model yields them: Server-Sent Events (sync), "
+        "or a 202 with a stream_url to follow (async). Accept: text/event-stream is the same "
+        "for a sync call.",
+    },
+    {
         "name": "Callback-URL",
         "in": "header",
         "required": False,
@@ -168,13 +218,27 @@ class PredictOptions:
     priority: int
     max_retries: int | None = None
     callback_url: str = ""
+    stream: bool = False
+
+
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def wants_events(accept: str | None) -> bool:
+    """Whether an ``Accept`` header asks for Server-Sent Events."""
+    return accept is not None and "text/event-stream" in accept.lower()
 
 
 def predict_options(
-    query: QueryParams, settings: Settings, model: str, callback_header: str | None = None
+    query: QueryParams,
+    settings: Settings,
+    model: str,
+    callback_header: str | None = None,
+    accept: str | None = None,
 ) -> PredictOptions:
-    """Read and check ``mode``, ``timeout``, ``version``, ``priority``, ``max_retries`` and
-    ``callback_url`` (the query's, else the ``Callback-URL`` header's; async only).
+    """Read and check ``mode``, ``timeout``, ``version``, ``priority``, ``max_retries``,
+    ``callback_url`` (the query's, else the ``Callback-URL`` header's; async only) and
+    ``stream`` (else ``Accept: text/event-stream``, for a sync call).
 
     Parsed by hand rather than by FastAPI's parameter machinery: on the hottest path of the
     gateway, that machinery costs more than the rest of the request's own work.
@@ -221,16 +285,28 @@ def predict_options(
             raise InvalidRequest("callback_url needs mode=async", model=model, field="callback_url")
         check_callback_url(url, settings.callback_allowed_hosts, model)
     callback_url = given[0] if given else ""
+    raw_stream = query.get("stream")
+    if raw_stream is None:
+        stream = mode == "sync" and wants_events(accept)
+    elif raw_stream.lower() in _BOOLEANS:
+        stream = _BOOLEANS[raw_stream.lower()]
+    else:
+        raise InvalidRequest("stream must be true or false", model=model, field="stream")
     return PredictOptions(
-        mode == "async", timeout, query.get("version"), priority, max_retries, callback_url
-    )
+        mode == "async", timeout, query.get("version"), priority, max_retries, callback_url,
+        stream,
+    )  # fmt: skip
 
 
 @router.post(
     "/predict/{model}",
     status_code=200,
     responses={
-        200: {"description": "The model's response message as JSON"},
+        200: {
+            "description": "The model's response message as JSON; with stream=true (or "
+            "Accept: text/event-stream), Server-Sent Events: one per piece, then done or error",
+            "content": {"text/event-stream": {"schema": STREAM_EVENT_SCHEMA}},
+        },
         202: {"model": TaskAccepted, "description": "Accepted (mode=async)"},
         **_ERRORS,
     },
@@ -252,7 +328,14 @@ async def predict(model: str, request: Request) -> Response:
         request.headers.get("content-type"),
         request.body,
         request.scope,
+        gone=functools.partial(_disconnected, request.receive),
     )
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has gone away (the body read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def run_predict(
@@ -262,24 +345,28 @@ async def run_predict(
     content_type: str | None,
     read_body: Callable[[], Awaitable[bytes]],
     scope: Scope,
+    gone: Callable[[], Awaitable[None]] | None = None,
 ) -> Response:
     """The predict call: check the request, queue the task, answer its result (or 202).
 
     ``read_body`` reads the request body (raising ``ClientDisconnect`` when the client left);
-    errors are raised as the gateway's domain errors, for the caller to render.
+    ``gone`` (optional) returns once the client has left, for a stream still waiting for its
+    first piece; errors are raised as the gateway's domain errors, for the caller to render.
     """
     settings: Settings = state.settings
     catalog: ModelCatalog = state.catalog
     dispatcher: Dispatcher = state.dispatcher
     check_json(content_type, model)
-    options = predict_options(query, settings, model, _header(scope, _CALLBACK_URL))
+    options = predict_options(
+        query, settings, model, _header(scope, _CALLBACK_URL), _header(scope, _ACCEPT)
+    )
     check_name(model, options.version)
     info = await catalog.get(model, options.version)
     try:
         body = await read_body()
     except ClientDisconnect:
         # The client hung up before sending its body (it gave up waiting): nobody reads this.
-        return Response(b'{"error": "client disconnected"}', 400, media_type="application/json")
+        return Response(_GONE, 400, media_type="application/json")
     payload = parse_request(body, info.request_class, model, settings.max_json_depth)
     request_id = request_id_of(scope)
     key = _header(scope, _IDEMPOTENCY_KEY)
@@ -293,9 +380,12 @@ async def run_predict(
             version=version,
             status="pending",
             status_url=f"/tasks/{task_id}",
+            stream_url=f"/tasks/{task_id}/stream" if options.stream else None,
         )
         return Response(
-            orjson.dumps(accepted.model_dump()), status_code=202, media_type="application/json"
+            orjson.dumps(accepted.model_dump(exclude_none=True)),
+            status_code=202,
+            media_type="application/json",
         )
     if not info.alive:
         raise ModelUnavailable(
@@ -308,11 +398,102 @@ async def run_predict(
             model=model,
             task_id=None,
         )
+    if options.stream:
+        return await _stream(dispatcher, info, payload, options, remaining, request_id, gone)
     result = await dispatcher.run(
         info, payload, seconds=remaining, priority=options.priority, request_id=request_id,
         max_retries=options.max_retries,
     )  # fmt: skip
     return Response(orjson.dumps(response_json(result, info)), media_type="application/json")
+
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""The headers of every Server-Sent Events answer (no proxy may cache or buffer it)."""
+
+
+async def _stream(
+    dispatcher: Dispatcher, info: ModelInfo, payload: bytes, options: PredictOptions,
+    seconds: float, request_id: str, gone: Callable[[], Awaitable[None]] | None,
+) -> Response:  # fmt: skip
+    """A synchronous streamed predict: an error before the first piece is the usual JSON
+    error answer (a task that failed before any piece too); after it, an ``error`` event. A
+    client that leaves before the first piece stops the stream then."""
+    items = dispatcher.stream(
+        info, payload, seconds=seconds, priority=options.priority, request_id=request_id,
+        max_retries=options.max_retries,
+    )  # fmt: skip
+    try:
+        first = await _first_unless_gone(items, gone)
+        if first is None:  # nobody reads this
+            return Response(_GONE, 400, media_type="application/json")
+        if isinstance(first, StreamEnd) and first.result.WhichOneof("outcome") == "error":
+            response_json(first.result, info)  # raises TaskFailed, the usual answer
+    except BaseException:
+        await items.aclose()
+        raise
+    return StreamingResponse(
+        predict_events(first, items, info), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+_GONE = b'{"error": "client disconnected"}'
+
+
+async def _first_unless_gone(
+    items: AsyncGenerator[StreamItem, None], gone: Callable[[], Awaitable[None]] | None
+) -> StreamItem | None:
+    """The stream's first item, or None when the client leaves first (the item awaited is then
+    cancelled, which ends the stream: its worker is asked to stop)."""
+    if gone is None:
+        return await anext(items)
+    first = asyncio.ensure_future(anext(items))
+    watch = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait((first, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not first.done():
+            first.cancel()
+    await asyncio.wait((first,))  # a cancelled one ends its stream first
+    if first.cancelled():
+        return None
+    return first.result()
+
+
+async def predict_events(
+    first: StreamItem, items: AsyncGenerator[StreamItem, None], info: ModelInfo
+) -> AsyncIterator[bytes]:
+    """A streamed predict's events: each piece as the model's response message in JSON, each
+    restart, then ``done`` (the response combined) or ``error``. Closes ``items`` when the
+    client goes away (the worker is then asked to stop)."""
+    paced = with_keepalives(items, KEEPALIVE_SECONDS)
+    try:
+        item: StreamItem | None = first
+        while True:
+            if item is None:
+                yield SSE_KEEPALIVE
+            elif isinstance(item, StreamEnd):
+                yield sse_end(response_json(item.result, info))
+                return
+            elif isinstance(item, Chunk):
+                yield sse_chunk(item, render_response(item.payload, info.response_class, info.name))
+            else:
+                yield sse_restart(item)
+            item = await anext(paced)
+    except ConveyorError as e:
+        yield sse_error(error_event_body(e, info.name))
+    except Exception:
+        logger.exception("a stream of model %s failed", info.name)
+        yield sse_error(error_body("internal", INTERNAL_ERROR_MESSAGE))
+    finally:
+        await paced.aclose()
+
+
+def error_event_body(exc: ConveyorError, model: str | None) -> dict[str, Any]:
+    """The JSON error body of ``exc`` as the HTTP answer would carry it (no headers)."""
+    _, extra = status_of(exc)
+    extra.pop("headers", None)
+    return error_body(exc.code, exc.message, **{"model": model, "field": None, **extra})
 
 
 async def _submit(
@@ -326,9 +507,10 @@ async def _submit(
     task_id = None
     if key is not None:
         keys: IdempotencyKeys = state.idempotency
+        streamed = ("stream",) if options.stream else ()  # the earlier prints stay the same
         print_ = fingerprint(
             info.name, options.version, options.priority, payload,
-            options.callback_url, str(options.max_retries),
+            options.callback_url, str(options.max_retries), *streamed,
         )  # fmt: skip
         try:
             claim = await keys.claim(key, print_, new_task_id(), info.version, info.name)
@@ -352,6 +534,7 @@ async def _submit(
             task_id=task_id,
             callback_url=options.callback_url,
             max_retries=options.max_retries,
+            stream=options.stream,
         )
     except BaseException:
         if key is not None and task_id is not None:
@@ -372,11 +555,18 @@ def _header(scope: Scope, name: bytes) -> str | None:
 PREFIX = "/predict/"
 _IDEMPOTENCY_KEY = HEADER.encode()
 _CALLBACK_URL = b"callback-url"
+_ACCEPT = b"accept"
+_EVENT_STREAM = b"text/event-stream"
+
+
+_STREAMED = "streamed"  # a marker: the request goes on to the route
 
 
 class PredictFastPath:
     """An ASGI middleware: ``POST /predict/<model>`` runs ``run_predict``; the rest goes on to
-    ``app``. ``state``: the application's state (settings, catalog, dispatcher)."""
+    ``app`` (so does a streamed predict: ``stream`` in the query, or an ``Accept`` naming
+    ``text/event-stream``; its response is long, its dispatch no hot path). ``state``: the
+    application's state (settings, catalog, dispatcher)."""
 
     def __init__(self, app: ASGIApp, state: State) -> None:
         self.app = app
@@ -391,7 +581,16 @@ class PredictFastPath:
         if scope["method"] != "POST" or not path.startswith(PREFIX) or not model or "/" in model:
             await self.app(scope, receive, send)
             return
-        content_type = _header(scope, b"content-type")
+        content_type = None
+        for name, value in scope["headers"]:
+            if name == b"content-type" and content_type is None:
+                content_type = value.decode("latin-1")
+            elif name == _ACCEPT and _EVENT_STREAM in value.lower():
+                content_type = _STREAMED
+                break
+        if content_type is _STREAMED or b"stream" in scope["query_string"]:
+            await self.app(scope, receive, send)
+            return
 
         async def read_body() -> bytes:
             chunks = []

@@ -1,10 +1,12 @@
 """``GET /tasks/{task_id}`` (status, optionally waiting for the end), ``GET
-/tasks/{task_id}/events`` (the task's life as Server-Sent Events) and ``DELETE /tasks/{task_id}``
-(cancel a queued task)."""
+/tasks/{task_id}/events`` (the task's life as Server-Sent Events), ``GET
+/tasks/{task_id}/stream`` (a streamed task's pieces as Server-Sent Events) and ``DELETE
+/tasks/{task_id}`` (cancel a queued task)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 import time
@@ -16,16 +18,31 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import StreamingResponse
 
 from api.catalog import ModelCatalog
+from api.codec import render_response
 from api.config import Settings
 from api.deps import CatalogDep, DispatcherDep
 from api.dispatch import Dispatcher, TaskStatus
 from api.exceptions import InvalidRequest
 from api.following import TaskFollower
+from api.routes.predict import SSE_HEADERS, STREAM_EVENT_SCHEMA, error_event_body
 from api.schemas import TaskState
+from api.streaming import (
+    KEEPALIVE_SECONDS,
+    SSE_KEEPALIVE,
+    StreamEnd,
+    sse_chunk,
+    sse_end,
+    sse_error,
+    sse_restart,
+    with_keepalives,
+)
 from api.task_state import task_state
 from conveyor.errors import ConveyorError
 from conveyor.events import PROGRESS, QUEUED, RETRYING, STARTED, TaskEvent
-from conveyor.web import ErrorBody, error_body
+from conveyor.streams import Chunk
+from conveyor.web import INTERNAL_ERROR_MESSAGE, ErrorBody, error_body
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["tasks"])
 
@@ -293,20 +310,115 @@ async def task_events(
     task_id: TaskId, request: Request, catalog: CatalogDep, dispatcher: DispatcherDep
 ) -> StreamingResponse:
     """Follow the task's life as Server-Sent Events; the stream closes after the final one."""
-    after = request.headers.get("last-event-id", "0-0")
-    if not _EVENT_ID.fullmatch(after):
-        raise InvalidRequest(
-            "Last-Event-ID must be an event id as sent (<ms>-<n>)", field="Last-Event-ID"
-        )
+    after = _last_event_id(request)
     follower: TaskFollower = request.app.state.follower
     status = await dispatcher.status(task_id)  # a 404 before the stream starts
     follower.check_room(status.model)
     stream = _EventStream(status, after, follower, dispatcher, catalog)
     return StreamingResponse(
-        stream.__aiter__(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        stream.__aiter__(), media_type="text/event-stream", headers=SSE_HEADERS
     )
+
+
+def _last_event_id(request: Request) -> str:
+    """The ``Last-Event-ID`` header, checked (422), or "0-0" (from the start)."""
+    after = request.headers.get("last-event-id", "0-0")
+    if not _EVENT_ID.fullmatch(after):
+        raise InvalidRequest(
+            "Last-Event-ID must be an event id as sent (<ms>-<n>)", field="Last-Event-ID"
+        )
+    return after
+
+
+@router.get(
+    "/tasks/{task_id}/stream",
+    name="task_stream",
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": STREAM_EVENT_SCHEMA}},
+            "description": "Server-Sent Events: the task's pieces so far, then the ones that "
+            "come (each with its id), a restart where a new run streams again, then done (the "
+            "task's status, as GET /tasks/{id}) or error, after which the stream closes. Works "
+            "on any gateway, for any task (one that streamed nothing ends with done alone).",
+        },
+        **_ERRORS,
+        429: {"model": ErrorBody, "description": "MAX_WAITING requests wait already"},
+    },
+    response_class=StreamingResponse,
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "pattern": "^[0-9]{1,20}(-[0-9]{1,20})?$"},
+                "description": "Resume after this piece (browsers send it on reconnecting).",
+            }
+        ]
+    },
+)
+async def task_stream(
+    task_id: TaskId, request: Request, catalog: CatalogDep, dispatcher: DispatcherDep
+) -> StreamingResponse:
+    """Replay the pieces of a task (``POST /predict/{m}?mode=async&stream=true``, or a sync
+    stream that timed out) and follow the rest as Server-Sent Events, after ``Last-Event-ID``."""
+    after = _last_event_id(request)
+    follower: TaskFollower = request.app.state.follower
+    status = await dispatcher.status(task_id)  # a 404 before the stream starts
+    follower.check_room(status.model)
+    return StreamingResponse(
+        _task_pieces(dispatcher, catalog, follower, task_id, after, status.model),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )
+
+
+async def _task_pieces(
+    dispatcher: Dispatcher,
+    catalog: ModelCatalog,
+    follower: TaskFollower,
+    task_id: str,
+    after: str,
+    model: str,
+) -> AsyncIterator[bytes]:
+    items = with_keepalives(dispatcher.follow(task_id, after), KEEPALIVE_SECONDS)
+    try:
+        info = None
+        async for item in items:
+            if item is None:
+                yield SSE_KEEPALIVE
+            elif isinstance(item, StreamEnd):
+                status = await dispatcher.status(task_id)
+                state = await task_state(status, catalog, await follower.pending(status))
+                if state.status == "done":
+                    yield sse_end(state.model_dump(exclude_none=True))
+                else:
+                    yield sse_error({"error": {**_state_error(state), "task_id": task_id}})
+                return
+            elif isinstance(item, Chunk):
+                if info is None:
+                    status = await dispatcher.status(task_id)
+                    info = await catalog.get(status.model, status.version or None)
+                piece = render_response(item.payload, info.response_class, info.name)
+                yield sse_chunk(item, piece)
+            else:
+                yield sse_restart(item)
+    except ConveyorError as e:  # Redis went away, the task expired, the model is gone
+        yield sse_error(error_event_body(e, model))
+    except Exception:
+        logger.exception("the stream of task %s failed", task_id)
+        yield sse_error(error_body("internal", INTERNAL_ERROR_MESSAGE))
+    finally:
+        await items.aclose()
+
+
+def _state_error(state: TaskState) -> dict[str, Any]:
+    """The error of a task that failed or was cancelled, with its status and model."""
+    error: dict[str, Any] = {"code": state.status}
+    if state.error is not None:
+        error = state.error.model_dump(exclude_none=True)
+    error.setdefault("message", f"the task {state.status}")
+    return {**error, "status": state.status, "model": state.model}
 
 
 @router.delete(

@@ -155,3 +155,22 @@ def test_quantile_interpolates_within_a_bucket() -> None:
         buckets[j] = 10.0  # ten requests between 5 and 10 ms
     assert quantile(0.5, buckets) == pytest.approx(0.0075)
     assert quantile(1.0, buckets) == pytest.approx(0.01)
+
+
+def test_dashboard_data_reports_each_models_streams(client: TestClient) -> None:
+    app = client.app
+    metrics = _metrics(client)
+    monitor = Monitor(app.state.catalog, app.state.dispatcher, metrics, 0.01)  # type: ignore[attr-defined]
+    app.state.monitor = monitor  # type: ignore[attr-defined]
+    asyncio.run(monitor.sample())
+    series = metrics.stream_series("echo", "1")
+    series.open.inc(2)
+    series.chunks.inc(40)
+    series.first_chunk.observe(0.02)
+    series.cancelled.inc()
+    asyncio.run(monitor.sample())
+    (echo,) = client.get("/dashboard/data").json()["models"]
+    assert echo["streams_open"] == 2 and echo["streams_cancelled"] == 1
+    assert echo["chunk_rate"] > 0 and echo["history"]["chunk_rate"][-1] > 0
+    assert 10 < echo["first_chunk_p50_ms"] <= 25
+    assert echo["history"]["streams_open"][-1] == 2

@@ -82,9 +82,14 @@ def test_each_model_gets_its_own_operation_after_the_generic_one() -> None:
         "Idempotency-Key",
         "max_retries",
         "callback_url",
+        "stream",
         "Callback-URL",
     ]
     assert operation["requestBody"]["required"] is True
+    assert set(operation["responses"]["200"]["content"]) == {
+        "application/json",
+        "text/event-stream",
+    }
     ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
 

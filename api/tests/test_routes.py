@@ -104,6 +104,7 @@ class FakeDispatcher:
     async def submit(
         self, info: ModelInfo, payload: bytes, *, deadline: float, priority: int, request_id: str,
         task_id: str | None = None, callback_url: str = "", max_retries: int | None = None,
+        stream: bool = False,
     ) -> str:  # fmt: skip
         return self._accept(payload, deadline, priority, request_id, task_id)
 

@@ -12,7 +12,8 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from conveyor.redis import redis_client
-from conveyor.waiter import ResultWaiter
+from conveyor.streams import Chunk, ChunkAppend, ChunkWriter, Restart
+from conveyor.waiter import HEALTH_SECONDS, ResultWaiter
 from proto import task_pb2
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -25,8 +26,12 @@ async def redis() -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-async def _started(redis: aioredis.Redis, **kwargs: float) -> ResultWaiter:
-    waiter = ResultWaiter(redis, f"test:waiter:{uuid.uuid4().hex}", **kwargs)
+async def _started(
+    redis: aioredis.Redis, health_seconds: float = HEALTH_SECONDS, chunk_channel: str = ""
+) -> ResultWaiter:
+    waiter = ResultWaiter(
+        redis, f"test:waiter:{uuid.uuid4().hex}", health_seconds, chunk_channel=chunk_channel
+    )
     await waiter.start()
     await _until(lambda: waiter.connected)
     await _until_subscribed(redis, waiter.channel)
@@ -120,3 +125,66 @@ async def test_a_silent_subscription_is_opened_again(redis: aioredis.Redis) -> N
         assert not ids(first) & ids(again)  # a new connection
     finally:
         await waiter.stop()
+
+
+class _Sink:
+    """A ChunkSink that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.items: list[Chunk | Restart] = []
+        self.results: list[task_pb2.TaskResult | None] = []
+        self.resyncs = 0
+
+    def push(self, item: Chunk | Restart) -> None:
+        self.items.append(item)
+
+    def resolved(self, result: task_pb2.TaskResult | None) -> None:
+        self.results.append(result)
+
+    def resync(self) -> None:
+        self.resyncs += 1
+
+
+@pytest.mark.asyncio
+async def test_pushed_pieces_and_the_result_go_to_their_streams_sink(
+    redis: aioredis.Redis,
+) -> None:
+    channel = f"test:chunks:{uuid.uuid4().hex}"
+    waiter = await _started(redis, chunk_channel=channel)
+    await _until_subscribed(redis, channel)
+    task_id = f"test-{uuid.uuid4().hex}"
+    task = task_pb2.Task(
+        task_id=task_id,
+        events_key=f"test:events:{task_id}",
+        chunk_channel=channel,
+        reply_channel=waiter.channel,
+        attempt=1,
+        stream=True,
+    )
+    sink, other = _Sink(), _Sink()
+    try:
+        waiter.open_stream(task_id, sink)
+        waiter.open_stream("another", other)
+        assert waiter.open_streams == 2
+        writer = ChunkWriter(redis, max_chunks=100, ttl_seconds=60)
+        outcomes = await writer.append([ChunkAppend(task, f"p{i}".encode(), i) for i in range(3)])
+        await redis.publish(waiter.channel, _result(task_id, "combined"))
+        await _until(lambda: len(sink.results) == 1)
+        assert [(c.index, c.payload, c.id) for c in sink.items if isinstance(c, Chunk)] == [
+            (i, f"p{i}".encode(), outcomes[i].event_id) for i in range(3)
+        ]
+        assert sink.results[0] is not None and sink.results[0].response == b"combined"
+        assert other.items == [] and other.results == []
+        # A run that starts again marks its stream with a restart, pushed too.
+        await writer.append([ChunkAppend(task, b"again", 0)])
+        await _until(lambda: len(sink.items) == 5)
+        assert isinstance(sink.items[3], Restart) and isinstance(sink.items[4], Chunk)
+        # A lost subscription tells every open stream to catch up.
+        await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await _until(lambda: sink.resyncs >= 1 and other.resyncs >= 1)
+        waiter.close_stream(task_id)
+        waiter.close_stream("another")
+        assert waiter.open_streams == 0
+    finally:
+        await waiter.stop()
+        await redis.delete(task.events_key, f"conveyor:streamed:{task_id}")

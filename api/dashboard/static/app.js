@@ -72,11 +72,17 @@ function modelCard(m) {
       figure("p50", fmt(m.p50_ms, "ms"), "p50"),
       figure("p99", fmt(m.p99_ms, "ms"), "p99"),
       figure("errors · 429", `${fmt(m.errors)} · ${fmt(m.rejected)}`, "errors", m.errors + m.rejected > 0),
-      figure("dead letters", fmt(m.dead_letters), "dead_letters", m.dead_letters > 0)),
+      figure("dead letters", fmt(m.dead_letters), "dead_letters", m.dead_letters > 0),
+      figure("streams open", fmt(m.streams_open), "streams_open"),
+      figure("pieces/s", fmt(m.chunk_rate), "chunk_rate"),
+      figure("first piece p50", fmt(m.first_chunk_p50_ms, "ms"), "first_chunk_p50"),
+      figure("streams cancelled", fmt(m.streams_cancelled), "streams_cancelled")),
     el("div", { class: "charts" },
       chart("requests/s", h.t, [{ values: h.rate }]),
       chart("p50 · p99 ms", h.t, [{ values: h.p50_ms }, { values: h.p99_ms, cls: "p99" }]),
-      chart("queued", h.t, [{ values: h.queued }])));
+      chart("queued", h.t, [{ values: h.queued }]),
+      chart("streamed pieces/s · open streams", h.t,
+        [{ values: h.chunk_rate }, { values: h.streams_open, cls: "p99" }])));
 }
 
 async function refresh() {
