@@ -74,6 +74,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--model", choices=("model_a", "model_b"), default="model_a", help="profile: whose worker"
     )
+    parser.add_argument(
+        "--chunk-delay-ms", type=float, default=2.0, help="streaming: model_c's delay a word"
+    )
+    parser.add_argument(
+        "--first-requests", type=int, default=300, help="streaming: c=1 streams, all rounds"
+    )
+    parser.add_argument("--streams", type=int, default=64, help="streaming: streams at once")
+    parser.add_argument("--pieces", type=int, default=200, help="streaming: words a stream")
+    parser.add_argument("--idle-streams", type=int, default=1000, help="streaming: held open")
     parser.add_argument("--out", type=Path, help="log directory (default: a new temp dir)")
     args = parser.parse_args(argv)
     if args.scenario in MOVED:

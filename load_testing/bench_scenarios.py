@@ -23,6 +23,7 @@ from load_testing.overload import run_overload
 from load_testing.processes import run_processes
 from load_testing.profiling import ProfilerMissing, run_profile
 from load_testing.soak import run_soak
+from load_testing.streaming import run_streaming
 from load_testing.tensors import run_tensors
 
 __all__ = ["GOAL_SCENARIOS", "MOVED", "SCENARIOS", "BenchScenario", "ScenarioError"]
@@ -79,6 +80,11 @@ SCENARIOS: Final[dict[str, BenchScenario]] = {
             "tensors",
             "a 147 KB image by REST and gRPC beside the reference; gRPC vs REST",
             _tensors,
+        ),
+        BenchScenario(
+            "streaming",
+            "model_c's streams against its generator answering SSE in one process",
+            run_streaming,
         ),
     )
 }

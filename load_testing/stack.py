@@ -63,6 +63,8 @@ class Stack:
     extra_models: dict[str, str] = field(default_factory=dict)
     """Workers of further models: a label (not ``api``, ``registry``, ``model_a`` or
     ``model_b``) -> the module to run."""
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Environment of each extra model's worker beyond the stack's (a label -> variables)."""
     services: dict[str, Service] = field(default_factory=dict)
 
     @property
@@ -119,6 +121,7 @@ class Stack:
             **by_name("model_a").environment(self.endpoints),  # a worker's endpoints
             "DEFAULT_RESULT_TTL": str(self.result_ttl),
             "MODEL_NAME": self.model_name(label),
+            **self.extra_env.get(label, {}),
         }
         self.services[label] = Service(module, env, self.log_dir, label)
 
