@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 
 from api.exceptions import Overloaded
-from api.pieces import StreamDiverged, StreamItem, seamless, started
+from api.pieces import StreamDiverged, StreamItem, close, seamless, started
 from conveyor.streams import Chunk, Restart
 from proto import task_pb2
 
@@ -57,7 +57,7 @@ async def test_started_raises_what_comes_before_the_first_item() -> None:
 
 
 async def test_started_yields_everything() -> None:
-    items = [chunk(0, b"a"), DONE]
+    items: list[StreamItem] = [chunk(0, b"a"), DONE]
     assert await _all(await started(Source(items).run())) == items
 
 
@@ -65,12 +65,12 @@ async def test_closing_early_closes_the_source() -> None:
     source = Source([chunk(0, b"a"), chunk(1, b"b"), DONE])
     stream = seamless(await started(source.run()))
     assert await anext(stream) == chunk(0, b"a")
-    await stream.aclose()
+    await close(stream)
     assert source.closed_early
 
 
 async def test_a_repeated_run_is_skipped() -> None:
-    items = [
+    items: list[StreamItem] = [
         chunk(0, b"a"), chunk(1, b"b"), Restart("r", 2),
         chunk(0, b"a", 2), chunk(1, b"b", 2), chunk(2, b"c", 2), DONE,
     ]  # fmt: skip
@@ -80,19 +80,21 @@ async def test_a_repeated_run_is_skipped() -> None:
 
 
 async def test_a_restart_before_any_piece_changes_nothing() -> None:
-    items = [Restart("r", 2), chunk(0, b"a", 2), DONE]
+    items: list[StreamItem] = [Restart("r", 2), chunk(0, b"a", 2), DONE]
     assert await _all(seamless(Source(items).run())) == [chunk(0, b"a", 2), DONE]
 
 
 async def test_another_piece_diverges() -> None:
-    items = [chunk(0, b"a"), chunk(1, b"b"), Restart("r", 2), chunk(0, b"a", 2), chunk(1, b"x", 2)]
+    items: list[StreamItem] = [
+        chunk(0, b"a"), chunk(1, b"b"), Restart("r", 2), chunk(0, b"a", 2), chunk(1, b"x", 2)
+    ]  # fmt: skip
     source = Source(items)
     with pytest.raises(StreamDiverged):
         await _all(seamless(source.run()))
 
 
 async def test_a_shorter_run_diverges_but_a_failure_is_passed_on() -> None:
-    shorter = [chunk(0, b"a"), chunk(1, b"b"), Restart("r", 2), chunk(0, b"a", 2)]
+    shorter: list[StreamItem] = [chunk(0, b"a"), chunk(1, b"b"), Restart("r", 2), chunk(0, b"a", 2)]
     with pytest.raises(StreamDiverged):
         await _all(seamless(Source([*shorter, DONE]).run()))
     assert (await _all(seamless(Source([*shorter, FAILED]).run())))[-1] == FAILED
