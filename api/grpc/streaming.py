@@ -138,7 +138,7 @@ class StreamInfer:
             request.id or None,
             self._default_timeout,
             self._max_timeout,
-            deadline=call.deadline - (arrival - call.arrival) if call.deadline else None,
+            deadline=None if call.deadline is None else call.deadline - (arrival - call.arrival),
         )
         response_mapping = mapping_for(info.response_class.DESCRIPTOR)
         requested = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from api.openai.errors import OpenAIRefusal
 
@@ -34,15 +34,15 @@ class StreamOptions(_Lenient):
 class _Common(_Lenient):
     model: StrictStr = Field(description="A model name (GET /v1/models), or name:version.")
     max_tokens: StrictInt | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
     seed: StrictInt | None = None
     n: StrictInt | None = Field(default=None, ge=1)
     stream: StrictBool | None = None
     stream_options: StreamOptions | None = None
     stop: StrictStr | list[StrictStr] | None = None
-    top_p: float | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
+    top_p: StrictFloat | None = None
+    presence_penalty: StrictFloat | None = None
+    frequency_penalty: StrictFloat | None = None
     logit_bias: dict[str, Any] | None = None
     user: StrictStr | None = None
 

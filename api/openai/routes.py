@@ -87,7 +87,21 @@ async def retrieve_model(model: str, catalog: CatalogDep) -> dict[str, Any]:
     return _model_object(model)
 
 
-@router.post("/completions", response_model=None)
+_ANSWER_OPENAPI: dict[str, Any] = {
+    "responses": {
+        "200": {
+            "description": "The answer: one object, or with stream: true its chunks as "
+            "Server-Sent Events ('data: <chunk>' each, then 'data: [DONE]')",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/event-stream": {"schema": {"type": "string"}},
+            },
+        }
+    }
+}
+
+
+@router.post("/completions", response_model=None, openapi_extra=_ANSWER_OPENAPI)
 async def completions(
     body: CompletionRequest,
     request: Request,
@@ -108,7 +122,7 @@ async def completions(
     )
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post("/chat/completions", response_model=None, openapi_extra=_ANSWER_OPENAPI)
 async def chat_completions(
     body: ChatRequest,
     request: Request,
