@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.config import Settings
+from api.edge import Admission
 from api.exceptions import Overloaded
 from api.oip.tests import text_pb2
 from api.oip.tests.fakes import (
@@ -312,3 +313,15 @@ def test_api_keys_apply() -> None:
     assert error["type"] == "authentication_error"
     response = client.get("/v1/models", headers={"Authorization": "Bearer k1-0123456789abcdef"})
     assert response.status_code == 200
+
+
+def test_the_edges_429_is_in_openais_shape() -> None:
+    status, headers, _, body = Admission(1, retry_after=2).refusal("/v1/completions", ())
+    assert status == 429
+    assert (b"retry-after", b"2") in headers
+    error = json.loads(body)["error"]
+    assert (error["type"], error["code"], error["param"]) == (
+        "rate_limit_error",
+        "overloaded",
+        None,
+    )
