@@ -17,12 +17,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import uvicorn
-
-from api.config import Settings
-from api.oip.tests.fakes import FakeCatalog, FakeDispatcher, fake_gateway, text_model, words
 from tools.stack.ports import free_port
+
+if TYPE_CHECKING:
+    from api.oip.tests.fakes import FakeDispatcher
 
 START_TIMEOUT = 30.0
 
@@ -37,6 +37,8 @@ class Target:
     model: str
     dispatcher: FakeDispatcher | None
     """The fakes' dispatcher (None on a real stack): what was streamed, what was stopped."""
+    redis_url: str | None = None
+    """The real stack's Redis (None on fakes): the tasks' event streams."""
 
 
 @contextmanager
@@ -57,12 +59,20 @@ def _real_stack() -> Iterator[Target]:
     grpc_port = free_port()
     with Stack(GRPC_PORT=str(grpc_port), MAX_TIMEOUT="60") as stack:
         model = stack.model_name("model_c")
-        stack.start_worker("models.model_c", model)
-        yield Target(stack.api_url, f"127.0.0.1:{grpc_port}", model, None)
+        # A piece every 20 ms: a stream closed early is stopped before its end.
+        stack.start_worker("models.model_c", model, CHUNK_DELAY_MS="20")
+        yield Target(stack.api_url, f"127.0.0.1:{grpc_port}", model, None, stack.redis_url)
 
 
 @contextmanager
 def _fakes() -> Iterator[Target]:
+    # Imported here: a process on a real stack runs tritonclient.grpc, whose messages share
+    # names with the gateway's own (``inference.*``), which the gateway app imports.
+    import uvicorn
+
+    from api.config import Settings
+    from api.oip.tests.fakes import FakeCatalog, FakeDispatcher, fake_gateway, text_model, words
+
     catalog = FakeCatalog(text_model("model_c"))
     dispatcher = FakeDispatcher(scripts={"model_c": words}, gap=0.01)
     settings = Settings(default_timeout=10.0, max_timeout=60.0)

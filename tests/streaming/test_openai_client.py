@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+import redis
 from openai.types.chat import ChatCompletionMessageParam
 
 from tests.streaming.target import Target
@@ -84,7 +85,7 @@ def test_errors_are_the_clients_exceptions(client: openai.OpenAI, target: Target
 
 def test_closing_a_stream_stops_the_generation(client: openai.OpenAI, target: Target) -> None:
     if target.dispatcher is None:
-        pytest.skip("the fakes' dispatcher tells what was stopped")
+        pytest.skip("the fakes' dispatcher tells what was stopped (a real stack: the next test)")
     before = len(target.dispatcher.streams)
     stream = client.completions.create(
         model=target.model, prompt="p", max_tokens=500, seed=SEED, stream=True
@@ -95,3 +96,32 @@ def test_closing_a_stream_stops_the_generation(client: openai.OpenAI, target: Ta
     while before not in target.dispatcher.stopped:
         assert time.monotonic() < deadline, "the stream was not stopped"
         time.sleep(0.02)
+
+
+def test_closing_a_stream_stops_the_worker(client: openai.OpenAI, target: Target) -> None:
+    """On a real stack: the task's event stream ends ``cancelled``, long before its last piece."""
+    if target.redis_url is None:
+        pytest.skip("a real stack's event streams tell what the worker did")
+    from conveyor.events import parse_entries
+    from conveyor.protocol import EVENTS_KEY_PREFIX
+    from tests.integration.stack import wait_until
+
+    events = redis.Redis.from_url(target.redis_url)
+    try:
+        before = set(events.scan_iter(match=f"{EVENTS_KEY_PREFIX}*"))
+        stream = client.completions.create(
+            model=target.model, prompt="p", max_tokens=500, seed=SEED, stream=True
+        )
+        next(iter(stream))
+        (key,) = set(events.scan_iter(match=f"{EVENTS_KEY_PREFIX}*")) - before
+        stream.close()
+
+        def ended() -> list[str] | None:
+            types = [event.type for event in parse_entries(events.xrange(key))]
+            return types if types and types[-1] in ("done", "failed", "cancelled") else None
+
+        types = wait_until(ended, 10.0, interval=0.05, what="the stream's final event")
+        assert types[-1] == "cancelled", types
+        assert types.count("chunk") < 100  # 500 pieces take 10 s
+    finally:
+        events.close()
