@@ -41,6 +41,7 @@ from api.oip.ports import CatalogDep, DispatcherDep, ModelView
 from api.oip.tensors import mapping_for
 from api.pieces import close, seamless, started
 from api.routes.errors import status_of
+from api.routes.predict import SSE_HEADERS
 from conveyor.errors import ConveyorError
 from conveyor.web import allowed_methods
 
@@ -291,7 +292,7 @@ async def generate_stream(
     return StreamingResponse(
         body,
         media_type=SSE_MEDIA_TYPE,
-        headers={"Cache-Control": "no-cache"},
+        headers=SSE_HEADERS,
         # Run once the response ends, however it ends (a client gone away included).
         background=BackgroundTask(close, body),
     )

@@ -39,6 +39,7 @@ from api.openai.errors import ERROR_RESPONSES, OpenAIRefusal, OpenAIRoute, error
 from api.openai.objects import Reply, stream_events
 from api.openai.requests import ChatRequest, CompletionRequest
 from api.pieces import StreamItem, close, seamless, started
+from api.routes.predict import SSE_HEADERS
 from conveyor.streams import Chunk, Restart
 from conveyor.web import allowed_methods
 
@@ -177,7 +178,7 @@ async def _answer(
     return StreamingResponse(
         events,
         media_type=SSE_MEDIA_TYPE,
-        headers={"Cache-Control": "no-cache"},
+        headers=SSE_HEADERS,
         # Run once the response ends, however it ends (a client gone away included).
         background=BackgroundTask(close, events),
     )
