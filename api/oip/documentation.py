@@ -70,10 +70,15 @@ def _generate_openapi(stream: bool) -> dict[str, Any]:
         content = {
             "text/event-stream": {
                 "schema": {
-                    "type": "string",
-                    "description": "One event 'data: <object>' per piece, each object the "
-                    "model and version and the piece's fields; an error after the first piece "
-                    'is a last event \'data: {"error": "<message>"}\'.',
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {
+                        "data": {"type": "string", "contentMediaType": "application/json"}
+                    },
+                    "description": "One Server-Sent Event, as OpenAPI 3.1 describes "
+                    "text/event-stream: 'data: <object>' per piece (no event or id), each "
+                    "object the model and version and the piece's fields; an error after the "
+                    'first piece is a last event \'data: {"error": "<message>"}\'.',
                 }
             }
         }

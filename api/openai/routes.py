@@ -95,7 +95,15 @@ _ANSWER_OPENAPI: dict[str, Any] = {
             "Server-Sent Events ('data: <chunk>' each, then 'data: [DONE]')",
             "content": {
                 "application/json": {"schema": {"type": "object"}},
-                "text/event-stream": {"schema": {"type": "string"}},
+                "text/event-stream": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["data"],
+                        "properties": {"data": {"type": "string"}},
+                        "description": "One Server-Sent Event, as OpenAPI 3.1 describes "
+                        "text/event-stream: data: a chunk as JSON, or [DONE] last",
+                    }
+                },
             },
         }
     }
