@@ -9,7 +9,8 @@ middleware (cheaper than a stack of them) that
 - bounds the requests in progress (``MAX_INFLIGHT``): past it, a 429 with ``Retry-After`` at
   once, before the body is read;
 - refuses a body over ``MAX_BODY_BYTES`` (413), by its Content-Length or as it streams in;
-- checks the API key (``API_KEYS``) on predict, tasks and models; health stays open;
+- checks the API key (``API_KEYS``) on predict, tasks, models, ``/v2`` and ``/v1``; health
+  stays open;
 - opens the request's log context (``conveyor.logs``) and, with metrics on, counts the
   request by endpoint, model, version and outcome, with its latency.
 """
@@ -55,7 +56,7 @@ _OPEN_PATHS = (
     "/docs",
     "/openapi.json",
 )
-_PROTECTED_PREFIXES = ("/predict", "/tasks", "/models", "/v2")
+_PROTECTED_PREFIXES = ("/predict", "/tasks", "/models", "/v2", "/v1")
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ def endpoint_of(path: str) -> str:
         return "predict"
     if path.startswith("/v2/"):
         return "v2_infer" if path.endswith("/infer") else "v2"
+    if path.startswith("/v1/"):
+        return "openai"
     for prefix, name in _ENDPOINTS:
         if path.startswith(prefix):
             return name
@@ -128,10 +131,26 @@ def _refuse(
     path: str, status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     """An edge refusal in the shape of the path's API: the Open Inference Protocol's
-    ``{"error": "<message>"}`` under ``/v2``, the gateway's error object elsewhere."""
-    if path.startswith("/v2"):
+    ``{"error": "<message>"}`` under ``/v2``, OpenAI's ``{"error": {"message", "type",
+    "param", "code"}}`` under ``/v1``, the gateway's error object elsewhere."""
+    shape = _shape(path)
+    if shape == "/v2":
         return JSONResponse({"error": message}, status_code=status, headers=headers)
+    if shape == "/v1":
+        kind = {401: "authentication_error", 429: "rate_limit_error"}.get(
+            status, "server_error" if status >= 500 else "invalid_request_error"
+        )
+        body = {"message": message, "type": kind, "param": None, "code": code}
+        return JSONResponse({"error": body}, status_code=status, headers=headers)
     return error_response(status, code, message, headers=headers, model=None, field=None)
+
+
+def _shape(path: str) -> str:
+    """Which API's error shape a path answers in: ``/v2``, ``/v1`` or ``/`` (the gateway's)."""
+    for prefix in ("/v2", "/v1"):
+        if path.startswith(prefix):
+            return prefix
+    return "/"
 
 
 def _prerendered(response: JSONResponse) -> Answer:
@@ -166,16 +185,10 @@ class Admission:
             metrics.track_inflight(lambda: self.inflight)
         busy = f"the gateway has its limit of {max_inflight} requests in progress; retry later"
         self._busy = {
-            oip: _prerendered(
-                _refuse(
-                    "/v2" if oip else "/",
-                    429,
-                    "overloaded",
-                    busy,
-                    {"Retry-After": str(retry_after)},
-                )
+            shape: _prerendered(
+                _refuse(shape, 429, "overloaded", busy, {"Retry-After": str(retry_after)})
             )
-            for oip in (False, True)
+            for shape in ("/", "/v2", "/v1")
         }
 
     def sheds(self, path: str) -> bool:
@@ -210,7 +223,7 @@ class Admission:
                 given = value
             elif name == b"origin":
                 origin = value
-        status, answer_headers, body = self._busy[path.startswith("/v2")]
+        status, answer_headers, body = self._busy[_shape(path)]
         if cors and origin and self.cors is not None:
             answer_headers += self.cors.headers_for(origin)
         if self.metrics is not None:
@@ -222,7 +235,7 @@ class Admission:
         """An error answered below the app (bytes that are not HTTP/1.1, a head too large, a
         failure of the app before its response), in the shape of the path's API as far as the
         path was read (``url``, possibly empty): the HTTP protocol's ``error_answer``."""
-        path = "/v2" if url.startswith(b"/v2") else "/"
+        path = _shape(url.decode("latin-1"))
         return _prerendered(_refuse(path, status, code, message))
 
 

@@ -17,6 +17,7 @@ from api.following import TaskFollower
 from api.idempotency import IdempotencyKeys
 from api.oip import routes as oip
 from api.oip.catalog_extensions import Extensions
+from api.openai import routes as openai
 from api.routes import dashboard, docs, errors, health, metrics, models, predict, tasks
 from api.routes.predict import PredictFastPath
 from conveyor.metrics import GatewayMetrics
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (predict, tasks, models, health, metrics, dashboard, docs):
         app.include_router(module.router)
     app.include_router(oip.router)  # the Open Inference Protocol under /v2 (docs/protocol.md)
+    app.include_router(openai.router)  # OpenAI-compatible, under /v1 (docs/api.md)
     cors = CorsPolicy(settings.cors_origins)
     admission = Admission(
         settings.max_inflight, retry_after=settings.retry_after, metrics=gateway_metrics, cors=cors

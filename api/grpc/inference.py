@@ -10,6 +10,8 @@ dispatcher and tensor machinery (``api.oip``): the two transports answer alike.
 - ``ModelInfer``: inputs in ``contents`` or ``raw_input_contents`` (``api.grpc.tensors``),
   ``parameters`` as on REST (``timeout`` and ``priority`` with Triton's meanings); the call's
   deadline counts as its timeout (``api.oip.parameters``).
+- ``ModelStreamInfer``: the same requests, each answered in pieces as the model yields them,
+  as Triton answers for a decoupled model (``api.grpc.streaming``).
 - ``ModelStatistics`` / ``ModelConfig`` / ``RepositoryIndex``: the gateway's
   ``ExtensionsView`` rendered by ``api.grpc.extensions``; UNIMPLEMENTED while the gateway has
   none.
@@ -17,7 +19,7 @@ dispatcher and tensor machinery (``api.oip``): the two transports answer alike.
   themselves.
 """
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -25,6 +27,7 @@ from api.exceptions import ModelNotFound
 from api.grpc.edge import Call, CallEdge, Method
 from api.grpc.extensions import config_response, index_response, statistics_response
 from api.grpc.health import failing_dependencies
+from api.grpc.streaming import StreamInfer
 from api.grpc.tensors import infer_response, parameters_of, read_inputs
 from api.oip.exceptions import OipError
 from api.oip.execute import execute
@@ -61,6 +64,7 @@ _MODEL_READY = _method("ModelReady")
 _SERVER_METADATA = _method("ServerMetadata")
 _MODEL_METADATA = _method("ModelMetadata")
 _INFER = _method("ModelInfer", "grpc_infer")
+_STREAM = _method("ModelStreamInfer", "grpc_stream")
 _STATISTICS = _method("ModelStatistics")
 _CONFIG = _method("ModelConfig")
 _INDEX = _method("RepositoryIndex")
@@ -211,6 +215,31 @@ class InferenceServicer(grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
             )
 
         return await self._edge.serve(context, _INFER, infer)
+
+    # grpc.aio takes a coroutine for a streaming method that writes with ``context.write``
+    # (the generated servicer types only the generator form).
+    async def ModelStreamInfer(  # type: ignore[override]
+        self, request_iterator: AsyncIterator[pb.ModelInferRequest], context: Any
+    ) -> None:
+        """Run each request the client sends as a stream; answer each piece as it comes, as
+        Triton answers for a decoupled model (``api.grpc.streaming``)."""
+        admission = self._edge.admission
+
+        def count(step: int) -> None:
+            admission.inflight += step
+
+        async def stream(call: Call) -> None:
+            streamer = StreamInfer(
+                catalog=self._catalog,
+                dispatcher=self._dispatcher,
+                default_timeout=self._limits.default_timeout,
+                max_timeout=self._limits.max_timeout,
+                sheds=lambda: admission.sheds(_STREAM.path),
+                count=count,
+            )
+            await streamer.serve(request_iterator, context.write, call)
+
+        await self._edge.serve(context, _STREAM, stream)
 
     async def ModelStatistics(
         self, request: pb.ModelStatisticsRequest, context: Any

@@ -11,7 +11,7 @@ from typing import Any, Final
 from api.oip.binary import BINARY_CONTENT_TYPE, HEADER_LENGTH
 from api.oip.infer import InferRequest
 
-__all__ = ["INFER_OPENAPI"]
+__all__ = ["GENERATE_OPENAPI", "GENERATE_STREAM_OPENAPI", "INFER_OPENAPI"]
 
 
 def _inlined(schema: Any, definitions: dict[str, Any]) -> Any:
@@ -55,3 +55,57 @@ def _infer_openapi() -> dict[str, Any]:
 
 INFER_OPENAPI: Final = _infer_openapi()
 """``openapi_extra`` of the infer routes."""
+
+
+def _generate_openapi(stream: bool) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "type": "object",
+        "required": ["model_name", "model_version"],
+        "properties": {"model_name": {"type": "string"}, "model_version": {"type": "string"}},
+        "additionalProperties": True,
+        "description": "The model and version, then the response message's fields (the "
+        "protobuf JSON mapping, as /predict answers).",
+    }
+    if stream:
+        content = {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {
+                        "data": {"type": "string", "contentMediaType": "application/json"}
+                    },
+                    "description": "One Server-Sent Event, as OpenAPI 3.1 describes "
+                    "text/event-stream: 'data: <object>' per piece (no event or id), each "
+                    "object the model and version and the piece's fields; an error after the "
+                    'first piece is a last event \'data: {"error": "<message>"}\'.',
+                }
+            }
+        }
+    else:
+        content = {"application/json": {"schema": answer}}
+    return {
+        "requestBody": {
+            "required": True,
+            "description": "The model's request fields (the protobuf JSON mapping, as /predict "
+            "takes them; see GET /models/{model}), and optionally 'parameters', the request "
+            "parameters of infer (timeout in microseconds, priority with 1 the highest).",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"parameters": {"type": "object"}},
+                        "additionalProperties": True,
+                    }
+                }
+            },
+        },
+        "responses": {"200": {"description": "The model's answer", "content": content}},
+    }
+
+
+GENERATE_OPENAPI: Final = _generate_openapi(stream=False)
+"""``openapi_extra`` of the generate routes (the generate extension)."""
+
+GENERATE_STREAM_OPENAPI: Final = _generate_openapi(stream=True)
+"""``openapi_extra`` of the generate_stream routes."""

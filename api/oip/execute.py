@@ -48,20 +48,28 @@ async def execute(
     payload, batched = request_payload(
         mapping_for(info.request_class.DESCRIPTOR), info.request_class, inputs, info.name
     )
-    if not info.alive:
-        raise ModelUnavailable(no_worker(info), model=info.name)
-    remaining = options.timeout - (time.monotonic() - arrival)
-    if remaining <= 0:
-        raise ResultTimeout(
-            f"the request spent its {options.timeout:g} s timeout waiting in the gateway",
-            model=info.name,
-            task_id=None,
-        )
+    remaining = seconds_left(info, options.timeout, arrival)
     result = await dispatcher.run(
         info, payload, seconds=remaining, priority=options.priority, request_id=request_id
     )
     message = response_message(result, info)
     return Outcome(mapping_for(info.response_class.DESCRIPTOR).from_message(message), batched)
+
+
+def seconds_left(info: ModelView, timeout: float, arrival: float) -> float:
+    """The seconds of ``timeout`` (counted from ``arrival``, ``time.monotonic()``) left for a
+    task on ``info``; raise ``ModelUnavailable`` without a live worker, ``ResultTimeout`` when
+    none are left."""
+    if not info.alive:
+        raise ModelUnavailable(no_worker(info), model=info.name)
+    remaining = timeout - (time.monotonic() - arrival)
+    if remaining <= 0:
+        raise ResultTimeout(
+            f"the request spent its {timeout:g} s timeout waiting in the gateway",
+            model=info.name,
+            task_id=None,
+        )
+    return remaining
 
 
 def no_worker(info: ModelView) -> str:

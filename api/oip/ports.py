@@ -10,6 +10,7 @@ from typing import Annotated, Any, Protocol
 from fastapi import Depends, Request
 from google.protobuf.message import Message
 
+from api.pieces import Streamer
 from proto import task_pb2
 
 
@@ -54,8 +55,8 @@ class Catalog(Protocol):
         ...
 
 
-class Dispatcher(Protocol):
-    """The gateway's task dispatcher."""
+class Dispatcher(Streamer, Protocol):
+    """The gateway's task dispatcher (``stream``: a streamed task, ``api.pieces.Streamer``)."""
 
     async def run(
         self,

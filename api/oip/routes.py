@@ -8,27 +8,40 @@ registry 503, a timeout 504, an overloaded gateway 429, a failed model 500; load
 """
 
 import logging
+import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Final, NoReturn
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.config import Settings
 from api.deps import SettingsDep
-from api.edge import arrival_of
+from api.edge import arrival_of, request_id_of
 from api.oip import extension_routes
 from api.oip.binary import HEADER_LENGTH
-from api.oip.documentation import INFER_OPENAPI
+from api.oip.documentation import GENERATE_OPENAPI, GENERATE_STREAM_OPENAPI, INFER_OPENAPI
 from api.oip.exceptions import OipError
-from api.oip.execute import execute, no_worker
+from api.oip.execute import execute, no_worker, seconds_left
+from api.oip.generate import (
+    SSE_MEDIA_TYPE,
+    GenerateRequest,
+    events,
+    generate_response,
+    parse_generate,
+    result_fields,
+)
 from api.oip.infer import decode_inputs, infer_options, parse_body, render_response, wanted_outputs
-from api.oip.ports import CatalogDep, DispatcherDep
+from api.oip.ports import CatalogDep, DispatcherDep, ModelView
 from api.oip.tensors import mapping_for
+from api.pieces import close, seamless, started
 from api.routes.errors import status_of
+from api.routes.predict import SSE_HEADERS
 from conveyor.errors import ConveyorError
 from conveyor.web import allowed_methods
 
@@ -49,6 +62,17 @@ PLATFORM: Final = "conveyor_protobuf"
 
 def oip_error(exc: Exception) -> JSONResponse:
     """The protocol's error answer for any exception raised on a ``/v2`` path."""
+    status, message, headers = _failure(exc)
+    return JSONResponse(status_code=status, content={"error": message}, headers=headers)
+
+
+def error_object(exc: Exception) -> dict[str, Any]:
+    """The protocol's error object for ``exc`` (``{"error": "<message>"}``), as a stream's
+    last event carries it."""
+    return {"error": _failure(exc)[1]}
+
+
+def _failure(exc: Exception) -> tuple[int, str, Mapping[str, str] | None]:
     headers: Mapping[str, str] | None = None
     if isinstance(exc, OipError):
         status, message = exc.status, exc.message
@@ -66,7 +90,7 @@ def oip_error(exc: Exception) -> JSONResponse:
     else:
         logger.exception("unhandled error on a v2 path", exc_info=exc)
         status, message = 500, "internal error; see the gateway's log"
-    return JSONResponse(status_code=status, content={"error": message}, headers=headers)
+    return status, message, headers
 
 
 class OipRoute(APIRoute):
@@ -206,6 +230,87 @@ async def infer(
     )
 
 
+@router.post("/models/{model}/generate", openapi_extra=GENERATE_OPENAPI)
+@router.post("/models/{model}/versions/{version}/generate", openapi_extra=GENERATE_OPENAPI)
+async def generate(
+    model: str,
+    request: Request,
+    catalog: CatalogDep,
+    dispatcher: DispatcherDep,
+    settings: SettingsDep,
+    version: str | None = None,
+) -> JSONResponse:
+    """The generate extension: the model's request fields in, its response fields out
+    (``api.oip.generate``)."""
+    info = await catalog.get(model, version)
+    asked = await _generate_request(request, info, settings)
+    seconds = seconds_left(info, asked.options.timeout, arrival_of(request.scope))
+    result = await dispatcher.run(
+        info,
+        asked.payload,
+        seconds=seconds,
+        priority=asked.options.priority,
+        request_id=asked.options.request_id,
+    )
+    return JSONResponse(generate_response(result_fields(result, info), info))
+
+
+@router.post(
+    "/models/{model}/generate_stream",
+    openapi_extra=GENERATE_STREAM_OPENAPI,
+    response_class=StreamingResponse,
+)
+@router.post(
+    "/models/{model}/versions/{version}/generate_stream",
+    openapi_extra=GENERATE_STREAM_OPENAPI,
+    response_class=StreamingResponse,
+)
+async def generate_stream(
+    model: str,
+    request: Request,
+    catalog: CatalogDep,
+    dispatcher: DispatcherDep,
+    settings: SettingsDep,
+    version: str | None = None,
+) -> StreamingResponse:
+    """The generate extension in pieces: one Server-Sent Event ``data: {...}`` per piece the
+    model yields; an error before the first piece is a plain error answer, after it a last
+    ``data: {"error": ...}`` event. A client that goes away stops the generation."""
+    info = await catalog.get(model, version)
+    asked = await _generate_request(request, info, settings)
+    seconds = seconds_left(info, asked.options.timeout, arrival_of(request.scope))
+    items = await started(
+        dispatcher.stream(
+            info,
+            asked.payload,
+            seconds=seconds,
+            priority=asked.options.priority,
+            request_id=asked.options.request_id,
+        )
+    )
+    body = events(seamless(items, info.name), info, error_object)
+    return StreamingResponse(
+        body,
+        media_type=SSE_MEDIA_TYPE,
+        headers=SSE_HEADERS,
+        # Run once the response ends, however it ends (a client gone away included).
+        background=BackgroundTask(close, body),
+    )
+
+
+async def _generate_request(
+    request: Request, info: ModelView, settings: Settings
+) -> GenerateRequest:
+    return parse_generate(
+        await request.body(),
+        info,
+        request_id=request_id_of(request.scope) or uuid.uuid4().hex,
+        default_timeout=settings.default_timeout,
+        max_timeout=settings.max_timeout,
+        max_depth=settings.max_json_depth,
+    )
+
+
 @router.api_route(
     "",
     methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
@@ -231,6 +336,6 @@ async def unknown_path(request: Request) -> NoReturn:
         404,
         f"no such path: {request.url.path} (the v2 API has /v2, /v2/health/live, "
         "/v2/health/ready, /v2/models/{name}[/versions/{version}] and its /ready, /infer, "
-        "/stats and /config, /v2/models/stats, /v2/repository/index and "
-        "/v2/repository/models/{name}/load and /unload)",
+        "/generate, /generate_stream, /stats and /config, /v2/models/stats, "
+        "/v2/repository/index and /v2/repository/models/{name}/load and /unload)",
     )

@@ -91,12 +91,14 @@ STREAM_EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["data"],
     "properties": {
-        "event": {"type": "string", "enum": ["restart", "done", "error"]},
+        # A piece has no event line: its type is SSE's default, message.
+        "event": {"type": "string", "enum": ["message", "restart", "done", "error"]},
         "data": {"type": "string", "contentMediaType": "application/json"},
         "id": {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
     },
     "description": "One Server-Sent Event, as OpenAPI 3.1 describes text/event-stream: a piece "
-    "(no event; data: the piece's response message; id: what Last-Event-ID resumes after), "
+    "(no event line, so SSE's type message; data: the piece's response message; id: what "
+    "Last-Event-ID resumes after), "
     "restart (the pieces before are void; data: {attempt}), then done (data: the response "
     "combined, or the task's state for GET /tasks/{id}/stream) or error (data: the error body).",
 }

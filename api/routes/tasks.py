@@ -63,7 +63,7 @@ _EVENT_SCHEMA: dict[str, Any] = {
         "event": {
             "type": "string",
             "enum": [
-                "queued", "position", "started", "progress", "retrying",
+                "queued", "position", "started", "progress", "retrying", "chunk", "restart",
                 "done", "failed", "cancelled", "error",
             ],
         },

@@ -80,7 +80,7 @@ def test_the_package_and_service_are_the_protocols(
         )
     assert {m.name for m in service.method} == {
         "ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata",
-        "ModelInfer", "ModelConfig", "ModelStatistics", "RepositoryIndex",
+        "ModelInfer", "ModelStreamInfer", "ModelConfig", "ModelStatistics", "RepositoryIndex",
         "RepositoryModelLoad", "RepositoryModelUnload",
     }  # fmt: skip
 

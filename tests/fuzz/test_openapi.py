@@ -63,8 +63,17 @@ def _config(model: str | None, stack: Served) -> str:
     # model (set here, or taken from GET /models by the stateful phase), most objects do not
     # fit it. The model's own operation has the exact schema.
     lines += ["[[operations]]", 'include-path = "/predict/{model}"', _NO_POSITIVE, ""]
-    # The protocol's infer request names the model's tensors, published in its metadata.
-    lines += ["[[operations]]", 'include-path-regex = "^/v2/.*/infer$"', _NO_POSITIVE, ""]
+    # The protocol's infer request names the model's tensors, published in its metadata; a
+    # generate request the model's fields (any other key is refused), published there too.
+    lines += [
+        "[[operations]]",
+        'include-path-regex = "^/v2/.*/(infer|generate|generate_stream)$"',
+        _NO_POSITIVE,
+        "",
+    ]
+    # The OpenAI-compatible requests name their model in the body: a generated name is
+    # seldom a model's (404) or a valid name at all (400), and no schema can say which are.
+    lines += ["[[operations]]", 'include-path-regex = "^/v1/"', _NO_POSITIVE, ""]
     # Load and unload answer 501 Not Implemented, documented: models register themselves.
     lines += [
         "[[operations]]",

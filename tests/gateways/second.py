@@ -22,6 +22,9 @@ def second_gateway(stack: Stack, **env: str) -> Iterator[tuple[str, Service]]:
             "API_PORT": str(port),
             "REGISTRY_URL": stack.registry_url,
             "RESULT_TTL": "600",
+            # gRPC off unless asked, as in a Stack: its default port (8081) may be taken by a
+            # stack running beside this one.
+            "GRPC_PORT": "0",
             **env,
         },
         stack.log_dir,

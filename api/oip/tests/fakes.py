@@ -2,13 +2,16 @@
 gateway app built on them.
 
 They follow the interface the v2 routes code against (``api.oip.ports``): a catalog that
-resolves versions and lists models, a dispatcher with ``run``, statistics by model version.
-``echo`` and ``iris`` answer like model_a and model_b do (iris with a fixed rule, not the
-trained classifier).
+resolves versions and lists models, a dispatcher with ``run`` and ``stream``, statistics by
+model version. ``echo`` and ``iris`` answer like model_a and model_b do (iris with a fixed rule,
+not the trained classifier); ``text_model`` follows the text-generation contract as model_c
+does, and ``words`` streams a word a piece for it, the same words for the same seed.
 """
 
+import asyncio
 import math
-from collections.abc import Callable, Iterable, Sequence
+import random
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
@@ -18,8 +21,11 @@ from api.config import Settings
 from api.exceptions import ModelNotFound
 from api.main import create_app
 from api.oip.catalog_extensions import Extensions
-from conveyor.protocol import durable_queue
+from api.oip.tests import text_pb2
+from api.pieces import StreamItem
+from conveyor.protocol import STREAM_FEATURE, TEXT_GENERATION_FEATURE, durable_queue
 from conveyor.registry_api import ModelSummary, VersionSummary
+from conveyor.streams import Chunk, Restart
 from proto import model_a_pb2, model_b_pb2, task_pb2
 
 
@@ -35,6 +41,19 @@ def model_b(name: str = "model_b", versions: tuple[str, ...] = ("1", "2")) -> li
     """Every version of an iris classifier."""
     return [
         ModelInfo(name, v, versions, 1, model_b_pb2.ModelBRequest, model_b_pb2.ModelBResponse)
+        for v in versions
+    ]
+
+
+def text_model(
+    name: str = "model_t", versions: tuple[str, ...] = ("1",), instances: int = 1
+) -> list[ModelInfo]:
+    """Every version of a text generator that streams (features stream and text-generation)."""
+    features = frozenset({STREAM_FEATURE, TEXT_GENERATION_FEATURE})
+    return [
+        ModelInfo(
+            name, v, versions, instances, text_pb2.TextRequest, text_pb2.TextResponse, features
+        )
         for v in versions
     ]
 
@@ -87,6 +106,7 @@ def _summary(model: ModelInfo) -> VersionSummary:
         status="alive" if model.alive else "dead",
         instances=model.instances,
         queue=durable_queue(model.name, model.version),
+        features=sorted(model.features) if model.alive else [],
         max_batch_size=model.max_batch_size,
     )
 
@@ -156,6 +176,80 @@ def iris(model: ModelInfo, payload: bytes) -> task_pb2.TaskResult:
     return task_pb2.TaskResult(model=model.name, response=response.SerializeToString())
 
 
+@dataclass(frozen=True)
+class StreamEnd:
+    """The end of a stream, as ``api.streaming.StreamEnd``: the task's result."""
+
+    result: task_pb2.TaskResult
+
+
+Script = Callable[[ModelInfo, bytes], list[StreamItem]]
+"""What a fake stream yields for a model and a request: pieces, restarts, then an end."""
+
+VOCABULARY = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "again")
+
+
+def word_list(payload: bytes) -> list[str]:
+    """The words ``words`` generates for a request: ``max_tokens`` of them (16 without),
+    each with its leading space, picked by ``seed``."""
+    request = text_pb2.TextRequest.FromString(payload)
+    count = request.max_tokens if request.HasField("max_tokens") else 16
+    pick = random.Random(request.seed)
+    return [" " + pick.choice(VOCABULARY) for _ in range(count)]
+
+
+def pieces(texts: Sequence[str], attempt: int = 1, first_id: int = 1) -> list[StreamItem]:
+    """A run's pieces, one ``text`` each, with event ids from ``first_id``."""
+    return [
+        Chunk(f"{first_id + i}-0", i, attempt, text_pb2.TextResponse(text=t).SerializeToString())
+        for i, t in enumerate(texts)
+    ]
+
+
+def done(model: ModelInfo, texts: Sequence[str]) -> StreamEnd:
+    """A done end: the pieces combined."""
+    response = text_pb2.TextResponse(text="".join(texts))
+    return StreamEnd(task_pb2.TaskResult(model=model.name, response=response.SerializeToString()))
+
+
+def failed(model: ModelInfo, message: str = "the model failed") -> StreamEnd:
+    """A failed end."""
+    error = task_pb2.TaskError(code=task_pb2.TaskError.MODEL_ERROR, message=message)
+    return StreamEnd(task_pb2.TaskResult(model=model.name, error=error))
+
+
+def words(model: ModelInfo, payload: bytes) -> list[StreamItem]:
+    """A text model's stream: a word a piece (``word_list``), then the end."""
+    texts = word_list(payload)
+    return [*pieces(texts), done(model, texts)]
+
+
+def restarted_after(count: int) -> Script:
+    """A stream whose worker dies after ``count`` pieces: a restart, then the whole run again
+    (the same words: the same seed)."""
+
+    def script(model: ModelInfo, payload: bytes) -> list[StreamItem]:
+        texts = word_list(payload)
+        first = pieces(texts[:count])
+        again = pieces(texts, attempt=2, first_id=count + 2)
+        return [*first, Restart(f"{count + 1}-0", 2), *again, done(model, texts)]
+
+    return script
+
+
+def one_piece(responder: Responder) -> Script:
+    """A model that does not stream: its one response as one piece, then the end (as the
+    worker's default ``process_stream`` does)."""
+
+    def script(model: ModelInfo, payload: bytes) -> list[StreamItem]:
+        result = responder(model, payload)
+        if result.WhichOneof("outcome") != "response":
+            return [StreamEnd(result)]
+        return [Chunk("1-0", 0, 1, result.response), StreamEnd(result)]
+
+    return script
+
+
 @dataclass
 class FakeDispatcher:
     """Runs tasks at once through a responder per model; records every call."""
@@ -164,6 +258,40 @@ class FakeDispatcher:
     runs: list[Run] = field(default_factory=list)
     error: Exception | None = None
     brokers_up: bool = True
+    scripts: dict[str, Script] = field(default_factory=dict)
+    """What ``stream`` yields per model (else the responder's answer as one piece)."""
+    streams: list[Run] = field(default_factory=list)
+    stopped: list[int] = field(default_factory=list)
+    """The streams (their place in ``streams``) closed before their end: asked to stop."""
+    gap: float = 0.0
+    """Seconds before each item of a stream."""
+
+    async def stream(
+        self,
+        info: ModelInfo,
+        payload: bytes,
+        *,
+        seconds: float,
+        priority: int = 0,
+        request_id: str = "",
+        max_retries: int | None = None,
+    ) -> AsyncIterator[StreamItem]:
+        """Yield the model's script; raise ``error`` (when set) before the first item."""
+        self.streams.append(Run(info, payload, seconds, priority, request_id))
+        number = len(self.streams) - 1
+        if self.error is not None:
+            raise self.error
+        script = self.scripts.get(info.name) or one_piece(self.responders[info.name])
+        ended = False
+        try:
+            for item in script(info, payload):
+                if self.gap:
+                    await asyncio.sleep(self.gap)
+                yield item
+            ended = True
+        finally:
+            if not ended:
+                self.stopped.append(number)
 
     async def run(
         self,
@@ -177,7 +305,13 @@ class FakeDispatcher:
         self.runs.append(Run(info, payload, seconds, priority, request_id))
         if self.error is not None:
             raise self.error
-        result = self.responders[info.name](info, payload)
+        responder = self.responders.get(info.name)
+        if responder is None:  # a streaming model: its stream's result
+            end = self.scripts[info.name](info, payload)[-1]
+            assert isinstance(end, StreamEnd)
+            result = end.result
+        else:
+            result = responder(info, payload)
         result.task_id = f"t{len(self.runs)}"
         return result
 
@@ -189,13 +323,14 @@ def fake_gateway(
     catalog: FakeCatalog | None = None,
     dispatcher: FakeDispatcher | None = None,
     stats: FakeStats | None = None,
+    settings: Settings | None = None,
 ) -> FastAPI:
     """The real gateway app with fakes in its state (run it without its lifespan); its
     extensions are the real ``Extensions`` over the fake catalog and statistics.
 
     Without arguments: model_a (version 1, echo) and model_b (versions 1 and 2, iris).
     """
-    settings = Settings(default_timeout=5.0, max_timeout=60.0)
+    settings = settings or Settings(default_timeout=5.0, max_timeout=60.0)
     app = create_app(settings)
     app.state.settings = settings
     app.state.catalog = catalog or FakeCatalog([*model_a(), *model_b()])

@@ -1,0 +1,1 @@
+"""OpenAI-compatible endpoints (``/v1``) for the models that follow the text-generation contract."""
