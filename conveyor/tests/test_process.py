@@ -70,7 +70,10 @@ def test_cycles_made_afterwards_are_still_collected_automatically() -> None:
 
 
 def _note_start(where: Path) -> None:
-    (where / f"{os.getpid()}.start").write_text(f"{os.getpid()} {time.monotonic()}")
+    # Written whole, then renamed: the test may read it while it is written.
+    partial = where / f"{os.getpid()}.partial"
+    partial.write_text(f"{os.getpid()} {time.monotonic()}")
+    os.replace(partial, where / f"{os.getpid()}.start")
 
 
 def _serves(where: Path) -> None:
