@@ -57,7 +57,7 @@ def test_the_image_config_is_valid_and_names_every_service(image: dict[str, Path
     assert jobs["conveyor-registry"]["static_configs"][0]["targets"] == ["registry:8001"]
     workers = jobs["conveyor-workers"]["dns_sd_configs"][0]
     assert workers["port"] == 9200
-    assert set(workers["names"]) == {"model_a", "model_b"}
+    assert set(workers["names"]) == {"model_a", "model_b", "model_c"}
 
 
 def local_config(image_config: Path, targets: dict[str, str]) -> dict[str, Any]:
