@@ -279,6 +279,22 @@ class _EventStream:
         return _sse("position", data)
 
 
+def _last_event_id_parameter(what: str) -> dict[str, Any]:
+    """The OpenAPI ``Last-Event-ID`` header of a resumable stream (checked by
+    ``_last_event_id``)."""
+    return {
+        "parameters": [
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "pattern": "^[0-9]{1,20}(-[0-9]{1,20})?$"},
+                "description": f"Resume after this {what} (browsers send it on reconnecting).",
+            }
+        ]
+    }
+
+
 @router.get(
     "/tasks/{task_id}/events",
     name="task_events",
@@ -294,17 +310,7 @@ class _EventStream:
         429: {"model": ErrorBody, "description": "MAX_WAITING requests wait already"},
     },
     response_class=StreamingResponse,
-    openapi_extra={
-        "parameters": [
-            {
-                "name": "Last-Event-ID",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string", "pattern": "^[0-9]{1,20}(-[0-9]{1,20})?$"},
-                "description": "Resume after this event (browsers send it on reconnecting).",
-            }
-        ]
-    },
+    openapi_extra=_last_event_id_parameter("event"),
 )
 async def task_events(
     task_id: TaskId, request: Request, catalog: CatalogDep, dispatcher: DispatcherDep
@@ -345,17 +351,7 @@ def _last_event_id(request: Request) -> str:
         429: {"model": ErrorBody, "description": "MAX_WAITING requests wait already"},
     },
     response_class=StreamingResponse,
-    openapi_extra={
-        "parameters": [
-            {
-                "name": "Last-Event-ID",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string", "pattern": "^[0-9]{1,20}(-[0-9]{1,20})?$"},
-                "description": "Resume after this piece (browsers send it on reconnecting).",
-            }
-        ]
-    },
+    openapi_extra=_last_event_id_parameter("piece"),
 )
 async def task_stream(
     task_id: TaskId, request: Request, catalog: CatalogDep, dispatcher: DispatcherDep
