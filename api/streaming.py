@@ -22,6 +22,7 @@ wire format of every streaming endpoint of the REST API (docs/api.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -44,6 +45,7 @@ __all__ = [
     "EventSource",
     "StreamEnd",
     "StreamItem",
+    "batches_with_keepalives",
     "follow_task",
     "sse_chunk",
     "sse_end",
@@ -293,34 +295,107 @@ async def follow_task(
             ended = await status()  # still there? (an expired task raises TaskNotFound)
 
 
+class _Pump:
+    """Reads ``items`` ahead of its consumer, in a task of its own, into a queue of at most
+    ``limit`` items (it waits while the queue is full). The consumer takes whatever is queued at
+    once (``take``). Closing it cancels the read in progress, which ends ``items``; an
+    ``items`` not running is closed instead."""
+
+    def __init__(self, items: AsyncGenerator[StreamItem, None], limit: int) -> None:
+        self._items = items
+        self._limit = max(1, limit)
+        self._queue: deque[StreamItem] = deque()
+        self._error: BaseException | None = None
+        self._ended = False
+        self._ready: asyncio.Future[None] | None = None  # the consumer waits for items
+        self._room: asyncio.Future[None] | None = None  # the reader waits for room
+        self._task = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for item in self._items:
+                self._queue.append(item)
+                if self._ready is not None:
+                    _wake(self._ready)
+                if len(self._queue) >= self._limit:
+                    self._room = asyncio.get_running_loop().create_future()
+                    await self._room
+        except Exception as e:
+            self._error = e
+        finally:
+            self._ended = True
+            if self._ready is not None:
+                _wake(self._ready)
+            await self._items.aclose()  # a no-op unless it was waiting for room
+
+    async def take(self, seconds: float) -> list[StreamItem] | None:
+        """Every item queued, in order; waits up to ``seconds`` for one (then ``[]``). None
+        after the last; an error ``items`` raised is raised after the items before it."""
+        if not self._queue and not self._ended:
+            loop = asyncio.get_running_loop()
+            self._ready = ready = loop.create_future()
+            timer = loop.call_later(seconds, _wake, ready)
+            try:
+                await ready
+            finally:
+                timer.cancel()
+                self._ready = None
+        if self._queue:
+            batch = list(self._queue)
+            self._queue.clear()
+            if self._room is not None:
+                _wake(self._room)
+                self._room = None
+            return batch
+        if not self._ended:
+            return []
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return None
+
+    async def close(self) -> None:
+        """Stop reading (see the class doc); returns once ``items`` has ended."""
+        if not self._task.done():
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+async def batches_with_keepalives(
+    items: AsyncGenerator[StreamItem, None], seconds: float, limit: int = DEFAULT_BUFFER
+) -> AsyncGenerator[list[StreamItem], None]:
+    """``items`` in lists of what is ready at once (at most ``limit``, in order), and an empty
+    list each time ``seconds`` pass without one (an SSE keepalive comment keeps proxies from
+    closing a quiet stream). A consumer that falls behind gets bigger lists, so it writes one
+    answer per list, not per item.
+
+    ``items`` is read in one task of its own (not a task per item): a quiet wait is not
+    cancelled; when this iterator is closed or cancelled, the read in progress is cancelled,
+    which ends ``items`` (a stream of ``Dispatcher.stream`` then asks its worker to stop),
+    else ``items`` is closed."""
+    pump = _Pump(items, limit)
+    try:
+        while (batch := await pump.take(seconds)) is not None:
+            yield batch
+    finally:
+        await pump.close()
+
+
 async def with_keepalives(
     items: AsyncGenerator[StreamItem, None], seconds: float
 ) -> AsyncGenerator[StreamItem | None, None]:
-    """``items``, and None each time ``seconds`` pass without one (an SSE keepalive comment
-    keeps proxies from closing a quiet stream). Each item is awaited in a task of its own, so a
-    quiet wait is not cancelled; when this iterator is closed or cancelled, the item awaited is
-    cancelled, which ends ``items`` (a stream of ``Dispatcher.stream`` then asks its worker to
-    stop), else ``items`` is closed."""
-    pending: asyncio.Future[StreamItem] | None = None
+    """``items`` one by one, and None each time ``seconds`` pass without one; closing and
+    cancelling as ``batches_with_keepalives``."""
+    batches = batches_with_keepalives(items, seconds)
     try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(items))
-            done, _ = await asyncio.wait((pending,), timeout=seconds)
-            if not done:
+        async for batch in batches:
+            if not batch:
                 yield None
-                continue
-            try:
-                item = pending.result()
-            except StopAsyncIteration:
-                return
-            pending = None
-            yield item
+            for item in batch:
+                yield item
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()  # items ends in its own task
-        else:
-            await items.aclose()
+        await batches.aclose()
 
 
 # Server-Sent Events (docs/api.md, "Streaming")

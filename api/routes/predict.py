@@ -4,11 +4,11 @@ Predict is the gateway's hot path, so it is served twice over the same ``run_pre
 ``PredictFastPath``, an ASGI middleware inside FastAPI's stack (so middleware added to the app
 wraps it like any route), answers ``POST /predict/<model>`` without the router's path matching
 and the dependency solver; the FastAPI route documents the operation in the OpenAPI schema and
-answers whatever the middleware passes on (another method, a path with more segments, and
-every streamed request: ``?stream=`` or ``Accept: text/event-stream``).
+answers whatever the middleware passes on (another method, a path with more segments).
 
-A streamed predict answers Server-Sent Events (``api.streaming``): synchronously, the pieces as
-the model yields them, then ``done`` with the response combined (or ``error``); with
+A streamed predict (``?stream=true`` or ``Accept: text/event-stream``) answers Server-Sent
+Events (``api.streaming``): synchronously, the pieces as the model yields them (those ready at
+once in one write), then ``done`` with the response combined (or ``error``); with
 ``mode=async``, a 202 whose ``stream_url`` (``GET /tasks/{id}/stream``) follows the pieces.
 """
 
@@ -53,11 +53,11 @@ from api.streaming import (
     SSE_KEEPALIVE,
     StreamEnd,
     StreamItem,
+    batches_with_keepalives,
     sse_chunk,
     sse_end,
     sse_error,
     sse_restart,
-    with_keepalives,
 )
 from conveyor.errors import ConveyorError
 from conveyor.protocol import MAX_PRIORITY, MIN_PRIORITY, VERSION_PATTERN
@@ -466,29 +466,39 @@ async def predict_events(
     first: StreamItem, items: AsyncGenerator[StreamItem, None], info: ModelInfo
 ) -> AsyncIterator[bytes]:
     """A streamed predict's events: each piece as the model's response message in JSON, each
-    restart, then ``done`` (the response combined) or ``error``. Closes ``items`` when the
-    client goes away (the worker is then asked to stop)."""
-    paced = with_keepalives(items, KEEPALIVE_SECONDS)
+    restart, then ``done`` (the response combined) or ``error``. The events ready at once leave
+    together, in one write. Closes ``items`` when the client goes away (the worker is then asked
+    to stop)."""
+    batches = batches_with_keepalives(items, KEEPALIVE_SECONDS)
+    events: list[bytes] = []
     try:
-        item: StreamItem | None = first
-        while True:
-            if item is None:
+        batch: list[StreamItem] | None = [first]
+        ended = False
+        while batch is not None and not ended:
+            if not batch:
                 yield SSE_KEEPALIVE
-            elif isinstance(item, StreamEnd):
-                yield sse_end(response_json(item.result, info))
-                return
-            elif isinstance(item, Chunk):
-                yield sse_chunk(item, render_response(item.payload, info.response_class, info.name))
-            else:
-                yield sse_restart(item)
-            item = await anext(paced)
+            for item in batch:
+                if isinstance(item, StreamEnd):
+                    events.append(sse_end(response_json(item.result, info)))
+                    ended = True
+                    break
+                if isinstance(item, Chunk):
+                    piece = render_response(item.payload, info.response_class, info.name)
+                    events.append(sse_chunk(item, piece))
+                else:
+                    events.append(sse_restart(item))
+            if events:
+                yield b"".join(events)
+                events.clear()
+            if not ended:
+                batch = await anext(batches, None)
     except ConveyorError as e:
-        yield sse_error(error_event_body(e, info.name))
+        yield b"".join(events) + sse_error(error_event_body(e, info.name))
     except Exception:
         logger.exception("a stream of model %s failed", info.name)
-        yield sse_error(error_body("internal", INTERNAL_ERROR_MESSAGE))
+        yield b"".join(events) + sse_error(error_body("internal", INTERNAL_ERROR_MESSAGE))
     finally:
-        await paced.aclose()
+        await batches.aclose()
 
 
 def error_event_body(exc: ConveyorError, model: str | None) -> dict[str, Any]:
@@ -558,17 +568,12 @@ PREFIX = "/predict/"
 _IDEMPOTENCY_KEY = HEADER.encode()
 _CALLBACK_URL = b"callback-url"
 _ACCEPT = b"accept"
-_EVENT_STREAM = b"text/event-stream"
-
-
-_STREAMED = "streamed"  # a marker: the request goes on to the route
 
 
 class PredictFastPath:
-    """An ASGI middleware: ``POST /predict/<model>`` runs ``run_predict``; the rest goes on to
-    ``app`` (so does a streamed predict: ``stream`` in the query, or an ``Accept`` naming
-    ``text/event-stream``; its response is long, its dispatch no hot path). ``state``: the
-    application's state (settings, catalog, dispatcher)."""
+    """An ASGI middleware: ``POST /predict/<model>`` runs ``run_predict`` (streamed or not);
+    the rest goes on to ``app``. ``state``: the application's state (settings, catalog,
+    dispatcher)."""
 
     def __init__(self, app: ASGIApp, state: State) -> None:
         self.app = app
@@ -585,14 +590,9 @@ class PredictFastPath:
             return
         content_type = None
         for name, value in scope["headers"]:
-            if name == b"content-type" and content_type is None:
+            if name == b"content-type":
                 content_type = value.decode("latin-1")
-            elif name == _ACCEPT and _EVENT_STREAM in value.lower():
-                content_type = _STREAMED
                 break
-        if content_type is _STREAMED or b"stream" in scope["query_string"]:
-            await self.app(scope, receive, send)
-            return
 
         async def read_body() -> bytes:
             chunks = []
@@ -612,6 +612,7 @@ class PredictFastPath:
                 content_type,
                 read_body,
                 scope,
+                gone=functools.partial(_disconnected, receive),
             )
         except ConveyorError as exc:
             response = domain_error_response(exc, status_of, {"model": model, "field": None})

@@ -21,6 +21,7 @@ from api.streaming import (
     ChunkReader,
     StreamEnd,
     StreamItem,
+    batches_with_keepalives,
     follow_task,
     with_keepalives,
 )
@@ -471,3 +472,61 @@ async def test_keepalives_pass_the_end_through_and_close_what_they_read() -> Non
         yield StreamEnd(_done())
 
     assert [item async for item in with_keepalives(quick(), 1.0)] == [StreamEnd(_done())]
+
+
+def _chunk(index: int) -> Chunk:
+    return Chunk(f"1-{index + 1}", index, 1, b"")
+
+
+@pytest.mark.asyncio
+async def test_batches_hand_over_what_is_ready_at_once_in_order() -> None:
+    release = asyncio.Event()
+
+    async def burst() -> AsyncGenerator[StreamItem, None]:
+        yield _chunk(0)
+        await release.wait()
+        for index in range(1, 6):
+            yield _chunk(index)
+        yield StreamEnd(_done())
+
+    batches = batches_with_keepalives(burst(), 1.0, limit=3)
+    assert await anext(batches) == [_chunk(0)]
+    release.set()
+    await asyncio.sleep(0.01)  # the reader runs ahead until its queue holds `limit`
+    assert await anext(batches) == [_chunk(1), _chunk(2), _chunk(3)]
+    rest = [item async for batch in batches for item in batch]
+    assert rest == [_chunk(4), _chunk(5), StreamEnd(_done())]
+
+
+@pytest.mark.asyncio
+async def test_batches_raise_an_error_after_the_items_before_it() -> None:
+    async def failing() -> AsyncGenerator[StreamItem, None]:
+        yield _chunk(0)
+        yield _chunk(1)
+        raise ResultTimeout("too slow", model="m", task_id=TASK)
+
+    batches = batches_with_keepalives(failing(), 1.0)
+    await asyncio.sleep(0.01)
+    assert await anext(batches) == [_chunk(0), _chunk(1)]
+    with pytest.raises(ResultTimeout):
+        await anext(batches)
+
+
+@pytest.mark.asyncio
+async def test_closing_batches_ends_a_stream_waiting_for_room() -> None:
+    closed: list[str] = []
+
+    async def endless() -> AsyncGenerator[StreamItem, None]:
+        try:
+            index = 0
+            while True:
+                yield _chunk(index)
+                index += 1
+        finally:
+            closed.append("closed")
+
+    batches = batches_with_keepalives(endless(), 1.0, limit=2)
+    assert await anext(batches) == [_chunk(0), _chunk(1)]
+    await asyncio.sleep(0.01)  # the reader waits for room with two more queued
+    await batches.aclose()
+    assert closed == ["closed"]
