@@ -5,7 +5,8 @@ A task asked for in pieces (``Task.stream``) has an event stream (``Task.events_
 ``conveyor.events``). The worker appends each piece there as a ``chunk`` event, in order, and,
 when a gateway waits for them (``Task.chunk_channel``), publishes it on that channel as a
 ``StreamChunk`` carrying the event's id, in the same script, so a push and the stream never
-disagree. Pieces appended together (``append_chunks``) share one round trip.
+disagree. Pieces appended together (``ChunkWriter.append``) share one round trip and, up to
+``PIECES_PER_SCRIPT``, one script run.
 
 ``chunk`` events have the fields ``index`` (0, 1, ... within the run), ``attempt`` and ``data``
 (the response message, serialized, in base64). A run that finds an earlier run of the same task
@@ -35,6 +36,7 @@ from proto import task_pb2
 
 __all__ = [
     "CHUNK",
+    "PIECES_PER_SCRIPT",
     "RESTART",
     "AppendOutcome",
     "Chunk",
@@ -52,23 +54,40 @@ RESTART: Final = "restart"
 
 _EVENT_ID_TAG: Final = 18  # StreamChunk.event_id: field 2, length-delimited
 
-# KEYS: events stream, streamed marker, stop key. ARGV: data (base64), index, attempt, chunk
-# channel ('' for none), '1' for the first piece of a run, stream bound, ttl, the push without
-# its event id (a serialized StreamChunk), the restart push without its event id. A serialized
-# protobuf message followed by one more field is that message with the field set, so the push
-# gets the entry id appended here. Answers {entry id, 1 when the stop key is set}.
+# Appends several pieces in order. KEYS, three a piece: events stream, streamed marker, stop key.
+# ARGV[1]: the stream bound; then eight a piece: data (base64), index, attempt, chunk channel
+# ('' for none), '1' for the first piece of a run, ttl, the push without its event id (a
+# serialized StreamChunk), the restart push without its event id. A serialized protobuf message
+# followed by one more field is that message with the field set, so each push gets its entry id
+# appended here. Answers {entry id, 1 when the stop key is set} for each piece, flattened.
 _APPEND = """
-if ARGV[5] == '1' and redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[7], 'GET') then
-  local rid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], '*', 'type', 'restart',
-                         'attempt', ARGV[3])
-  if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[9] .. string.char(18, #rid) .. rid) end
+local out = {}
+for i = 0, #KEYS / 3 - 1 do
+  local events, streamed, stop = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
+  local a = 1 + i * 8
+  local attempt, channel, first, ttl = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+  if first == '1' and redis.call('SET', streamed, attempt, 'EX', ttl, 'GET') then
+    local rid = redis.call('XADD', events, 'MAXLEN', '~', ARGV[1], '*', 'type', 'restart',
+                           'attempt', attempt)
+    if channel ~= '' then
+      redis.call('PUBLISH', channel, ARGV[a + 8] .. string.char(18, #rid) .. rid)
+    end
+  end
+  local id = redis.call('XADD', events, 'MAXLEN', '~', ARGV[1], '*', 'type', 'chunk',
+                        'index', ARGV[a + 2], 'attempt', attempt, 'data', ARGV[a + 1])
+  if first == '1' then redis.call('EXPIRE', events, ttl) end
+  if channel ~= '' then
+    redis.call('PUBLISH', channel, ARGV[a + 7] .. string.char(18, #id) .. id)
+  end
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('EXISTS', stop)
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], '*', 'type', 'chunk',
-                      'index', ARGV[2], 'attempt', ARGV[3], 'data', ARGV[1])
-if ARGV[5] == '1' then redis.call('EXPIRE', KEYS[1], ARGV[7]) end
-if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[8] .. string.char(18, #id) .. id) end
-return {id, redis.call('EXISTS', KEYS[3])}
+return out
 """
+
+PIECES_PER_SCRIPT: Final = 32
+"""The most pieces one script run appends: a run blocks Redis meanwhile, so a flush of more
+pipelines several."""
 
 
 @dataclass(frozen=True)
@@ -128,47 +147,54 @@ class ChunkWriter:
         except NoScriptError:  # Redis restarted or flushed its scripts: nothing ran; load it
             await self.redis.script_load(_APPEND)
             replies = await self._pipelined(items)
-        return [AppendOutcome(_text(reply[0]), bool(reply[1])) for reply in replies]
+        return [
+            AppendOutcome(_text(reply[i]), bool(reply[i + 1]))
+            for reply in replies
+            for i in range(0, len(reply), 2)
+        ]
 
     async def _pipelined(self, items: Sequence[ChunkAppend]) -> list[Any]:
-        """The script for each item by its SHA (``EVALSHA``), in one round trip. A registered
-        script run in a pipeline would first cost a ``SCRIPT EXISTS`` round trip of its own on
-        every call."""
+        """The script (``EVALSHA``) for each ``PIECES_PER_SCRIPT`` items, in one round trip. A
+        registered script run in a pipeline would first cost a ``SCRIPT EXISTS`` round trip of
+        its own on every call."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for item in items:
-                task = item.task
-                attempt = task.attempt or 1
-                push = task_pb2.StreamChunk(
-                    task_id=task.task_id,
-                    kind=task_pb2.StreamChunk.CHUNK,
-                    payload=item.payload,
-                    index=item.index,
-                    attempt=attempt,
-                ).SerializeToString()
-                restart = b""
-                if item.index == 0 and task.chunk_channel:
-                    restart = task_pb2.StreamChunk(
-                        task_id=task.task_id, kind=task_pb2.StreamChunk.RESTART, attempt=attempt
-                    ).SerializeToString()
-                ttl = max(self.ttl_seconds, task.result_ttl_seconds)
-                pipe.evalsha(
-                    self._sha,
-                    3,
-                    task.events_key,
-                    streamed_key(task.task_id),
-                    stop_key(task.task_id),
-                    base64.b64encode(item.payload),
-                    item.index,
-                    attempt,
-                    task.chunk_channel,
-                    "1" if item.index == 0 else "0",
-                    self.max_entries,
-                    ttl,
-                    push,
-                    restart,
-                )
+            for start in range(0, len(items), PIECES_PER_SCRIPT):
+                keys: list[str] = []
+                args: list[Any] = [self.max_entries]
+                for item in items[start : start + PIECES_PER_SCRIPT]:
+                    task = item.task
+                    keys += (task.events_key, streamed_key(task.task_id), stop_key(task.task_id))
+                    args += self._arguments(item)
+                pipe.evalsha(self._sha, len(keys), *keys, *args)
             replies: list[Any] = await pipe.execute()
         return replies
+
+    def _arguments(self, item: ChunkAppend) -> tuple[Any, ...]:
+        """The script's eight arguments for ``item`` (see ``_APPEND``)."""
+        task = item.task
+        attempt = task.attempt or 1
+        push = task_pb2.StreamChunk(
+            task_id=task.task_id,
+            kind=task_pb2.StreamChunk.CHUNK,
+            payload=item.payload,
+            index=item.index,
+            attempt=attempt,
+        ).SerializeToString()
+        restart = b""
+        if item.index == 0 and task.chunk_channel:
+            restart = task_pb2.StreamChunk(
+                task_id=task.task_id, kind=task_pb2.StreamChunk.RESTART, attempt=attempt
+            ).SerializeToString()
+        return (
+            base64.b64encode(item.payload),
+            item.index,
+            attempt,
+            task.chunk_channel,
+            "1" if item.index == 0 else "0",
+            max(self.ttl_seconds, task.result_ttl_seconds),
+            push,
+            restart,
+        )
 
 
 async def request_stop(client: aioredis.Redis, task_id: str, ttl_seconds: int) -> None:
