@@ -9,11 +9,17 @@ from fastapi import FastAPI
 
 from conveyor.errors import ConveyorError
 from conveyor.web import install_error_handlers
-from traceview.exceptions import InvalidExport, TraceNotFound, UnsupportedEncoding
+from traceview.exceptions import (
+    InvalidExport,
+    StaticFileNotFound,
+    TraceNotFound,
+    UnsupportedEncoding,
+)
 from traceview.spans import TRACE_ID_PATTERN
 
 _STATUS: dict[type[ConveyorError], int] = {
     TraceNotFound: 404,
+    StaticFileNotFound: 404,
     InvalidExport: 400,
     UnsupportedEncoding: 415,
 }

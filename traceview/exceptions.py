@@ -2,6 +2,7 @@
 
 TraceviewError (a conveyor.errors.ConveyorError)
 ├── TraceNotFound        -- no trace of that id is held                                  (404)
+├── StaticFileNotFound   -- the viewer has no file of that name                         (404)
 ├── InvalidExport        -- an OTLP body that does not decode                           (400)
 └── UnsupportedEncoding  -- a content type or content encoding OTLP/HTTP does not use   (415)
 """
@@ -29,3 +30,9 @@ class UnsupportedEncoding(TraceviewError):
     """A ``Content-Type`` other than OTLP's two, or a ``Content-Encoding`` other than gzip."""
 
     code = "unsupported_media_type"
+
+
+class StaticFileNotFound(TraceviewError):
+    """The viewer has no static file of that name."""
+
+    code = "not_found"

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from traceview import errors
 from traceview.config import Settings
 from traceview.grpc_server import GRACE_SECONDS, start_grpc
-from traceview.routes import health, otlp, traces
+from traceview.routes import health, otlp, traces, viewer
 from traceview.store import TraceStore
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,6 @@ def create_app(settings: Settings | None = None, store: TraceStore | None = None
     app.state.settings = settings
     app.state.store = store
     errors.install(app)
-    for module in (otlp, traces, health):
+    for module in (otlp, traces, health, viewer):
         app.include_router(module.router)
     return app

@@ -300,3 +300,16 @@ async def test_api_errors_and_clear(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"/api/traces/{trace_id.hex()}")).status_code == 404
     assert (await client.get("/api/traces")).json() == {"traces": []}
     assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+@pytest.mark.asyncio
+async def test_the_viewer_is_served_by_the_app(client: httpx.AsyncClient) -> None:
+    page = await client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script src="/static/viewer.js">' in page.text
+    script = await client.get("/static/viewer.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "/api/traces" in script.text
+    assert (await client.get("/static/viewer.css")).status_code == 200
+    missing = await client.get("/static/other.js")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
