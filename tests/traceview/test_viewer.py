@@ -154,8 +154,9 @@ def test_the_viewer_lists_draws_and_follows_links(
 
     # The waterfall: four spans in tree order, nested, bars where their times say.
     browser.find_element(By.CSS_SELECTOR, f'tr[data-trace-id="{sent.request_trace}"]').click()
+    request_rows = f'#waterfall[data-trace-id="{sent.request_trace}"] .span-row'
     WebDriverWait(browser, WAIT).until(
-        lambda b: len(b.find_elements(By.CSS_SELECTOR, ".span-row")) == 4
+        lambda b: len(b.find_elements(By.CSS_SELECTOR, request_rows)) == 4
     )
     span_rows = browser.find_elements(By.CSS_SELECTOR, ".span-row")
     names = [row.find_element(By.CSS_SELECTOR, ".span-name").text for row in span_rows]
@@ -194,8 +195,9 @@ def test_the_viewer_lists_draws_and_follows_links(
     save_screenshot(browser)
 
     # The batch's link leads to the request's root span.
+    # Only the hash changes: the page stays and draws the batch's trace in place of the other.
     browser.get(f"{receiver.endpoint}/#trace={sent.batch_trace}")
-    wait_for(browser, ".span-row").click()
+    wait_for(browser, f'#waterfall[data-trace-id="{sent.batch_trace}"] .span-row').click()
     link = wait_for(browser, "#details a.link-target")
     assert link.get_attribute("data-trace-id") == sent.request_trace
     assert "conveyor.request" in browser.find_element(By.ID, "details").text

@@ -201,6 +201,7 @@ function drawWaterfall() {
     return row;
   });
   $("#waterfall").replaceChildren(...rows);
+  $("#waterfall").dataset.traceId = current.trace_id;
 }
 
 function valueText(value) {
