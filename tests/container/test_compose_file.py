@@ -39,6 +39,7 @@ def test_every_dependency_waits_for_health_and_brokers_are_switchable() -> None:
         "model_b",
         "model_c",
         "prometheus",
+        "traceview",
     }
     for service in SERVICES:
         assert set(service.depends_on) <= names

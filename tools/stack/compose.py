@@ -23,6 +23,9 @@ _HEADER = [
     "# More model_a workers: docker compose up --scale model_a=3 (see docs/images.md).",
     "# Prometheus too (conveyor/prometheus:dev, on CONVEYOR_PROMETHEUS_PORT, 9090), scraping the",
     "# gateway, the registry and every worker: docker compose --profile monitoring up",
+    "# That profile runs traceview too (conveyor/traceview:dev: OTLP on CONVEYOR_TRACEVIEW_PORT,",
+    "# 4318, and CONVEYOR_TRACEVIEW_GRPC_PORT, 4317; its viewer at http://localhost:4318/); to",
+    "# send it the services' spans see docs/observability.md (Traces).",
 ]
 
 

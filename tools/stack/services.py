@@ -19,6 +19,8 @@ __all__ = [
     "PROCESSES",
     "PROMETHEUS_PORT",
     "SERVICES",
+    "TRACEVIEW_GRPC_PORT",
+    "TRACEVIEW_PORT",
     "WORKERS",
     "Endpoints",
     "Port",
@@ -42,6 +44,10 @@ REGISTRY_PORT = 8001
 METRICS_PORT = 9200
 """A worker's ``GET /metrics`` port when ``METRICS_PORT`` is not set (each compose container's)."""
 PROMETHEUS_PORT = 9090
+TRACEVIEW_PORT = 4318
+"""traceview's OTLP/HTTP port (its API and viewer too): OTLP's own default."""
+TRACEVIEW_GRPC_PORT = 4317
+"""traceview's OTLP/gRPC port: OTLP's own default."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,9 @@ class Endpoints:
     ``grpc_port`` of None the gateway's gRPC port (8081); 0 turns the gateway's gRPC off.
     ``metrics_ports`` gives workers their ``METRICS_PORT`` by service name (several workers on
     one host need a port each); a worker not in it keeps the default (9200).
+    ``traces_endpoint``, when set, is the OTLP/HTTP base URL every Python service exports its
+    spans to (``OTEL_EXPORTER_OTLP_ENDPOINT``); ``traceview_port`` / ``traceview_grpc_port``
+    move traceview's ports (None: 4318 and 4317).
     """
 
     amqp_url: str
@@ -62,6 +71,9 @@ class Endpoints:
     registry_port: int | None = None
     metrics_ports: Mapping[str, int] = field(default_factory=dict)
     grpc_port: int | None = None
+    traces_endpoint: str | None = None
+    traceview_port: int | None = None
+    traceview_grpc_port: int | None = None
 
     @classmethod
     def local(
@@ -160,9 +172,17 @@ class Service:
         host_var, port_var = self.listen
         if host_var:
             env[host_var] = endpoints.bind_host
-            port = endpoints.api_port if self.name == "api" else endpoints.registry_port
+            port = {
+                "api": endpoints.api_port,
+                "registry": endpoints.registry_port,
+                "traceview": endpoints.traceview_port,
+            }.get(self.name)
             if port is not None:
                 env[port_var] = str(port)
+        if self.name == "traceview" and endpoints.traceview_grpc_port is not None:
+            env["TRACEVIEW_GRPC_PORT"] = str(endpoints.traceview_grpc_port)
+        if endpoints.traces_endpoint and self.module and self.name != "traceview":
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoints.traces_endpoint
         if self.name == "api" and endpoints.grpc_port is not None:
             env["GRPC_PORT"] = str(endpoints.grpc_port)
         if self.name in endpoints.metrics_ports:
@@ -246,13 +266,29 @@ SERVICES: tuple[Service, ...] = (
         ports=(Port(PROMETHEUS_PORT, "CONVEYOR_PROMETHEUS_PORT"),),
         profiles=("monitoring",),
     ),
+    # Receives the services' OpenTelemetry spans (OTLP) and shows them (docs/observability.md).
+    # Compose cannot set a variable on other services by profile: docs/observability.md says
+    # how to point them at it (OTEL_EXPORTER_OTLP_ENDPOINT=http://traceview:4318).
+    Service(
+        name="traceview",
+        image="conveyor/traceview:dev",
+        healthcheck=("CMD", _PY, "-c", _HTTP_HEALTH.format(port=TRACEVIEW_PORT)),
+        module="traceview",
+        listen=("TRACEVIEW_HOST", "TRACEVIEW_PORT"),
+        ports=(
+            Port(TRACEVIEW_PORT, "CONVEYOR_TRACEVIEW_PORT"),
+            Port(TRACEVIEW_GRPC_PORT, "CONVEYOR_TRACEVIEW_GRPC_PORT"),
+        ),
+        profiles=("monitoring",),
+    ),
 )
 
 BROKERS = frozenset({"rabbitmq", "redis"})
 """Services that are brokers (run by tools.stack.brokers, an operator in Kubernetes)."""
 
-PROCESSES: tuple[Service, ...] = tuple(s for s in SERVICES if s.module)
-"""The services that run as Python processes, in start order."""
+PROCESSES: tuple[Service, ...] = tuple(s for s in SERVICES if s.module and not s.profiles)
+"""The services that always run as Python processes, in start order (the opt-in ones, of a
+compose profile, are not among them: ``//:up --traces`` adds traceview)."""
 
 WORKERS: tuple[Service, ...] = tuple(s for s in PROCESSES if s.is_worker)
 """The models' workers."""

@@ -7,11 +7,16 @@ gateway, model_a, model_b and model_c; each worker serves ``GET /metrics`` on a 
 (``METRICS_PORT``; the banner prints them). A service that dies is restarted with a growing
 back-off (and logged); the others keep serving, and the gateway answers 503 for a model with no
 live worker meanwhile. SIGINT/SIGTERM stops everything it started.
+
+With ``--traces`` (or ``CONVEYOR_UP_TRACES=1``) it starts traceview first, the OTLP receiver
+and trace viewer (on ``--traces-port``, 4318; OTLP/gRPC on ``--traces-grpc-port``, 4317), and
+gives every service ``OTEL_EXPORTER_OTLP_ENDPOINT`` pointing at it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -25,7 +30,15 @@ from tools.stack.brokers import DEFAULT_URLS, BrokerError, Brokers, ensure
 from tools.stack.ports import free_port, port_in_use
 from tools.stack.probes import http_ok, models_alive
 from tools.stack.process import Service, stop_all
-from tools.stack.services import GRPC_PORT, PROCESSES, WORKERS, Endpoints
+from tools.stack.services import (
+    GRPC_PORT,
+    PROCESSES,
+    TRACEVIEW_GRPC_PORT,
+    TRACEVIEW_PORT,
+    WORKERS,
+    Endpoints,
+    by_name,
+)
 from tools.stack.supervisor import Backoff, Supervisor
 from tools.stack.waiting import wait_until
 
@@ -48,6 +61,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--registry-port", type=int, default=int(os.environ.get("REGISTRY_PORT", "8001"))
+    )
+    parser.add_argument(
+        "--traces",
+        action="store_true",
+        default=os.environ.get("CONVEYOR_UP_TRACES", "") in ("1", "true", "yes"),
+        help="also run traceview (OTLP receiver and trace viewer); the services send it spans",
+    )
+    parser.add_argument(
+        "--traces-port",
+        type=int,
+        default=int(os.environ.get("TRACEVIEW_PORT", str(TRACEVIEW_PORT))),
+        help="traceview's OTLP/HTTP port, also its viewer and API (with --traces)",
+    )
+    parser.add_argument(
+        "--traces-grpc-port",
+        type=int,
+        default=int(os.environ.get("TRACEVIEW_GRPC_PORT", str(TRACEVIEW_GRPC_PORT))),
+        help="traceview's OTLP/gRPC port; 0 turns it off (with --traces)",
     )
     parser.add_argument(
         "--restart-delay",
@@ -82,13 +113,20 @@ def worker_metrics_ports(taken: set[int]) -> dict[str, int]:
     return ports
 
 
-def _wait_ready(api_url: str, services: list[Service], stopping: Callable[[], bool]) -> None:
+def _wait_ready(
+    api_url: str,
+    services: list[Service],
+    stopping: Callable[[], bool],
+    traces_url: str | None = None,
+) -> None:
     def ready() -> bool:
         if stopping():
             raise AssertionError("stop requested")
         for service in services:
             if not service.alive():
                 raise AssertionError(f"{service.label} exited with {service.returncode}")
+        if traces_url and not http_ok(f"{traces_url}/healthz"):
+            return False
         return http_ok(f"{api_url}/readyz") and models_alive(api_url, MODELS)
 
     wait_until(ready, READY_TIMEOUT, interval=0.5, what="gateway and models ready")
@@ -102,6 +140,12 @@ def _banner(brokers: Brokers, endpoints: Endpoints, services: list[Service], log
     _say(f"registry at {endpoints.registry_url}, gateway at {endpoints.api_url}")
     if endpoints.grpc_port:
         _say(f"gRPC (Open Inference Protocol) at {endpoints.grpc_target}")
+    if endpoints.traces_endpoint:
+        grpc = f", OTLP/gRPC at 127.0.0.1:{endpoints.traceview_grpc_port}"
+        _say(
+            f"traces: viewer at {endpoints.traces_endpoint}/ (OTLP/HTTP there"
+            f"{grpc if endpoints.traceview_grpc_port else ''})"
+        )
     scrapes = [f"{endpoints.api_url}/metrics", f"{endpoints.registry_url}/metrics"]
     scrapes += [
         f"{name} http://127.0.0.1:{port}/metrics" for name, port in endpoints.metrics_ports.items()
@@ -123,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     ports = {"--api-port": args.api_port, "--registry-port": args.registry_port}
     if args.grpc_port:
         ports["--grpc-port"] = args.grpc_port
+    if args.traces:
+        ports["--traces-port"] = args.traces_port
+        if args.traces_grpc_port:
+            ports["--traces-grpc-port"] = args.traces_grpc_port
     problems = taken_ports(ports)
     if problems:
         for problem in problems:
@@ -147,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerError as e:
         _say(str(e))
         return 1
-    metrics_ports = worker_metrics_ports({args.api_port, args.registry_port, args.grpc_port})
+    metrics_ports = worker_metrics_ports(
+        {args.api_port, args.registry_port, args.grpc_port, args.traces_port}
+    )
     endpoints = Endpoints.local(
         brokers.amqp_url,
         brokers.redis_url,
@@ -156,9 +206,18 @@ def main(argv: list[str] | None = None) -> int:
         metrics_ports,
         grpc_port=args.grpc_port,
     )
+    specs = list(PROCESSES)
+    if args.traces:
+        endpoints = dataclasses.replace(
+            endpoints,
+            traces_endpoint=f"http://127.0.0.1:{args.traces_port}",
+            traceview_port=args.traces_port,
+            traceview_grpc_port=args.traces_grpc_port,
+        )
+        specs.insert(0, by_name("traceview"))  # first: it receives the others' first spans
     services: list[Service] = []
     try:
-        for spec in PROCESSES:
+        for spec in specs:
             # Readable log lines for development, unless LOG_FORMAT says otherwise.
             env = {
                 **spec.environment(endpoints),
@@ -166,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
             }
             services.append(Service(spec.module, env, workdir, spec.name))
         try:
-            _wait_ready(endpoints.api_url, services, lambda: stop_requested)
+            _wait_ready(
+                endpoints.api_url, services, lambda: stop_requested, endpoints.traces_endpoint
+            )
         except (AssertionError, TimeoutError) as e:
             _say(f"services did not become ready ({e}); logs in {workdir}")
             return 1

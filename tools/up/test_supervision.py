@@ -1,4 +1,5 @@
-"""//:up keeps serving when a worker dies: 503 for its model meanwhile, then a restart.
+"""//:up keeps serving when a worker dies: 503 for its model meanwhile, then a restart; with
+``--traces`` it runs traceview too.
 
 Runs the launcher as ``bazel run //:up`` would, on free ports, with the test target's brokers.
 """
@@ -32,11 +33,14 @@ class Up:
         api_port, registry_port, grpc_port = free_port(), free_port(), free_port()
         self.api_url = f"http://127.0.0.1:{api_port}"
         self.grpc_target = f"127.0.0.1:{grpc_port}"
+        traces_port = free_port()
+        self.traces_url = f"http://127.0.0.1:{traces_port}"
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tools.up", "--api-port", str(api_port),
                  "--registry-port", str(registry_port), "--grpc-port", str(grpc_port),
-                 "--restart-delay", str(RESTART_DELAY)],
+                 "--restart-delay", str(RESTART_DELAY),
+                 "--traces", "--traces-port", str(traces_port), "--traces-grpc-port", "0"],
                 env={**os.environ, "LIVENESS_WINDOW": "2"},
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -97,6 +101,14 @@ def test_the_gateway_serves_grpc_on_its_port(up: Up) -> None:
             health_pb2.HealthCheckRequest(), timeout=10
         )
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_traceview_runs_when_asked(up: Up) -> None:
+    assert "traceview" in up.pids()
+    assert f"traces: viewer at {up.traces_url}/" in up.output()
+    services = httpx.get(f"{up.traces_url}/api/services", timeout=5)
+    assert services.status_code == 200 and isinstance(services.json()["services"], list)
+    assert httpx.get(f"{up.traces_url}/", timeout=5).headers["content-type"].startswith("text/html")
 
 
 def test_a_killed_worker_gives_503_then_is_restarted(up: Up) -> None:
