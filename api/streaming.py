@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import orjson
 
@@ -293,15 +293,19 @@ async def follow_task(
             ended = await status()  # still there? (an expired task raises TaskNotFound)
 
 
+_Item = TypeVar("_Item")
+
+
 async def with_keepalives(
-    items: AsyncGenerator[StreamItem, None], seconds: float
-) -> AsyncGenerator[StreamItem | None, None]:
-    """``items``, and None each time ``seconds`` pass without one (an SSE keepalive comment
-    keeps proxies from closing a quiet stream). Each item is awaited in a task of its own, so a
+    items: AsyncGenerator[_Item, None], seconds: float
+) -> AsyncGenerator[_Item | None, None]:
+    """``items`` (a stream's items, or the parts of an SSE body), and None each time
+    ``seconds`` pass without one (an SSE keepalive comment keeps proxies from closing a quiet
+    stream). Each item is awaited in a task of its own, so a
     quiet wait is not cancelled; when this iterator is closed or cancelled, the item awaited is
     cancelled, which ends ``items`` (a stream of ``Dispatcher.stream`` then asks its worker to
     stop), else ``items`` is closed."""
-    pending: asyncio.Future[StreamItem] | None = None
+    pending: asyncio.Future[_Item] | None = None
     try:
         while True:
             if pending is None:

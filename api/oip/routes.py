@@ -7,6 +7,7 @@ registry 503, a timeout 504, an overloaded gateway 429, a failed model 500; load
 501 (the extensions' paths are in ``api.oip.extension_routes``).
 """
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
@@ -17,7 +18,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.config import Settings
@@ -29,7 +29,6 @@ from api.oip.documentation import GENERATE_OPENAPI, GENERATE_STREAM_OPENAPI, INF
 from api.oip.exceptions import OipError
 from api.oip.execute import execute, no_worker, seconds_left
 from api.oip.generate import (
-    SSE_MEDIA_TYPE,
     GenerateRequest,
     events,
     generate_response,
@@ -39,9 +38,8 @@ from api.oip.generate import (
 from api.oip.infer import decode_inputs, infer_options, parse_body, render_response, wanted_outputs
 from api.oip.ports import CatalogDep, DispatcherDep, ModelView
 from api.oip.tensors import mapping_for
-from api.pieces import close, seamless, started
+from api.pieces import ClientGone, client_gone, sse_answer
 from api.routes.errors import status_of
-from api.routes.predict import SSE_HEADERS
 from conveyor.errors import ConveyorError
 from conveyor.web import allowed_methods
 
@@ -74,7 +72,7 @@ def error_object(exc: Exception) -> dict[str, Any]:
 
 def _failure(exc: Exception) -> tuple[int, str, Mapping[str, str] | None]:
     headers: Mapping[str, str] | None = None
-    if isinstance(exc, OipError):
+    if isinstance(exc, OipError | ClientGone):
         status, message = exc.status, exc.message
     elif isinstance(exc, ConveyorError):
         status, extra = status_of(exc)
@@ -279,22 +277,18 @@ async def generate_stream(
     info = await catalog.get(model, version)
     asked = await _generate_request(request, info, settings)
     seconds = seconds_left(info, asked.options.timeout, arrival_of(request.scope))
-    items = await started(
-        dispatcher.stream(
-            info,
-            asked.payload,
-            seconds=seconds,
-            priority=asked.options.priority,
-            request_id=asked.options.request_id,
-        )
+    items = dispatcher.stream(
+        info,
+        asked.payload,
+        seconds=seconds,
+        priority=asked.options.priority,
+        request_id=asked.options.request_id,
     )
-    body = events(seamless(items, info.name), info, error_object)
-    return StreamingResponse(
-        body,
-        media_type=SSE_MEDIA_TYPE,
-        headers=SSE_HEADERS,
-        # Run once the response ends, however it ends (a client gone away included).
-        background=BackgroundTask(close, body),
+    return await sse_answer(
+        items,
+        functools.partial(events, info=info, error_body=error_object),
+        model=info.name,
+        gone=client_gone(request.receive),
     )
 
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.exceptions import GatewayError
+from api.pieces import ClientGone
 from api.routes.errors import status_of
 from conveyor.errors import ConveyorError
 
@@ -65,7 +66,7 @@ def error_type(status: int) -> str:
 
 def _failure(exc: Exception) -> tuple[int, dict[str, Any], Mapping[str, str] | None]:
     headers: Mapping[str, str] | None = None
-    if isinstance(exc, OpenAIRefusal):
+    if isinstance(exc, OpenAIRefusal | ClientGone):
         status, message, param, code = exc.status, exc.message, exc.field, exc.code
     elif isinstance(exc, ConveyorError):
         status, extra = status_of(exc)

@@ -11,12 +11,12 @@ OpenAI's shape (``api.openai.errors``); a client that goes away stops the genera
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import SettingsDep
@@ -38,8 +38,7 @@ from api.openai.contract import (
 from api.openai.errors import ERROR_RESPONSES, OpenAIRefusal, OpenAIRoute, error_object
 from api.openai.objects import Reply, stream_events
 from api.openai.requests import ChatRequest, CompletionRequest
-from api.pieces import StreamItem, close, seamless, started
-from api.routes.predict import SSE_HEADERS
+from api.pieces import StreamItem, client_gone, close, sse_answer, started
 from conveyor.streams import Chunk, Restart
 from conveyor.web import allowed_methods
 
@@ -47,8 +46,6 @@ __all__ = ["router"]
 
 OWNER = "conveyor"
 """``owned_by`` of every model listed."""
-
-SSE_MEDIA_TYPE = "text/event-stream; charset=utf-8"
 
 
 async def get_catalog(request: Request) -> TextCatalog:
@@ -163,32 +160,30 @@ async def _answer(
     dispatcher: DispatcherDep,
     settings: SettingsDep,
 ) -> JSONResponse | StreamingResponse:
-    items = await started(
-        dispatcher.stream(
-            info,
-            payload,
-            seconds=settings.max_timeout,
-            request_id=request_id_of(request.scope),
-        )
-    )
-    if not body.stream:
-        return JSONResponse(await _collected(reply, info, items, prompt, limit))
-    include_usage = body.stream_options is not None and body.stream_options.include_usage
-    events = stream_events(
-        reply,
-        seamless(items, info.name),
+    items = dispatcher.stream(
         info,
-        prompt=prompt,
-        limit=limit,
-        include_usage=include_usage,
-        error_body=error_object,
+        payload,
+        seconds=settings.max_timeout,
+        request_id=request_id_of(request.scope),
     )
-    return StreamingResponse(
-        events,
-        media_type=SSE_MEDIA_TYPE,
-        headers=SSE_HEADERS,
-        # Run once the response ends, however it ends (a client gone away included).
-        background=BackgroundTask(close, events),
+    gone = client_gone(request.receive)
+    if not body.stream:
+        pieces = await started(items, gone)
+        return JSONResponse(await _collected(reply, info, pieces, prompt, limit))
+    include_usage = body.stream_options is not None and body.stream_options.include_usage
+    return await sse_answer(
+        items,
+        functools.partial(
+            stream_events,
+            reply,
+            info=info,
+            prompt=prompt,
+            limit=limit,
+            include_usage=include_usage,
+            error_body=error_object,
+        ),
+        model=info.name,
+        gone=gone,
     )
 
 
