@@ -17,8 +17,8 @@ from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import protocol_errors
 from api.deps import SettingsDep
 from api.edge import request_id_of
 from api.exceptions import ModelNotFound, ModelUnavailable
@@ -40,7 +40,6 @@ from api.openai.objects import Reply, stream_events
 from api.openai.requests import ChatRequest, CompletionRequest
 from api.pieces import StreamItem, client_gone, close, sse_answer, started
 from conveyor.streams import Chunk, Restart
-from conveyor.web import allowed_methods
 
 __all__ = ["router"]
 
@@ -217,15 +216,9 @@ async def _collected(
 )
 async def unknown_path(request: Request) -> NoReturn:
     """404 for a path the OpenAI-compatible API does not have; 405 for a wrong method."""
-    allowed = ", ".join(allowed_methods(router.routes, request.url.path, ignore=unknown_path))
-    if allowed:
-        raise StarletteHTTPException(
-            405,
-            f"{request.method} is not allowed on {request.url.path} (use {allowed})",
-            headers={"Allow": allowed},
-        )
-    raise StarletteHTTPException(
-        404,
-        f"no such path: {request.url.path} (this server has /v1/models, /v1/models/{{model}}, "
-        "/v1/completions and /v1/chat/completions)",
+    raise protocol_errors.unknown_path(
+        router.routes,
+        request,
+        unknown_path,
+        "this server has /v1/models, /v1/models/{model}, /v1/completions and /v1/chat/completions",
     )
