@@ -172,7 +172,7 @@ async def test_the_sse_tail_sends_keepalives_while_no_piece_comes() -> None:
 async def test_the_sse_tail_closed_early_stops_the_stream() -> None:
     source = Source([chunk(i, b"x") for i in range(100)], gap=0.02)
     response = await sse_answer(source.run(), _render, model=None, gone=_stays, keepalive=0.005)
-    body = response.body_iterator
+    body = aiter(response.body_iterator)
     assert await anext(body) == b"data: x\n\n"
     assert await anext(body) == SSE_KEEPALIVE  # waiting for the next piece
     assert response.background is not None

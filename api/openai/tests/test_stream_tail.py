@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pytest
+from starlette.types import Message
 
 import api.pieces
 from api.oip.tests import text_pb2
@@ -73,7 +74,7 @@ async def _call(
         await asyncio.sleep(leave_after or 0.0)
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
