@@ -13,16 +13,15 @@ elsewhere). Anything unexpected is logged and is a 500 that says to read the log
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute
 
 from api.exceptions import GatewayError
 from api.pieces import ClientGone
@@ -34,9 +33,9 @@ __all__ = [
     "INTERNAL_MESSAGE",
     "Failure",
     "ProtocolRoute",
+    "answer_unknown_paths",
     "error_responses",
     "failure_of",
-    "unknown_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -107,19 +106,28 @@ class ProtocolRoute(APIRoute):
         return answered
 
 
-def unknown_path(
-    routes: Sequence[BaseRoute], request: Request, ignore: Callable[..., Any], paths: str
-) -> StarletteHTTPException:
-    """The error for a request no route of ``routes`` (but ``ignore``, the catch-all) takes:
-    405 naming the methods allowed on its path, else 404 saying which ``paths`` there are."""
-    allowed = ", ".join(allowed_methods(routes, request.url.path, ignore=ignore))
-    if allowed:
-        return StarletteHTTPException(
-            405,
-            f"{request.method} is not allowed on {request.url.path} (use {allowed})",
-            headers={"Allow": allowed},
-        )
-    return StarletteHTTPException(404, f"no such path: {request.url.path} ({paths})")
+def answer_unknown_paths(router: APIRouter, paths: str, *, bare: bool = False) -> None:
+    """Add to ``router`` (after its own routes) a route for every other path under its prefix,
+    and for the prefix itself with ``bare``: 405 naming the methods allowed on a path it has,
+    else 404 saying which ``paths`` there are."""
+
+    async def unknown_path(request: Request) -> NoReturn:
+        allowed = ", ".join(allowed_methods(router.routes, request.url.path, ignore=unknown_path))
+        if allowed:
+            raise StarletteHTTPException(
+                405,
+                f"{request.method} is not allowed on {request.url.path} (use {allowed})",
+                headers={"Allow": allowed},
+            )
+        raise StarletteHTTPException(404, f"no such path: {request.url.path} ({paths})")
+
+    for path in ("", "/{path:path}") if bare else ("/{path:path}",):
+        router.api_route(
+            path,
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+            include_in_schema=False,
+            response_model=None,
+        )(unknown_path)
 
 
 _COMMON: Final = {

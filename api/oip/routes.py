@@ -10,13 +10,12 @@ registry 503, a timeout 504, an overloaded gateway 429, a failed model 500; load
 import functools
 import logging
 import uuid
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from api import protocol_errors
 from api.config import Settings
 from api.deps import SettingsDep
 from api.edge import arrival_of, request_id_of
@@ -36,7 +35,12 @@ from api.oip.infer import decode_inputs, infer_options, parse_body, render_respo
 from api.oip.ports import CatalogDep, DispatcherDep, ModelView
 from api.oip.tensors import mapping_for
 from api.pieces import client_gone, sse_answer
-from api.protocol_errors import ProtocolRoute, error_responses, failure_of
+from api.protocol_errors import (
+    ProtocolRoute,
+    answer_unknown_paths,
+    error_responses,
+    failure_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -270,26 +274,11 @@ async def _generate_request(
     )
 
 
-@router.api_route(
-    "",
-    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-    include_in_schema=False,
-    response_model=None,
+answer_unknown_paths(
+    router,
+    "the v2 API has /v2, /v2/health/live, /v2/health/ready, "
+    "/v2/models/{name}[/versions/{version}] and its /ready, /infer, /generate, "
+    "/generate_stream, /stats and /config, /v2/models/stats, /v2/repository/index and "
+    "/v2/repository/models/{name}/load and /unload",
+    bare=True,
 )
-@router.api_route(
-    "/{path:path}",
-    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-    include_in_schema=False,
-    response_model=None,
-)
-async def unknown_path(request: Request) -> NoReturn:
-    """404 for a path the protocol API does not have; 405 for a known path's wrong method."""
-    raise protocol_errors.unknown_path(
-        router.routes,
-        request,
-        unknown_path,
-        "the v2 API has /v2, /v2/health/live, /v2/health/ready, "
-        "/v2/models/{name}[/versions/{version}] and its /ready, /infer, /generate, "
-        "/generate_stream, /stats and /config, /v2/models/stats, /v2/repository/index and "
-        "/v2/repository/models/{name}/load and /unload",
-    )

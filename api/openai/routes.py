@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from api import protocol_errors
 from api.deps import SettingsDep
 from api.edge import request_id_of
 from api.exceptions import ModelNotFound, ModelUnavailable
@@ -39,6 +38,7 @@ from api.openai.errors import ERROR_RESPONSES, OpenAIRefusal, OpenAIRoute, error
 from api.openai.objects import Reply, stream_events
 from api.openai.requests import ChatRequest, CompletionRequest
 from api.pieces import StreamItem, client_gone, close, sse_answer, started
+from api.protocol_errors import answer_unknown_paths
 from conveyor.streams import Chunk, Restart
 
 __all__ = ["router"]
@@ -208,17 +208,7 @@ async def _collected(
     raise RuntimeError("the stream ended without its end")
 
 
-@router.api_route(
-    "/{path:path}",
-    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-    include_in_schema=False,
-    response_model=None,
+answer_unknown_paths(
+    router,
+    "this server has /v1/models, /v1/models/{model}, /v1/completions and /v1/chat/completions",
 )
-async def unknown_path(request: Request) -> NoReturn:
-    """404 for a path the OpenAI-compatible API does not have; 405 for a wrong method."""
-    raise protocol_errors.unknown_path(
-        router.routes,
-        request,
-        unknown_path,
-        "this server has /v1/models, /v1/models/{model}, /v1/completions and /v1/chat/completions",
-    )
