@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_BUFFER",
     "KEEPALIVE_SECONDS",
     "READ_COUNT",
+    "SSE_HEADERS",
     "SSE_KEEPALIVE",
     "ChunkReader",
     "EventSource",
@@ -402,6 +403,9 @@ async def with_keepalives(
 
 
 # Server-Sent Events (docs/api.md, "Streaming")
+
+SSE_HEADERS: Final = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""The headers of every Server-Sent Events answer (no proxy may cache or buffer it)."""
 
 KEEPALIVE_SECONDS: Final = 15.0
 """How long a stream stays quiet before a keepalive comment."""
