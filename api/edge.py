@@ -39,6 +39,7 @@ from conveyor.metrics import GatewayMetrics
 from conveyor.web import error_response
 
 __all__ = [
+    "UNTRACED",
     "Admission",
     "Edge",
     "arrival_of",
@@ -60,6 +61,9 @@ _OPEN_PATHS = (
     "/openapi.json",
 )
 _PROTECTED_PREFIXES = ("/predict", "/tasks", "/models", "/v2", "/v1")
+UNTRACED = ("/healthz", "/readyz", "/metrics", "/v2/health/")
+"""Paths probes and scrapers call every few seconds: never traced (their spans would bury the
+requests' traces)."""
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +293,7 @@ class Edge:
             await self.app(scope, receive, send)
             return
         tracer = tracing.tracer
-        if tracer is not None:
+        if tracer is not None and not scope["path"].startswith(UNTRACED):
             await self._traced(tracer, scope, receive, send)
             return
         await self._serve(scope, receive, send)

@@ -37,8 +37,8 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.registry import Collector

@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
+from contextvars import Token
 from typing import Final
 
 from opentelemetry import context as otel_context
@@ -55,8 +56,8 @@ __all__ = [
     "current_trace_id",
     "deactivate",
     "extract",
-    "flush",
     "fail",
+    "flush",
     "inject",
     "install",
     "link_to",
@@ -224,15 +225,15 @@ def current_ids() -> tuple[str, str] | None:
     return f"{c.trace_id:032x}", f"{c.span_id:016x}"
 
 
-def activate(span: Span) -> object:
+def activate(span: Span) -> Token[Context]:
     """Make ``span`` the current span of this task (its log lines and child spans join it);
     returns the token for ``deactivate``."""
     return otel_context.attach(trace.set_span_in_context(span))
 
 
-def deactivate(token: object) -> None:
+def deactivate(token: Token[Context]) -> None:
     """Undo ``activate``."""
-    otel_context.detach(token)  # type: ignore[arg-type]
+    otel_context.detach(token)
 
 
 @contextmanager

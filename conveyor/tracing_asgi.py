@@ -19,15 +19,22 @@ __all__ = ["ServerSpans"]
 
 class ServerSpans:
     """ASGI middleware: each HTTP request in a server span (see the module doc). ``route_of``
-    turns a path into its route template (ids replaced), for the span's name."""
+    turns a path into its route template (ids replaced), for the span's name; paths starting
+    with one of ``untraced`` (probes, scrapes) are not traced."""
 
-    def __init__(self, app: ASGIApp, route_of: Callable[[str], str] = lambda path: path) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        route_of: Callable[[str], str] = lambda path: path,
+        untraced: tuple[str, ...] = ("/healthz", "/readyz", "/metrics"),
+    ) -> None:
         self.app = app
         self.route_of = route_of
+        self.untraced = untraced
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         tracer = tracing.tracer
-        if tracer is None or scope["type"] != "http":
+        if tracer is None or scope["type"] != "http" or scope["path"].startswith(self.untraced):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])

@@ -6,8 +6,8 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from conveyor.metrics import RegistryMetrics
 from conveyor import tracing
+from conveyor.metrics import RegistryMetrics
 from conveyor.redis import redis_client_for
 from conveyor.tracing_asgi import ServerSpans
 from registry import errors

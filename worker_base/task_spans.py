@@ -42,7 +42,7 @@ def delivered(
     if parent is None:
         return None
     published = task.published_unix_nano or task.created_unix_ms * 1_000_000
-    base = {
+    base: dict[str, str | int] = {
         tracing.MESSAGING_SYSTEM: "rabbitmq",
         tracing.MESSAGING_DESTINATION: queue,
         tracing.MESSAGING_MESSAGE_ID: task.task_id,
@@ -54,7 +54,7 @@ def delivered(
         f"queue {queue}", context=parent, attributes=base, start_time=min(published, received_ns)
     )
     waited.end(end_time=received_ns)
-    attributes = {
+    attributes: dict[str, str | int] = {
         **base,
         tracing.MESSAGING_OPERATION_TYPE: "process",
         tracing.MESSAGING_OPERATION_NAME: "consume",

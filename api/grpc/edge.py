@@ -89,7 +89,7 @@ class CallEdge:
         tracer = tracing.tracer
         if tracer is None:
             await context.send_initial_metadata(((REQUEST_ID, request_id),))
-            return await self._serve(context, method, work, arrival, request_id, log)
+            return await self._serve(context, method, work, arrival, request_id, log, metadata)
         service, _, name = method.path.lstrip("/").partition("/")
         span = tracer.start_span(
             f"{service}/{name}",
@@ -109,7 +109,9 @@ class CallEdge:
             await context.send_initial_metadata(
                 ((REQUEST_ID, request_id), (tracing.TRACEPARENT, tracing.traceparent_of(span)))
             )
-            return await self._serve(context, method, work, arrival, request_id, log, span)
+            return await self._serve(
+                context, method, work, arrival, request_id, log, metadata, span
+            )
         finally:
             tracing.deactivate(token)
             for attribute, value in ((tracing.MODEL, log.model), (tracing.VERSION, log.version),
@@ -120,8 +122,10 @@ class CallEdge:
 
     async def _serve(
         self, context: Any, method: Method, work: Callable[[Call], Awaitable[T]], arrival: float,
-        request_id: str, log: logs.LogContext, span: tracing.Span | None = None,
+        request_id: str, log: logs.LogContext, metadata: dict[str, Any],
+        span: tracing.Span | None = None,
     ) -> T:  # fmt: skip
+        """The call's keys, bound, work and metrics (``serve`` without its span)."""
         status, reason, counted = 200, "queue_full", False
         try:
             if not method.open:

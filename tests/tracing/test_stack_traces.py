@@ -2,9 +2,11 @@
 and model_b workers as processes, real RabbitMQ and Redis) exporting over OTLP/HTTP to a real
 receiver (traceview, ``tools.stack.traces``).
 
-Spans of different processes are compared on one machine's clock; a child of another process
-may end a little after its parent (the worker learns its store is done when the gateway learns
-of the result), so cross-process containment allows ``SLACK_NS``.
+Spans of different processes are compared on one machine's clock. A worker span may end after
+its gateway parent: the store's reply reaches the worker when its notification reaches the
+gateway, and on a loaded machine either process may be scheduled late. So the worker's spans
+must start inside the request's span, and end at most ``SLACK_NS`` after it; the order that
+causality fixes (model, then store, then the wait's end) is checked exactly.
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import grpc
 import httpx
 import pytest
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from conveyor.protocol import durable_queue, sync_queue
-from tests.integration.stack import Served, Service, wait_until
+from tests.integration.stack import Served, Service, free_port, wait_until
 from tools.stack.traces import TraceReceiver
 
-SLACK_NS = 5_000_000
-"""How far a span of another process may end after its parent (5 ms)."""
+SLACK_NS = 200_000_000
+"""How far a span of another process may end after its parent (0.2 s: a loaded machine)."""
 
 Span = dict[str, Any]
 
@@ -46,7 +50,9 @@ def stack(receiver: TraceReceiver) -> Iterator[Served]:
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)  # every service the stack starts inherits them
     try:
-        with Served() as stack:
+        grpc_port = free_port()
+        with Served(GRPC_PORT=str(grpc_port)) as stack:
+            stack.grpc_target = f"127.0.0.1:{grpc_port}"  # type: ignore[attr-defined]
             yield stack
     finally:
         for name, value in saved.items():
@@ -77,6 +83,39 @@ def _inside(child: Span, parent: Span, slack: int = 0) -> None:
     )
 
 
+def _render(spans: list[Span]) -> str:
+    """The trace as an indented tree: offset from its first span and duration, in ms."""
+    start = min(s["start_unix_nano"] for s in spans)
+    children: dict[str, list[Span]] = {}
+    ids = {s["span_id"] for s in spans}
+    for span in sorted(spans, key=lambda s: s["start_unix_nano"]):
+        parent = span["parent_span_id"] if span["parent_span_id"] in ids else ""
+        children.setdefault(parent, []).append(span)
+    lines: list[str] = []
+
+    def walk(parent: str, depth: int) -> None:
+        for span in children.get(parent, []):
+            offset = (span["start_unix_nano"] - start) / 1e6
+            duration = (span["end_unix_nano"] - span["start_unix_nano"]) / 1e6
+            links = f"  (links {len(span['links'])})" if span["links"] else ""
+            lines.append(
+                f"{offset:7.2f} ms {duration:7.2f} ms  {'  ' * depth}{span['name']}"
+                f"  [{span['service']}]{links}"
+            )
+            walk(span["span_id"], depth + 1)
+
+    walk("", 0)
+    return "\n".join(lines)
+
+
+def _keep(name: str, text: str) -> None:
+    """Save ``text`` among the test's outputs (Bazel's undeclared outputs), for the docs."""
+    directory = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR")
+    if directory:
+        with open(os.path.join(directory, name), "w") as out:
+            out.write(text + "\n")
+
+
 def _worker_spans(spans: list[Span], model: str, queue: str) -> tuple[Span, Span, Span, Span]:
     """The worker's queue, process, model and store spans of one task, checked."""
     prefix = f"conveyor-worker-{model}"
@@ -104,7 +143,7 @@ def test_a_sync_predict_is_one_trace_from_the_client_to_the_model_and_back(
 
     spans = receiver.wait_for_trace(trace_id, min_spans=7)["spans"]
     assert {s["trace_id"] for s in spans} == {trace_id}
-    server = _one(spans, f"POST /predict/{{model}}", "conveyor-gateway")
+    server = _one(spans, "POST /predict/{model}", "conveyor-gateway")
     assert server["parent_span_id"] == client_span
     assert response.headers["traceparent"].split("-")[2] == server["span_id"]
     attributes = server["attributes"]
@@ -127,9 +166,10 @@ def test_a_sync_predict_is_one_trace_from_the_client_to_the_model_and_back(
     assert call["end_unix_nano"] <= store["start_unix_nano"]  # model, then store
     assert process["attributes"]["messaging.destination.name"] == queue
     assert process["attributes"]["conveyor.task.id"] == server["attributes"]["conveyor.task.id"]
-    # The wait ends with the notification, after the worker stored the result.
-    assert wait["end_unix_nano"] + SLACK_NS >= store["end_unix_nano"]
+    # The wait ends with the notification, which the store sends after the model's call.
+    assert call["end_unix_nano"] <= store["start_unix_nano"] <= wait["end_unix_nano"]
     assert all(s["end_unix_nano"] >= s["start_unix_nano"] for s in spans)
+    _keep("sync_trace.txt", _render(spans))
 
 
 def test_an_async_task_is_traced_through_the_worker(stack: Served, receiver: TraceReceiver) -> None:
@@ -147,7 +187,7 @@ def test_an_async_task_is_traced_through_the_worker(stack: Served, receiver: Tra
         lambda: stack.http.get(f"/tasks/{task_id}").json()["status"] == "done", 20.0, what="done"
     )
     spans = receiver.wait_for_trace(trace_id, min_spans=6)["spans"]
-    server = _one(spans, f"POST /predict/{{model}}", "conveyor-gateway")
+    server = _one(spans, "POST /predict/{model}", "conveyor-gateway")
     queue = durable_queue(stack.model_a, "1")
     publish = _one(spans, f"send {queue}", "conveyor-gateway")
     _inside(publish, server)
@@ -159,9 +199,7 @@ def test_an_async_task_is_traced_through_the_worker(stack: Served, receiver: Tra
     assert process["attributes"]["conveyor.task.id"] == task_id
 
 
-def test_a_batch_span_links_every_request_it_served(
-    stack: Served, receiver: TraceReceiver
-) -> None:
+def test_a_batch_span_links_every_request_it_served(stack: Served, receiver: TraceReceiver) -> None:
     clients = [_client_traceparent() for _ in range(8)]
 
     def call(parent: tuple[str, str, str]) -> httpx.Response:
@@ -177,9 +215,10 @@ def test_a_batch_span_links_every_request_it_served(
     queue = sync_queue(stack.model_b, "1")
     processes: dict[str, Span] = {}
     batch_spans: dict[str, Span] = {}
+    traces: dict[str, list[Span]] = {}
     for _, trace_id, _ in clients:
-        spans = receiver.wait_for_trace(trace_id, min_spans=6)["spans"]
-        server = _one(spans, f"POST /predict/{{model}}", "conveyor-gateway")
+        spans = traces[trace_id] = receiver.wait_for_trace(trace_id, min_spans=6)["spans"]
+        server = _one(spans, "POST /predict/{model}", "conveyor-gateway")
         prefix = f"conveyor-worker-{stack.model_b}"
         waited = _one(spans, f"queue {queue}", prefix)
         process = _one(spans, f"process {queue}", prefix)
@@ -203,10 +242,56 @@ def test_a_batch_span_links_every_request_it_served(
             linked[link["span_id"]] = batch["span_id"]
         assert batch["attributes"]["messaging.batch.message_count"] == len(batch["links"])
     assert set(linked) == set(processes)
+    widest = max(batch_spans.values(), key=lambda batch: len(batch["links"]))
+    _keep("batch_trace.txt", _render(traces[widest["trace_id"]]))
     # A request the batch served links to it from its own trace's side too: its store follows
     # the batch's model call.
     for process_id, batch_id in linked.items():
         assert batch_spans[batch_id]["start_unix_nano"] >= processes[process_id]["start_unix_nano"]
+
+
+def test_a_grpc_infer_continues_the_metadata_traceparent(
+    stack: Served, receiver: TraceReceiver
+) -> None:
+    traceparent, trace_id, client_span = _client_traceparent()
+    text = service_pb2.ModelInferRequest.InferInputTensor(name="data", datatype="BYTES", shape=[1])
+    text.contents.bytes_contents.append(b"over grpc")
+    request = service_pb2.ModelInferRequest(model_name=stack.model_a, inputs=[text])
+    with grpc.insecure_channel(stack.grpc_target) as channel:  # type: ignore[attr-defined]
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        _, call = stub.ModelInfer.with_call(
+            request, metadata=(("traceparent", traceparent),), timeout=30
+        )
+    answered = dict(call.initial_metadata())["traceparent"]
+    assert answered.split("-")[1] == trace_id
+    spans = receiver.wait_for_trace(trace_id, min_spans=7)["spans"]
+    server = _one(spans, "inference.GRPCInferenceService/ModelInfer", "conveyor-gateway")
+    assert server["parent_span_id"] == client_span
+    assert server["span_id"] == answered.split("-")[2]
+    assert server["attributes"]["rpc.system"] == "grpc"
+    assert server["attributes"]["conveyor.model"] == stack.model_a
+    queue = sync_queue(stack.model_a, "1")
+    publish = _one(spans, f"send {queue}", "conveyor-gateway")
+    _inside(publish, server)
+    waited, process, call_span, _ = _worker_spans(spans, stack.model_a, queue)
+    _inside(waited, server)
+    _inside(process, server, SLACK_NS)
+    _inside(call_span, process)
+
+
+def test_the_registry_traces_its_requests(stack: Served, receiver: TraceReceiver) -> None:
+    traceparent, trace_id, client_span = _client_traceparent()
+    response = httpx.get(
+        f"{stack.registry_url}/models/{stack.model_a}",
+        headers={"traceparent": traceparent},
+        timeout=10.0,
+    )
+    assert response.status_code == 200
+    assert response.headers["traceparent"].split("-")[1] == trace_id
+    (span,) = receiver.wait_for_trace(trace_id, min_spans=1)["spans"]
+    assert (span["service"], span["name"]) == ("conveyor-registry", "GET /models/{name}")
+    assert span["parent_span_id"] == client_span
+    assert span["attributes"]["http.response.status_code"] == 200
 
 
 def _lines(service: Service) -> list[dict[str, Any]]:
@@ -253,9 +338,13 @@ def test_metrics_carry_trace_ids_as_exemplars(stack: Served, receiver: TraceRece
         "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
     )
     assert scraped.headers["content-type"].startswith("application/openmetrics-text")
+    series = f'model="{stack.model_a}"'
     exemplars = [
-        line for line in scraped.text.splitlines()
-        if line.startswith("conveyor_request_duration_seconds_bucket") and "# {" in line
-    ]  # fmt: skip
-    assert any(f'trace_id="' in line for line in exemplars), exemplars
+        line
+        for line in scraped.text.splitlines()
+        if line.startswith("conveyor_request_duration_seconds_bucket") and series in line
+    ]
+    # The bucket of this request's latency names its trace (the last traced one it counted).
+    assert any(f'# {{trace_id="{trace_id}"}}' in line for line in exemplars), exemplars
+    _keep("exemplars.txt", "\n".join(line for line in exemplars if "# {" in line))
     assert scraped.text.rstrip().endswith("# EOF")

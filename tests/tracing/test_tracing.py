@@ -270,8 +270,8 @@ async def test_a_worker_spans_queue_process_model_and_store(
 
     finished = exported.get_finished_spans()
     by_name: dict[str, list[Any]] = {}
-    for span in finished:
-        by_name.setdefault(span.name, []).append(span)
+    for finished_span in finished:
+        by_name.setdefault(finished_span.name, []).append(finished_span)
     queues = by_name["queue conveyor.sync.echo.2"]
     processes = by_name["process conveyor.sync.echo.2"]
     assert sorted(s.start_time for s in queues) == [1_000, 2_000]
