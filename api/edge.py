@@ -332,6 +332,12 @@ class Edge:
                 message["headers"] = [*message.get("headers", []), echo]
             await send(message)
 
+        if not span.is_recording():  # not sampled: its traceparent echoed, nothing more
+            try:
+                await self._serve(scope, receive, send_traced)
+            finally:
+                span.end()
+            return
         token = tracing.activate(span)
         try:
             await self._serve(scope, receive, send_traced)

@@ -104,11 +104,13 @@ class CallEdge:
                 tracing.REQUEST_ID: request_id,
             },
         )
+        answered = ((REQUEST_ID, request_id), (tracing.TRACEPARENT, tracing.traceparent_of(span)))
+        if not span.is_recording():  # not sampled: its traceparent sent back, nothing more
+            await context.send_initial_metadata(answered)
+            return await self._serve(context, method, work, arrival, request_id, log, metadata)
         token = tracing.activate(span)
         try:
-            await context.send_initial_metadata(
-                ((REQUEST_ID, request_id), (tracing.TRACEPARENT, tracing.traceparent_of(span)))
-            )
+            await context.send_initial_metadata(answered)
             return await self._serve(
                 context, method, work, arrival, request_id, log, metadata, span
             )

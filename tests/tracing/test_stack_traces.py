@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import secrets
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
@@ -292,6 +295,53 @@ def test_the_registry_traces_its_requests(stack: Served, receiver: TraceReceiver
     assert (span["service"], span["name"]) == ("conveyor-registry", "GET /models/{name}")
     assert span["parent_span_id"] == client_span
     assert span["attributes"]["http.response.status_code"] == 200
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """A callback receiver: each POST's headers go to the server's ``received`` queue."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.server.received.put(dict(self.headers))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_callback_attempt_is_a_client_span_whose_traceparent_goes_along(
+    stack: Served, receiver: TraceReceiver
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.received = queue.Queue()  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        response = stack.http.post(
+            f"/predict/{stack.model_a}",
+            params={"mode": "async", "callback_url": url},
+            json={"data": "call me back"},
+        )
+        assert response.status_code == 202, response.text
+        task_id = response.json()["task_id"]
+        headers = server.received.get(timeout=20.0)  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+    traceparent = {k.lower(): v for k, v in headers.items()}["traceparent"]
+    _, trace_id, span_id, _ = traceparent.split("-")
+    (span,) = receiver.wait_for_trace(trace_id, min_spans=1)["spans"]
+    assert (span["service"], span["name"], span["span_id"]) == (
+        "conveyor-gateway",
+        "POST callback",
+        span_id,
+    )
+    assert span["kind"].upper().endswith("CLIENT")
+    assert span["attributes"]["conveyor.task.id"] == task_id
+    assert span["attributes"]["url.path"] == "/hook"
+    assert span["status"]["code"] != "ERROR"
 
 
 def _lines(service: Service) -> list[dict[str, Any]]:

@@ -24,6 +24,8 @@ from conveyor.logs import JsonFormatter, bound
 from conveyor.metrics import GatewayMetrics, WorkerMetrics, negotiated
 from proto import model_a_pb2, task_pb2
 from worker_base import task_spans
+from worker_base.retries import RetryScheduler
+from worker_base.retry_policy import Retry
 from worker_base.scheduler import Scheduler
 from worker_base.settle import Settler
 
@@ -360,3 +362,50 @@ def test_latency_histograms_carry_trace_ids_as_exemplars() -> None:
 )
 def test_routes_name_spans_without_ids(path: str, route: str) -> None:
     assert route_of(path) == route
+
+
+class FakeLane:
+    """A delay lane that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[task_pb2.Task, int]] = []
+
+    async def publish(self, task: task_pb2.Task, delay_ms: int) -> None:
+        self.published.append((task, delay_ms))
+
+
+@pytest.mark.asyncio
+async def test_a_retry_is_a_producer_span_under_the_failed_attempt(
+    exported: InMemorySpanExporter,
+) -> None:
+    async def store(items: list[tuple[task_pb2.Task, task_pb2.TaskResult]]) -> None:
+        raise AssertionError("a retried attempt stores nothing")
+
+    settler, lane = Settler(store), FakeLane()
+    task = _traced_task("t", 1_000)
+    task.reply_channel = "conveyor:reply:g"  # synchronous: no event stream to note
+    message = FakeMessage(1)
+    settler.opened(message)  # type: ignore[arg-type]
+    span = task_spans.delivered(task, "conveyor.sync.echo.2", "echo", "2", 5_000)
+    assert span is not None
+    delivery = Scheduler().make(task, message, "sync", span=span)  # type: ignore[arg-type]
+    following = task_pb2.Task()
+    following.CopyFrom(task)
+    following.attempt = 2
+    error = task_pb2.TaskError(code=task_pb2.TaskError.MODEL_ERROR, message="busy")
+    failed = task_pb2.TaskResult(task_id="t", error=error)
+    task_spans.outcome(span, failed, retried=True)
+    retries = RetryScheduler(lane, settler, None, WorkerMetrics("echo", "2"))  # type: ignore[arg-type]
+    retries.schedule([(delivery, Retry(following, error, 256))])
+    await asyncio.wait_for(settler.drained(), 5.0)
+
+    ((published, delay),) = lane.published
+    assert delay == 256 and published.attempt == 2
+    assert published.trace_context["traceparent"] == task.trace_context["traceparent"]
+    spans = {s.name: s for s in exported.get_finished_spans()}
+    send, process = spans["send conveyor.delay.256"], spans["process conveyor.sync.echo.2"]
+    assert send.kind == tracing.SpanKind.PRODUCER
+    assert send.parent is not None and send.parent.span_id == process.context.span_id
+    assert send.start_time <= published.published_unix_nano <= send.end_time
+    assert send.end_time <= process.end_time  # the attempt is settled after its retry left
+    assert process.status.description == "retrying: busy"
