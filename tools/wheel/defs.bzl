@@ -22,6 +22,8 @@ def _py_wheel_impl(ctx):
             if src.short_path.split("/")[0] not in roots:
                 continue
             files[src.short_path] = src
+    for src in ctx.files.data:
+        files[src.short_path] = src
     if not files:
         fail("py_wheel %s: no file of %s under %s" % (ctx.label, ctx.attr.deps, roots))
     args = ctx.actions.args()
@@ -55,6 +57,7 @@ py_wheel = rule(
         "version": attr.string(mandatory = True, doc = "The wheel's version (PEP 440)."),
         "summary": attr.string(mandatory = True, doc = "One line for METADATA's Summary."),
         "deps": attr.label_list(providers = [PyInfo], mandatory = True, doc = "The py_libraries to ship."),
+        "data": attr.label_list(allow_files = True, doc = "Extra files (e.g. py.typed), at their workspace paths."),
         "packages": attr.string_list(mandatory = True, doc = "Top-level directories whose files are shipped."),
         "requires": attr.string_list(doc = "Distributions required: `name` (range from the lock) or `name:>=1,<2`."),
         "console_scripts": attr.string_dict(doc = "Console script name to `module:function`."),
