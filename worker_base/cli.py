@@ -33,7 +33,8 @@ class TargetError(Exception):
 def load_model(target: str) -> Model:
     """Import ``package.module:ModelClass`` and return an instance of the class.
 
-    The current directory is on the import path first, as for ``python -m``. Raises
+    The current directory is on the import path, after the installed packages (so a
+    checkout in the current directory never shadows them). Raises
     ``TargetError`` when the target is malformed, the module or class is missing, the class is
     not a ``Model`` subclass, or constructing it fails.
     """
@@ -41,7 +42,7 @@ def load_model(target: str) -> Model:
     if not sep or not module_name or not class_name or ":" in class_name:
         raise TargetError(f"expected package.module:ModelClass, got {target!r}")
     if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:

@@ -31,7 +31,10 @@ ECHO_MODEL = '''\
 import asyncio
 
 import echo_pb2
+import worker_base
 from worker_base import InvalidRequest, Model
+
+print("worker_base from", worker_base.__file__, flush=True)
 
 
 class Echo(Model):

@@ -30,7 +30,9 @@ KEY = "wheels-test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 WHEELS = [Path(p) for p in os.environ["CONVEYOR_WHEELS"].split()]
 SITE = Path(aio_pika.__file__).resolve().parent.parent
-CLIENT_SCRIPT = Path(__file__).with_name("client_script.py")
+CLIENT_SCRIPT = Path(__file__).with_name("client_script.py").resolve()
+# The environment of the venv's processes: none of the test's PYTHONPATH (its runfiles).
+CLEAN = {"PATH": "/usr/bin:/bin"}
 
 
 class Installed:
@@ -91,19 +93,23 @@ def installed() -> Iterator[Installed]:
 def test_the_venv_has_only_what_pip_installed(installed: Installed) -> None:
     code = "import worker_base, conveyor_client, conveyor; print(worker_base.__file__)"
     out = subprocess.run([str(installed.bin / "python"), "-c", code], capture_output=True,
-                         text=True, check=True, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+                         text=True, check=True, env=CLEAN, cwd=installed.root)  # fmt: skip
     assert out.stdout.startswith(str(installed.root / "venv"))
+    # The worker (started from the runfiles directory) imported the venv's worker_base too.
+    assert f"worker_base from {installed.root / 'venv'}" in installed.worker.log()
 
 
 def test_conveyor_worker_help_and_a_bad_target(installed: Installed) -> None:
     worker = str(installed.bin / "conveyor-worker")
-    help_text = subprocess.run([worker, "run", "--help"], capture_output=True, text=True, check=True)
+    help_text = subprocess.run([worker, "run", "--help"], capture_output=True, text=True,
+                               check=True, env=CLEAN, cwd=installed.root)  # fmt: skip
     assert "MODULE:CLASS" in help_text.stdout
     bad = subprocess.run([worker, "run", "echo_model:Nope"], capture_output=True, text=True,
-                         cwd=installed.project, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+                         cwd=installed.project, env=CLEAN)  # fmt: skip
     assert bad.returncode == 2
     assert "echo_model" in bad.stderr and "Nope" in bad.stderr
-    malformed = subprocess.run([worker, "run", "no_colon"], capture_output=True, text=True)
+    malformed = subprocess.run([worker, "run", "no_colon"], capture_output=True, text=True,
+                               env=CLEAN, cwd=installed.root)  # fmt: skip
     assert malformed.returncode == 2
     assert "package.module:ModelClass" in malformed.stderr
 
@@ -138,11 +144,11 @@ def test_grpc_infer(installed: Installed) -> None:
 
 def test_the_client_against_the_stack(installed: Installed) -> None:
     """Every call of Client and AsyncClient, from the venv (client_script.py prints a report)."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(installed.root)}
+    env = {**CLEAN, "HOME": str(installed.root)}
     run = subprocess.run(
         [str(installed.bin / "python"), str(CLIENT_SCRIPT), installed.stack.api_url, KEY,
          installed.model],
-        capture_output=True, text=True, env=env, timeout=180,
+        capture_output=True, text=True, env=env, timeout=180, cwd=installed.root,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     report = json.loads(run.stdout.strip().splitlines()[-1])
