@@ -12,6 +12,7 @@ family of the gateway's error codes (docs/sdk.md).
 """
 
 from conveyor_client.async_client import AsyncClient
+from conveyor_client.calls import RetryPolicy, Task
 from conveyor_client.client import Client
 from conveyor_client.errors import (
     ConflictError,
@@ -25,7 +26,6 @@ from conveyor_client.errors import (
     UnauthorizedError,
     UnavailableError,
 )
-from conveyor_client.calls import RetryPolicy, Task
 from conveyor_client.sse import Done, Piece, Restart, StreamEvent
 
 __all__ = [

@@ -67,7 +67,7 @@ class AsyncClient:
         request: dict[str, Any],
         *,
         version: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the gateway's deadline (?timeout=)
     ) -> dict[str, Any]:
         """As ``Client.predict``."""
         params = rq.predict_params(version, timeout)
@@ -102,15 +102,15 @@ class AsyncClient:
         """As ``Client.status``."""
         return rq.Task.parse(await self._retrying(lambda: self._http.get(rq.task_path(task_id))))
 
-    async def wait(self, task_id: str, timeout: float) -> rq.Task:
+    async def wait(self, task_id: str, timeout: float) -> rq.Task:  # noqa: ASYNC109 - ?wait=
         """As ``Client.wait``."""
         deadline = time.monotonic() + timeout
         while True:
             left = max(0.0, deadline - time.monotonic())
             wait = min(left, rq.WAIT_SLICE)
             body = await self._retrying(
-                lambda: self._http.get(
-                    rq.task_path(task_id), params={"wait": f"{wait:.3f}"}, timeout=wait + 10.0
+                lambda w=wait: self._http.get(  # type: ignore[misc]
+                    rq.task_path(task_id), params={"wait": f"{w:.3f}"}, timeout=w + 10.0
                 )
             )
             task = rq.Task.parse(body)
@@ -119,9 +119,7 @@ class AsyncClient:
 
     async def cancel(self, task_id: str) -> rq.Task:
         """As ``Client.cancel``."""
-        return rq.Task.parse(
-            await self._retrying(lambda: self._http.delete(rq.task_path(task_id)))
-        )
+        return rq.Task.parse(await self._retrying(lambda: self._http.delete(rq.task_path(task_id))))
 
     async def stream(
         self,
@@ -129,7 +127,7 @@ class AsyncClient:
         request: dict[str, Any],
         *,
         version: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the gateway's deadline (?timeout=)
     ) -> AsyncIterator[StreamEvent]:
         """As ``Client.stream`` (an async iterator; ``Restart`` is yielded to the caller)."""
         params = rq.predict_params(version, timeout, stream="true")

@@ -88,9 +88,7 @@ def task_path(task_id: str) -> str:
     return f"/tasks/{quote(task_id, safe='')}"
 
 
-def predict_params(
-    version: str | None, timeout: float | None, **extra: str
-) -> dict[str, str]:
+def predict_params(version: str | None, timeout: float | None, **extra: str) -> dict[str, str]:
     """The query of ``POST /predict``: ``version`` and the gateway's ``timeout`` if given."""
     params = dict(extra)
     if version is not None:
@@ -108,9 +106,7 @@ def http_timeout(default: float, timeout: float | None) -> float:
 def check(response: httpx.Response) -> None:
     """Raise the ``ConveyorError`` of an error answer (status 400 or more)."""
     if response.status_code >= 400:
-        raise error_from(
-            response.status_code, response.read(), response.headers.get("retry-after")
-        )
+        raise error_from(response.status_code, response.read(), response.headers.get("retry-after"))
 
 
 def json_object(response: httpx.Response) -> dict[str, Any]:

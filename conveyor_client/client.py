@@ -107,9 +107,7 @@ class Client:
         extra = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         body = self._retrying(
             lambda: rq.json_object(
-                self._http.post(
-                    rq.predict_path(model), json=request, params=params, headers=extra
-                )
+                self._http.post(rq.predict_path(model), json=request, params=params, headers=extra)
             )
         )
         return str(body["task_id"])
@@ -131,11 +129,11 @@ class Client:
             wait = min(left, rq.WAIT_SLICE)
             task = rq.Task.parse(
                 self._retrying(
-                    lambda: rq.json_object(
+                    lambda w=wait: rq.json_object(  # type: ignore[misc]
                         self._http.get(
                             rq.task_path(task_id),
-                            params={"wait": f"{wait:.3f}"},
-                            timeout=wait + 10.0,
+                            params={"wait": f"{w:.3f}"},
+                            timeout=w + 10.0,
                         )
                     )
                 )

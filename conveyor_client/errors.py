@@ -8,6 +8,7 @@ raises one exception class per family of codes, each carrying the answer's ``sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -72,7 +73,7 @@ class ModelError(ConveyorError):
     the model (or the service) failed on this request."""
 
 
-class TimeoutError(ConveyorError):  # noqa: A001 - the contract's name; builtins' is not hidden
+class TimeoutError(ConveyorError):
     """504 ``timeout`` or ``deadline_exceeded``; ``task_id`` is set when the task was queued
     (its result may still be read with ``wait``)."""
 
@@ -136,10 +137,8 @@ def error_from(status: int, body: bytes, retry_after: str | None = None) -> Conv
     status's class, with code ``http_<status>`` and the body's start as message.
     """
     parsed: Any = None
-    try:
+    with contextlib.suppress(ValueError):
         parsed = json.loads(body)
-    except ValueError:
-        pass
     detail = parsed.get("error") if isinstance(parsed, dict) else None
     if isinstance(detail, str):  # the /v2 shape: {"error": "<message>"}
         detail = {"code": f"http_{status}", "message": detail}

@@ -107,6 +107,4 @@ def decode(raw: RawEvent) -> StreamEvent:
         return Done(payload)
     if raw.event == "message":
         return Piece(payload, raw.event_id)
-    raise ConveyorError(
-        f"unexpected stream event {raw.event!r}", status=200, code="bad_stream"
-    )
+    raise ConveyorError(f"unexpected stream event {raw.event!r}", status=200, code="bad_stream")

@@ -47,7 +47,7 @@ def load_model(target: str) -> Model:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise TargetError(f"cannot import module {module_name!r}: {error}") from error
-    found = module
+    found: object = module
     for part in class_name.split("."):
         if not hasattr(found, part):
             raise TargetError(f"module {module_name!r} has no attribute {class_name!r}")
@@ -56,7 +56,7 @@ def load_model(target: str) -> Model:
         raise TargetError(f"{target} is not a subclass of worker_base.Model")
     try:
         return found()
-    except Exception as error:  # noqa: BLE001 - any constructor failure is the target's fault
+    except Exception as error:
         raise TargetError(f"{target}() failed: {type(error).__name__}: {error}") from error
 
 

@@ -26,15 +26,22 @@ from conveyor_client import (
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def error(status: int, code: str, headers: dict[str, str] | None = None, **extra: str) -> httpx.Response:
-    body = {"error": {"code": code, "message": f"{code} happened", "model": "m", "field": None, **extra}}
+def error(
+    status: int, code: str, headers: dict[str, str] | None = None, **extra: str
+) -> httpx.Response:
+    body = {
+        "error": {"code": code, "message": f"{code} happened", "model": "m", "field": None, **extra}
+    }
     return httpx.Response(status, json=body, headers=headers)
 
 
 def client(handler: Handler, sleeps: list[float] | None = None, **kwargs: object) -> Client:
     slept = sleeps if sleeps is not None else []
     return Client(
-        "http://gw", transport=httpx.MockTransport(handler), sleep=slept.append, **kwargs  # type: ignore[arg-type]
+        "http://gw",
+        transport=httpx.MockTransport(handler),
+        sleep=slept.append,
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -70,9 +77,11 @@ def test_predict_sends_the_body_version_timeout_and_key() -> None:
     ],
 )
 def test_errors_are_typed(status: int, code: str, cls: type | None) -> None:
-    with client(lambda r: error(status, code, field="data", task_id="t1")) as c:
-        with pytest.raises(Exception) as raised:
-            c.predict("m", {})
+    with (
+        client(lambda r: error(status, code, field="data", task_id="t1")) as c,
+        pytest.raises(Exception) as raised,
+    ):
+        c.predict("m", {})
     from conveyor_client import ConveyorError
 
     assert isinstance(raised.value, cls or ConveyorError)
@@ -83,9 +92,11 @@ def test_errors_are_typed(status: int, code: str, cls: type | None) -> None:
 
 
 def test_a_non_json_error_keeps_its_status() -> None:
-    with client(lambda r: httpx.Response(502, text="bad gateway")) as c:
-        with pytest.raises(ModelError) as raised:
-            c.predict("m", {})
+    with (
+        client(lambda r: httpx.Response(502, text="bad gateway")) as c,
+        pytest.raises(ModelError) as raised,
+    ):
+        c.predict("m", {})
     assert raised.value.code == "http_502"
     assert "bad gateway" in raised.value.message
 
@@ -106,9 +117,11 @@ def test_retries_are_bounded() -> None:
         return error(503, "model_unavailable", {"Retry-After": "1"})
 
     sleeps: list[float] = []
-    with client(handler, sleeps, retry=RetryPolicy(attempts=3, max_wait=0.5)) as c:
-        with pytest.raises(UnavailableError) as raised:
-            c.predict("m", {})
+    with (
+        client(handler, sleeps, retry=RetryPolicy(attempts=3, max_wait=0.5)) as c,
+        pytest.raises(UnavailableError) as raised,
+    ):
+        c.predict("m", {})
     assert len(calls) == 3
     assert sleeps == [0.5, 0.5]
     assert raised.value.retry_after == 1.0
@@ -121,9 +134,8 @@ def test_other_errors_are_not_retried() -> None:
         calls.append(request)
         return error(422, "invalid_request")
 
-    with client(handler) as c:
-        with pytest.raises(InvalidRequestError):
-            c.predict("m", {})
+    with client(handler) as c, pytest.raises(InvalidRequestError):
+        c.predict("m", {})
     assert len(calls) == 1
 
 
@@ -161,10 +173,10 @@ def test_wait_returns_the_pending_task_at_its_timeout() -> None:
 
 STREAM = (
     ": keep-alive\n\n"
-    "id: 1-0\ndata: {\"reply\": \"a\"}\n\n"
-    "event: restart\nid: 2-0\ndata: {\"attempt\": 2}\n\n"
-    "id: 3-0\ndata: {\"reply\": \"b\"}\n\n"
-    "event: done\ndata: {\"reply\": \"b\"}\n\n"
+    'id: 1-0\ndata: {"reply": "a"}\n\n'
+    'event: restart\nid: 2-0\ndata: {"attempt": 2}\n\n'
+    'id: 3-0\ndata: {"reply": "b"}\n\n'
+    'event: done\ndata: {"reply": "b"}\n\n'
 )
 
 
@@ -184,7 +196,10 @@ def test_stream_yields_pieces_restarts_and_done() -> None:
 
 
 def test_a_stream_error_event_is_raised() -> None:
-    text = 'id: 1-0\ndata: {"r": 1}\n\nevent: error\ndata: {"error": {"code": "model_error", "message": "boom"}}\n\n'
+    text = (
+        'id: 1-0\ndata: {"r": 1}\n\n'
+        'event: error\ndata: {"error": {"code": "model_error", "message": "boom"}}\n\n'
+    )
     with client(lambda r: httpx.Response(200, text=text)) as c:
         events = c.stream("m", {})
         assert next(events) == Piece({"r": 1}, "1-0")
@@ -217,7 +232,10 @@ async def test_async_client_calls_and_retries() -> None:
         sleeps.append(seconds)
 
     async with AsyncClient(
-        "http://gw", api_key="k", transport=httpx.MockTransport(lambda r: answers.pop(0)), sleep=sleep
+        "http://gw",
+        api_key="k",
+        transport=httpx.MockTransport(lambda r: answers.pop(0)),
+        sleep=sleep,
     ) as c:
         assert await c.predict("m", {}) == {"reply": "ok"}
         assert sleeps == [0.0]

@@ -69,7 +69,9 @@ def python311() -> str:
         raise AssertionError("no python3.11 on PATH: set CONVEYOR_VENV_PYTHON")
     shim = Path(found)
     if shim.parent.name == "shims":
-        versions = sorted(glob.glob(str(shim.parent.parent / "versions" / "3.11*" / "bin" / "python3.11")))
+        versions = sorted(
+            glob.glob(str(shim.parent.parent / "versions" / "3.11*" / "bin" / "python3.11"))
+        )
         if versions:
             return versions[-1]
     return found
@@ -128,9 +130,19 @@ def make_venv(root: Path, our_wheels: list[Path], site: Path) -> Path:
         shutil.copy(wheel, index / wheel.name)
     venv = root / "venv"
     subprocess.run([python311(), "-m", "venv", str(venv)], check=True, env=_clean_env())
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-index", "--find-links", str(index)]
+    pip = [
+        str(venv / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "--no-index",
+        "--find-links",
+        str(index),
+    ]
     names = ["conveyor-worker", "conveyor-client", *USER_PACKAGES]
-    subprocess.run([*pip, "--disable-pip-version-check", "-q", *names], check=True, env=_clean_env())
+    subprocess.run(
+        [*pip, "--disable-pip-version-check", "-q", *names], check=True, env=_clean_env()
+    )
     return venv / "bin"
 
 
@@ -148,5 +160,12 @@ def write_model(project: Path, venv_bin: Path) -> None:
     project.mkdir(parents=True)
     (project / "echo.proto").write_text(ECHO_PROTO)
     (project / "echo_model.py").write_text(ECHO_MODEL)
-    protoc = [str(venv_bin / "python"), "-m", "grpc_tools.protoc", "-I.", "--python_out=.", "echo.proto"]
+    protoc = [
+        str(venv_bin / "python"),
+        "-m",
+        "grpc_tools.protoc",
+        "-I.",
+        "--python_out=.",
+        "echo.proto",
+    ]
     subprocess.run(protoc, check=True, cwd=project, env=_clean_env())

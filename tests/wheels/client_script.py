@@ -39,12 +39,13 @@ def sync_calls(url: str, key: str, model: str) -> dict[str, Any]:
             out["conflict"] = described(error)
         client.wait(busy, timeout=30)
         out["stream"] = [
-            [type(e).__name__, getattr(e, "data", None)] for e in client.stream(model, {"text": "stream"})
+            [type(e).__name__, getattr(e, "data", None)]
+            for e in client.stream(model, {"text": "stream"})
         ]
         try:
             client.predict(model, {"text": "bad"})
         except cc.InvalidRequestError as error:
-            out["invalid"] = described(error) + [error.field, error.model]
+            out["invalid"] = [*described(error), error.field, error.model]
         try:
             client.predict(model + "_nope", {"text": "x"})
         except cc.NotFoundError as error:
@@ -75,7 +76,7 @@ def retried(url: str, key: str, model: str, attempts: int) -> Any:
             try:
                 return {"result": c.predict(model, {"text": "fast"}), "sleeps": sleeps}
             except cc.OverloadedError as error:
-                return described(error) + [error.retry_after]
+                return [*described(error), error.retry_after]
             finally:
                 slow.join()
 
@@ -105,7 +106,7 @@ async def async_calls(url: str, key: str, model: str) -> dict[str, Any]:
         try:
             await client.predict(model, {"text": "bad"})
         except cc.InvalidRequestError as error:
-            out["invalid"] = described(error) + [error.field, error.model]
+            out["invalid"] = [*described(error), error.field, error.model]
         try:
             await client.predict(model + "_nope", {"text": "x"})
         except cc.NotFoundError as error:
@@ -131,18 +132,23 @@ async def async_retried(url: str, key: str, model: str, attempts: int) -> Any:
             sleeps.append(seconds)
             await asyncio.sleep(seconds)
 
-        async with cc.AsyncClient(url, api_key=key, retry=cc.RetryPolicy(attempts=attempts), sleep=sleep) as c:
+        async with cc.AsyncClient(
+            url, api_key=key, retry=cc.RetryPolicy(attempts=attempts), sleep=sleep
+        ) as c:
             try:
                 return {"result": await c.predict(model, {"text": "fast"}), "sleeps": sleeps}
             except cc.OverloadedError as error:
-                return described(error) + [error.retry_after]
+                return [*described(error), error.retry_after]
             finally:
                 await slow
 
 
 def main() -> None:
     url, key, model = sys.argv[1:4]
-    report = {"sync": sync_calls(url, key, model), "async": asyncio.run(async_calls(url, key, model))}
+    report = {
+        "sync": sync_calls(url, key, model),
+        "async": asyncio.run(async_calls(url, key, model)),
+    }
     print(json.dumps(report))
 
 

@@ -22,7 +22,9 @@ from pathlib import Path
 
 def _tags(wheel_text: str) -> str:
     """The compressed tag set of a ``WHEEL`` file's ``Tag:`` lines (``py2.py3-none-any``)."""
-    tags = [line.split(":", 1)[1].strip() for line in wheel_text.splitlines() if line.startswith("Tag:")]
+    tags = [
+        line.split(":", 1)[1].strip() for line in wheel_text.splitlines() if line.startswith("Tag:")
+    ]
     parts = [t.split("-") for t in tags]
     return "-".join(".".join(sorted({p[i] for p in parts})) for i in range(3))
 

@@ -6,7 +6,7 @@ import pytest
 
 from worker_base import cli
 
-MODELS = '''
+MODELS = """
 from worker_base import Model
 
 class NotAModel:
@@ -22,7 +22,7 @@ class Broken(Model):
         raise NotImplementedError
     def get_response_format(self):
         raise NotImplementedError
-'''
+"""
 
 
 @pytest.fixture

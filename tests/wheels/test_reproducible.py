@@ -24,7 +24,7 @@ def _rebuild(wheel: Path, tmp_path: Path) -> bytes:
         argv += ["--summary", str(meta["Summary"])]
         for req in meta.get_all("Requires-Dist") or []:
             name = req.split(">")[0].split("<")[0].split("=")[0]
-            argv += ["--requires", f"{name}:{req[len(name):]}"]
+            argv += ["--requires", f"{name}:{req[len(name) :]}"]
         if f"{info}/entry_points.txt" in archive.namelist():
             for line in archive.read(f"{info}/entry_points.txt").decode().splitlines()[1:]:
                 argv += ["--entry-point", line.replace(" = ", "=")]
@@ -56,7 +56,9 @@ def test_record_lists_every_file_with_its_digest(wheel: Path) -> None:
         for name in archive.namelist():
             if name != record:
                 digest = hashlib.sha256(archive.read(name)).digest()
-                assert rows[name] == "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+                assert (
+                    rows[name] == "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+                )
             assert archive.getinfo(name).date_time == (1980, 1, 1, 0, 0, 0)
 
 

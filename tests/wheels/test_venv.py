@@ -65,7 +65,9 @@ class Installed:
             "PYTHONUNBUFFERED": "1",
         }
         argv = [str(self.bin / "conveyor-worker"), "run", "echo_model:Echo"]
-        worker = Service("conveyor-worker", env, self.stack.log_dir, "byom", argv=argv, exact_env=True)
+        worker = Service(
+            "conveyor-worker", env, self.stack.log_dir, "byom", argv=argv, exact_env=True
+        )
         self.stack.workers.append(worker)
 
         def registered() -> bool:
@@ -162,7 +164,13 @@ def test_the_client_against_the_stack(installed: Installed) -> None:
         assert got["conflict"] == ["ConflictError", 409, "task_conflict"]
         assert got["stream"][-1] == ["Done", {"text": "STREAM", "length": 6}]
         assert ["Piece", {"text": "STREAM", "length": 6}] in got["stream"]
-        assert got["invalid"] == ["InvalidRequestError", 422, "invalid_argument", "text", installed.model]
+        assert got["invalid"] == [
+            "InvalidRequestError",
+            422,
+            "invalid_argument",
+            "text",
+            installed.model,
+        ]
         assert got["not_found"][:3] == ["NotFoundError", 404, "model_not_found"]
         assert got["unauthorized"] == ["UnauthorizedError", 401, "unauthorized"]
         # MAX_INFLIGHT=1 while a slow request holds the gateway: 429, Retry-After, retried.
