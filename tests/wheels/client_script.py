@@ -11,9 +11,19 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import conveyor_client as cc
+
+
+def running(status: Callable[[], cc.Task]) -> None:
+    """Wait (up to 5 s) until the task's stage is ``running``."""
+    for _ in range(100):
+        if status().raw.get("stage") == "running":
+            return
+        time.sleep(0.05)
+    raise AssertionError("the task did not start")
 
 
 def described(error: cc.ConveyorError) -> list[Any]:
@@ -30,7 +40,7 @@ def sync_calls(url: str, key: str, model: str) -> dict[str, Any]:
         out["wait"] = {"status": task.status, "result": task.result}
         out["status"] = client.status(task_id).status
         busy = client.submit(model, {"text": "busy", "seconds": 3})
-        time.sleep(0.5)
+        running(lambda: client.status(busy))
         queued = client.submit(model, {"text": "queued"})
         out["cancel"] = client.cancel(queued).status
         try:
@@ -63,9 +73,9 @@ def sync_calls(url: str, key: str, model: str) -> dict[str, Any]:
 def retried(url: str, key: str, model: str, attempts: int) -> Any:
     """A call while a slow one holds the gateway's one place (MAX_INFLIGHT=1)."""
     with cc.Client(url, api_key=key) as holder:
-        slow = threading.Thread(target=holder.predict, args=(model, {"text": "slow", "seconds": 2}))
+        slow = threading.Thread(target=holder.predict, args=(model, {"text": "slow", "seconds": 3}))
         slow.start()
-        time.sleep(0.5)
+        time.sleep(1.0)
         sleeps: list[float] = []
 
         def sleep(seconds: float) -> None:
@@ -91,7 +101,12 @@ async def async_calls(url: str, key: str, model: str) -> dict[str, Any]:
         out["wait"] = {"status": task.status, "result": task.result}
         out["status"] = (await client.status(task_id)).status
         busy = await client.submit(model, {"text": "busy", "seconds": 3})
-        await asyncio.sleep(0.5)
+        for _ in range(100):
+            if (await client.status(busy)).raw.get("stage") == "running":
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the task did not start")
         queued = await client.submit(model, {"text": "queued"})
         out["cancel"] = (await client.cancel(queued)).status
         try:
@@ -124,8 +139,8 @@ async def async_calls(url: str, key: str, model: str) -> dict[str, Any]:
 async def async_retried(url: str, key: str, model: str, attempts: int) -> Any:
     """As ``retried``, with AsyncClient."""
     async with cc.AsyncClient(url, api_key=key) as holder:
-        slow = asyncio.create_task(holder.predict(model, {"text": "slow", "seconds": 2}))
-        await asyncio.sleep(0.5)
+        slow = asyncio.create_task(holder.predict(model, {"text": "slow", "seconds": 3}))
+        await asyncio.sleep(1.0)
         sleeps: list[float] = []
 
         async def sleep(seconds: float) -> None:
