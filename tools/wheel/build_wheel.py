@@ -101,7 +101,8 @@ def record_line(path: str, data: bytes) -> str:
 def build(args: argparse.Namespace) -> None:
     """Writes the wheel ``args.out``."""
     locked = pins(Path(args.lock).read_text())
-    requires = sorted(requirement(spec, locked) for spec in args.requires)
+    by_name = sorted(args.requires, key=lambda spec: normalize(spec.partition(":")[0]))
+    requires = [requirement(spec, locked) for spec in by_name]
     files: dict[str, bytes] = {}
     for item in args.file:
         archive_path, _, source = item.partition("=")
