@@ -3,6 +3,7 @@
 from api.config import Settings
 from api.edge import Admission
 from api.main import create_app
+from conveyor import tracing
 from conveyor.http_server import HttpServer, run
 from conveyor.logs import configure_logging
 
@@ -13,6 +14,7 @@ def main() -> int:
     configure_logging("api", settings.log_format, settings.log_level)
 
     def server() -> HttpServer:
+        tracing.configure(tracing.GATEWAY)  # in each serving process, after the fork
         app = create_app(settings)
         admission: Admission = app.state.admission
         # Past MAX_INFLIGHT the protocol answers the prerendered 429 itself, before any ASGI

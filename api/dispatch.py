@@ -9,6 +9,11 @@ outage is a 503.
 A streamed task (``stream``: synchronous; ``follow``: any task, from any gateway) yields its
 pieces as they come (``api.streaming``), then its end. Streams wait like ``?wait=`` does: each
 holds one of ``MAX_WAITING`` places (``events``, the ``EventSource``), not a ``MAX_INFLIGHT`` one.
+
+With tracing on (``conveyor.tracing``), a task published inside a sampled span (the request's)
+carries that span's context (``Task.trace_context``) and its publish time; the publish is a
+producer span, and a synchronous task's wait for its result a span that ends with the
+notification.
 """
 
 from __future__ import annotations
@@ -37,9 +42,18 @@ from api.streaming import (
     StreamItem,
     follow_task,
 )
-from conveyor import logs
+from conveyor import logs, tracing
 from conveyor.metrics import GatewayMetrics, StreamSeries
-from conveyor.protocol import chunk_channel, events_key, reply_channel, result_key, task_key
+from conveyor.protocol import (
+    HIGH_PRIORITY,
+    chunk_channel,
+    durable_queue,
+    events_key,
+    reply_channel,
+    result_key,
+    sync_queue,
+    task_key,
+)
 from conveyor.results import CancelOutcome, ResultBackend, TaskRecord, now_ms
 from conveyor.streams import Chunk, request_stop
 from conveyor.waiter import ResultWaiter
@@ -186,29 +200,90 @@ class Dispatcher:
         self._waiter.register(task.task_id)
         try:
             try:
-                if self._sync_durable:
-                    await self.publisher.publish(info, task, durable=True, seconds=seconds)
-                else:
-                    await self.publisher.publish_sync(info, task, seconds)
+                await self._publish(info, task, durable=self._sync_durable, seconds=seconds,
+                                    packed=not self._sync_durable)  # fmt: skip
             except Overloaded as e:
                 await self._advise(e, info)
                 raise
-            while True:
-                remaining = deadline - time.monotonic()
-                result = await self._waiter.wait(task.task_id, remaining) if remaining > 0 else None
-                if result is None:
-                    result = await self._read(task.task_id)
-                if result is not None:
-                    return result
-                if deadline - time.monotonic() <= 0:
-                    await self._record(task, info)
-                    raise ResultTimeout(
-                        f"no result within {seconds:g} s; poll /tasks/{task.task_id}",
-                        model=info.name,
-                        task_id=task.task_id,
-                    )
+            if task.trace_context:
+                return await self._traced_wait(info, task, deadline, seconds)
+            return await self._wait(info, task, deadline, seconds)
         finally:
             self._waiter.discard(task.task_id)
+
+    async def _traced_wait(
+        self, info: ModelInfo, task: task_pb2.Task, deadline: float, seconds: float
+    ) -> task_pb2.TaskResult:
+        """``_wait`` in a span: from the publish's confirm to the result (its notification, or
+        its read once the wait ended)."""
+        assert tracing.tracer is not None
+        with tracing.tracer.start_as_current_span(
+            "wait result", attributes={tracing.TASK_ID: task.task_id}
+        ):
+            return await self._wait(info, task, deadline, seconds)
+
+    async def _wait(
+        self, info: ModelInfo, task: task_pb2.Task, deadline: float, seconds: float
+    ) -> task_pb2.TaskResult:
+        """The result of the published ``task``: notified, or read once the wait ends; past
+        ``deadline`` the task is recorded and ``ResultTimeout`` names it."""
+        while True:
+            remaining = deadline - time.monotonic()
+            result = await self._waiter.wait(task.task_id, remaining) if remaining > 0 else None
+            if result is None:
+                result = await self._read(task.task_id)
+            if result is not None:
+                return result
+            if deadline - time.monotonic() <= 0:
+                await self._record(task, info)
+                raise ResultTimeout(
+                    f"no result within {seconds:g} s; poll /tasks/{task.task_id}",
+                    model=info.name,
+                    task_id=task.task_id,
+                )
+
+    async def _publish(
+        self, info: ModelInfo, task: task_pb2.Task, *, durable: bool, seconds: float | None,
+        packed: bool = False,
+    ) -> None:  # fmt: skip
+        """Publish ``task`` (``packed``: a synchronous task that may share a message; else alone,
+        to a durable lane or the fast lane); traced in a producer span when tracing is on and the
+        current span is sampled."""
+        tracer = tracing.tracer
+        if tracer is not None and tracing.current_sampled():
+            queue = (
+                durable_queue(info.name, info.version, high=task.priority >= HIGH_PRIORITY)
+                if durable
+                else sync_queue(info.name, info.version)
+            )
+            tracing.inject(task.trace_context)  # the request's span: the worker's parent
+            with tracer.start_as_current_span(
+                f"send {queue}",
+                kind=tracing.SpanKind.PRODUCER,
+                attributes={
+                    tracing.MESSAGING_SYSTEM: "rabbitmq",
+                    tracing.MESSAGING_OPERATION_TYPE: "send",
+                    tracing.MESSAGING_OPERATION_NAME: "publish",
+                    tracing.MESSAGING_DESTINATION: queue,
+                    tracing.MESSAGING_MESSAGE_ID: task.task_id,
+                    tracing.MODEL: info.name,
+                    tracing.VERSION: info.version,
+                    tracing.TASK_ID: task.task_id,
+                },
+            ):
+                task.published_unix_nano = time.time_ns()
+                await self._publish_untraced(info, task, durable, seconds, packed)
+            return
+        await self._publish_untraced(info, task, durable, seconds, packed)
+
+    async def _publish_untraced(
+        self, info: ModelInfo, task: task_pb2.Task, durable: bool, seconds: float | None,
+        packed: bool,
+    ) -> None:  # fmt: skip
+        if packed and seconds is not None:
+            await self.publisher.publish_sync(info, task, seconds)
+        else:
+            await self.publisher.publish(info, task, durable=durable, seconds=seconds)
 
     async def stream(
         self,
@@ -250,9 +325,7 @@ class Dispatcher:
         try:
             async with source.parked():
                 try:
-                    await self.publisher.publish(
-                        info, task, durable=self._sync_durable, seconds=seconds
-                    )
+                    await self._publish(info, task, durable=self._sync_durable, seconds=seconds)
                 except Overloaded as e:
                     await self._advise(e, info)
                     raise
@@ -354,7 +427,7 @@ class Dispatcher:
         await self._record(task, info, submitted=True)
         try:
             try:
-                await self.publisher.publish(info, task, durable=True, seconds=None)
+                await self._publish(info, task, durable=True, seconds=None)
             except Overloaded as e:
                 await self._advise(e, info)
                 raise

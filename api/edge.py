@@ -12,7 +12,9 @@ middleware (cheaper than a stack of them) that
 - checks the API key (``API_KEYS``) on predict, tasks, models, ``/v2`` and ``/v1``; health
   stays open;
 - opens the request's log context (``conveyor.logs``) and, with metrics on, counts the
-  request by endpoint, model, version and outcome, with its latency.
+  request by endpoint, model, version and outcome, with its latency;
+- with tracing on (``conveyor.tracing``), runs the request in an HTTP server span that
+  continues the client's ``traceparent``, and answers the span's ``traceparent``.
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.cors import CorsPolicy
 from api.exceptions import PayloadTooLarge
-from conveyor import logs
+from conveyor import logs, tracing
 from conveyor.http_protocol import Answer
 from conveyor.metrics import GatewayMetrics
 from conveyor.web import error_response
 
 __all__ = [
+    "UNTRACED",
     "Admission",
     "Edge",
     "arrival_of",
@@ -44,6 +47,7 @@ __all__ = [
     "endpoint_of",
     "request_id_for",
     "request_id_of",
+    "route_of",
 ]
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
@@ -57,6 +61,9 @@ _OPEN_PATHS = (
     "/openapi.json",
 )
 _PROTECTED_PREFIXES = ("/predict", "/tasks", "/models", "/v2", "/v1")
+UNTRACED = ("/healthz", "/readyz", "/metrics", "/v2/health/")
+"""Paths probes and scrapers call every few seconds: never traced (their spans would bury the
+requests' traces)."""
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +90,29 @@ _ENDPOINTS = (
     ("/healthz", "health"),
     ("/readyz", "health"),
 )
+
+
+_ROUTES = (
+    ("/predict/", "/predict/{model}"),
+    ("/tasks/", "/tasks/{task_id}"),
+    ("/models/", "/models/{model}"),
+    ("/v2/models/", "/v2/models/{model}"),
+)
+
+
+def route_of(path: str) -> str:
+    """The route template of a path, for a span's name and ``http.route``: a handful of values
+    whatever the path holds (ids and model names replaced by their parameter)."""
+    for prefix, template in _ROUTES:
+        if path.startswith(prefix):
+            rest = path[len(prefix) :]
+            _, slash, tail = rest.partition("/")
+            if prefix == "/v2/models/" and slash:
+                if tail.startswith("versions/"):
+                    tail = "versions/{version}/" + tail[len("versions/") :].partition("/")[2]
+                return f"{template}/{tail}".rstrip("/")
+            return f"{template}/{tail}" if slash and tail else template
+    return path if len(path) <= 64 else "other"
 
 
 def arrival_of(scope: Scope) -> float:
@@ -262,6 +292,76 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        tracer = tracing.tracer
+        if tracer is not None and not scope["path"].startswith(UNTRACED):
+            await self._traced(tracer, scope, receive, send)
+            return
+        await self._serve(scope, receive, send)
+
+    async def _traced(
+        self, tracer: tracing.Tracer, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """``_serve`` in an HTTP server span: the client's ``traceparent`` continued, the
+        span's sent back; route, model, version and status noted; a 5xx is an error."""
+        traceparent = tracestate = None
+        for name, value in scope["headers"]:
+            if name == b"traceparent":
+                traceparent = value.decode("latin-1")
+            elif name == b"tracestate":
+                tracestate = value.decode("latin-1")
+        method: str = scope["method"]
+        route = route_of(scope["path"])
+        span = tracer.start_span(
+            f"{method} {route}",
+            context=tracing.extract(traceparent, tracestate),
+            kind=tracing.SpanKind.SERVER,
+            attributes={
+                "http.request.method": method,
+                "http.route": route,
+                "url.path": scope["path"],
+                "url.scheme": scope.get("scheme", "http"),
+            },
+        )
+        echo = (b"traceparent", tracing.traceparent_of(span).encode())
+        status = 500
+
+        async def send_traced(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), echo]
+            await send(message)
+
+        if not span.is_recording():  # not sampled: its traceparent echoed, nothing more
+            try:
+                await self._serve(scope, receive, send_traced)
+            finally:
+                span.end()
+            return
+        token = tracing.activate(span)
+        try:
+            await self._serve(scope, receive, send_traced)
+        except BaseException as e:
+            span.record_exception(e)
+            raise
+        finally:
+            tracing.deactivate(token)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                tracing.fail(span, f"HTTP {status}", str(status))
+            context = logs.current()
+            if context is not None:
+                for attribute, value in (
+                    (tracing.REQUEST_ID, context.request_id),
+                    (tracing.MODEL, context.model),
+                    (tracing.VERSION, context.version),
+                    (tracing.TASK_ID, context.task_id),
+                ):
+                    if value:
+                        span.set_attribute(attribute, value)
+            span.end()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         admission = self.admission
         if scope.pop(_RESERVED, False):
@@ -345,7 +445,8 @@ class Edge:
         if self.metrics is not None:
             endpoint = endpoint_of(path)
             series = self.metrics.series(endpoint, context.model, context.version)
-            series.observe(status, seconds, reason)
+            trace_id = tracing.current_trace_id() if tracing.tracer is not None else ""
+            series.observe(status, seconds, reason, trace_id)
             if endpoint == "tasks" and status == 200 and scope["method"] == "DELETE":
                 self.metrics.cancelled.labels(context.model, context.version).inc()
         logger.debug("%s %s -> %d in %.1f ms", scope["method"], path, status, seconds * 1000)

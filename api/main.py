@@ -20,6 +20,7 @@ from api.oip.catalog_extensions import Extensions
 from api.openai import routes as openai
 from api.routes import dashboard, docs, errors, health, metrics, models, predict, tasks
 from api.routes.predict import PredictFastPath
+from conveyor import tracing
 from conveyor.metrics import GatewayMetrics
 from conveyor.process import settle_heap
 from conveyor.redis import redis_client_for
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.dispatcher.stop()
             await waits.aclose()
             await app.state.catalog.aclose()
+            tracing.flush()  # the spans still held leave before the process does
 
     app = FastAPI(
         title="Conveyor gateway",

@@ -12,28 +12,53 @@ the stream with ``StreamDiverged``: what the client holds can no longer be compl
 
 ``started`` awaits a stream's first item before anything is sent to the client, so that what
 ``Dispatcher.stream`` raises before its first item (an overloaded queue, no worker, Redis
-away) is still answered as a plain error with its status.
+away) is still answered as a plain error with its status; a client that goes away meanwhile
+stops the generation then (``ClientGone``).
+
+``sse_answer`` is the tail the protocols' Server-Sent Events share (the OpenAI-compatible
+endpoints and the generate extension; predict's own SSE shows restarts): ``started``, then
+``seamless``, then the protocol's rendering of the pieces, with a keepalive comment each
+``KEEPALIVE_SECONDS`` that nothing is sent (``api.streaming.with_keepalives``), as on predict's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Final, Protocol, TypeVar
+
+from starlette.background import BackgroundTask
+from starlette.responses import StreamingResponse
+from starlette.types import Receive
 
 from api.exceptions import GatewayError
+from api.streaming import (
+    KEEPALIVE_SECONDS,
+    SSE_HEADERS,
+    SSE_KEEPALIVE,
+    batches_with_keepalives,
+)
 from conveyor.streams import Chunk, Restart
 from proto import task_pb2
 
 __all__ = [
+    "SSE_MEDIA_TYPE",
+    "ClientGone",
+    "Render",
     "StreamDiverged",
     "StreamEndView",
     "StreamItem",
     "Streamer",
+    "client_gone",
     "close",
+    "first_unless_gone",
     "seamless",
+    "sse_answer",
     "started",
 ]
+
+SSE_MEDIA_TYPE: Final = "text/event-stream; charset=utf-8"
 
 
 class StreamEndView(Protocol):
@@ -82,17 +107,64 @@ async def close(items: AsyncIterator[object]) -> None:
         await aclose()
 
 
-async def started(items: AsyncIterator[StreamItem]) -> AsyncIterator[StreamItem]:
+class ClientGone(GatewayError):
+    """The client went away before a stream's first piece: the generation was stopped, and
+    this answer (400) reaches nobody."""
+
+    code = "client_disconnected"
+    status = 400
+
+
+def client_gone(receive: Receive) -> Callable[[], Awaitable[None]]:
+    """A wait that returns once the client of ``receive`` (the request's ASGI channel, its body
+    read already) has gone away."""
+
+    async def gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    return gone
+
+
+async def started(
+    items: AsyncIterator[StreamItem], gone: Callable[[], Awaitable[None]] | None = None
+) -> AsyncIterator[StreamItem]:
     """``items`` once its first item is there (what the stream raises before it raises here,
-    and the stream is closed); closing the result closes ``items``."""
+    and the stream is closed); closing the result closes ``items``.
+
+    ``gone`` (optional) returns once the client has gone away: if it does before the first
+    item, the wait for that item is cancelled, which ends ``items`` (``Dispatcher.stream`` then
+    asks its worker to stop), and ``ClientGone`` is raised."""
     try:
-        first = await anext(items)
+        first = await (anext(items) if gone is None else first_unless_gone(items, gone))
     except StopAsyncIteration:
         return _empty()
     except BaseException:
         await close(items)
         raise
     return _chain(first, items)
+
+
+_First = TypeVar("_First")
+
+
+async def first_unless_gone(
+    items: AsyncIterator[_First], gone: Callable[[], Awaitable[None]]
+) -> _First:
+    """The first item, awaited in a task of its own, unless ``gone`` returns first: then that
+    task is cancelled (which ends ``items``) and ``ClientGone`` raised."""
+    first = asyncio.ensure_future(anext(items))
+    watch = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait((first, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        first.cancel()  # nothing, once it is done
+        # Let a cancelled wait end its stream before the stream is closed.
+        await asyncio.wait((first,))
+    if first.cancelled():
+        raise ClientGone("the client went away before the stream's first piece")
+    return first.result()
 
 
 async def _empty() -> AsyncIterator[StreamItem]:
@@ -153,3 +225,46 @@ async def seamless(
             return
     finally:
         await close(items)
+
+
+Render = Callable[[AsyncIterator[Chunk | StreamEndView]], AsyncGenerator[bytes, None]]
+"""A protocol's Server-Sent Events for a stream's pieces and end (restarts hidden already)."""
+
+
+async def sse_answer(
+    items: AsyncIterator[StreamItem],
+    render: Render,
+    *,
+    model: str | None,
+    gone: Callable[[], Awaitable[None]] | None,
+    keepalive: float | None = None,
+) -> StreamingResponse:
+    """The Server-Sent Events answer of a synchronous streamed task (``items``, as
+    ``Dispatcher.stream`` yields them): once its first item is there (``started``: what comes
+    before raises here; ``gone`` returning first raises ``ClientGone``, the generation
+    stopped), ``render`` of its pieces without restarts (``seamless``), and ``SSE_KEEPALIVE``
+    each ``keepalive`` seconds (default ``KEEPALIVE_SECONDS``) that ``render`` sends nothing.
+    However the answer ends (a client gone away included), ``items`` is closed: before its
+    end, its worker is asked to stop."""
+    pieces = seamless(await started(items, gone), model)
+    body = _with_keepalives(render(pieces), KEEPALIVE_SECONDS if keepalive is None else keepalive)
+    return StreamingResponse(
+        body,
+        media_type=SSE_MEDIA_TYPE,
+        headers=SSE_HEADERS,
+        # Run once the response ends, however it ends (a client gone away included).
+        background=BackgroundTask(close, body),
+    )
+
+
+async def _with_keepalives(
+    body: AsyncGenerator[bytes, None], seconds: float
+) -> AsyncGenerator[bytes, None]:
+    """``body``'s parts, those ready at once joined in one write, and ``SSE_KEEPALIVE`` after
+    each ``seconds`` without one."""
+    paced = batches_with_keepalives(body, seconds)
+    try:
+        async for parts in paced:
+            yield b"".join(parts) if parts else SSE_KEEPALIVE
+    finally:
+        await paced.aclose()

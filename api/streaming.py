@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import orjson
 
@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_BUFFER",
     "KEEPALIVE_SECONDS",
     "READ_COUNT",
+    "SSE_HEADERS",
     "SSE_KEEPALIVE",
     "ChunkReader",
     "EventSource",
@@ -295,16 +296,19 @@ async def follow_task(
             ended = await status()  # still there? (an expired task raises TaskNotFound)
 
 
-class _Pump:
+_Item = TypeVar("_Item")
+
+
+class _Pump(Generic[_Item]):
     """Reads ``items`` ahead of its consumer, in a task of its own, into a queue of at most
     ``limit`` items (it waits while the queue is full). The consumer takes whatever is queued at
     once (``take``). Closing it cancels the read in progress, which ends ``items``; an
     ``items`` not running is closed instead."""
 
-    def __init__(self, items: AsyncGenerator[StreamItem, None], limit: int) -> None:
+    def __init__(self, items: AsyncGenerator[_Item, None], limit: int) -> None:
         self._items = items
         self._limit = max(1, limit)
-        self._queue: deque[StreamItem] = deque()
+        self._queue: deque[_Item] = deque()
         self._error: BaseException | None = None
         self._ended = False
         self._ready: asyncio.Future[None] | None = None  # the consumer waits for items
@@ -328,7 +332,7 @@ class _Pump:
                 _wake(self._ready)
             await self._items.aclose()  # a no-op unless it was waiting for room
 
-    async def take(self, seconds: float) -> list[StreamItem] | None:
+    async def take(self, seconds: float) -> list[_Item] | None:
         """Every item queued, in order; waits up to ``seconds`` for one (then ``[]``). None
         after the last; an error ``items`` raised is raised after the items before it."""
         if not self._queue and not self._ended:
@@ -363,12 +367,12 @@ class _Pump:
 
 
 async def batches_with_keepalives(
-    items: AsyncGenerator[StreamItem, None], seconds: float, limit: int = DEFAULT_BUFFER
-) -> AsyncGenerator[list[StreamItem], None]:
-    """``items`` in lists of what is ready at once (at most ``limit``, in order), and an empty
-    list each time ``seconds`` pass without one (an SSE keepalive comment keeps proxies from
-    closing a quiet stream). A consumer that falls behind gets bigger lists, so it writes one
-    answer per list, not per item.
+    items: AsyncGenerator[_Item, None], seconds: float, limit: int = DEFAULT_BUFFER
+) -> AsyncGenerator[list[_Item], None]:
+    """``items`` (a stream's items, or the parts of an SSE body) in lists of what is ready at
+    once (at most ``limit``, in order), and an empty list each time ``seconds`` pass without
+    one (an SSE keepalive comment keeps proxies from closing a quiet stream). A consumer that
+    falls behind gets bigger lists, so it writes one answer per list, not per item.
 
     ``items`` is read in one task of its own (not a task per item): a quiet wait is not
     cancelled; when this iterator is closed or cancelled, the read in progress is cancelled,
@@ -383,8 +387,8 @@ async def batches_with_keepalives(
 
 
 async def with_keepalives(
-    items: AsyncGenerator[StreamItem, None], seconds: float
-) -> AsyncGenerator[StreamItem | None, None]:
+    items: AsyncGenerator[_Item, None], seconds: float
+) -> AsyncGenerator[_Item | None, None]:
     """``items`` one by one, and None each time ``seconds`` pass without one; closing and
     cancelling as ``batches_with_keepalives``."""
     batches = batches_with_keepalives(items, seconds)
@@ -399,6 +403,9 @@ async def with_keepalives(
 
 
 # Server-Sent Events (docs/api.md, "Streaming")
+
+SSE_HEADERS: Final = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""The headers of every Server-Sent Events answer (no proxy may cache or buffer it)."""
 
 KEEPALIVE_SECONDS: Final = 15.0
 """How long a stream stays quiet before a keepalive comment."""

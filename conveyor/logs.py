@@ -5,7 +5,8 @@
 Each line carries time, level, service, logger and message, plus whichever of ``request_id``,
 ``task_id``, ``model`` and ``version`` the current context holds: the gateway opens a context
 per request (``begin()``), a worker binds one per task (``bound()``), so one request can be
-followed across processes with a grep for its id.
+followed across processes with a grep for its id. While tracing is on (``conveyor.tracing``), a
+line written inside a span also carries that span's ``trace_id`` and ``span_id``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from conveyor import tracing
 from conveyor.settings import ServiceSettings
 
 __all__ = [
@@ -118,6 +120,10 @@ class JsonFormatter(logging.Formatter):
         context = _context.get()
         if context is not None:
             entry.update(context.ids())
+        if tracing.tracer is not None:
+            ids = tracing.current_ids()
+            if ids is not None:
+                entry["trace_id"], entry["span_id"] = ids
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
@@ -135,6 +141,8 @@ class TextFormatter(logging.Formatter):
         context = _context.get()
         if context is not None:
             ids = context.ids()
+            if tracing.tracer is not None and (span := tracing.current_ids()) is not None:
+                ids["trace_id"], ids["span_id"] = span
             if ids:
                 line += " [" + " ".join(f"{k}={v}" for k, v in ids.items()) + "]"
         return line

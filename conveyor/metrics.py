@@ -23,6 +23,7 @@ Series (``docs/observability.md`` lists them with their labels):
 from __future__ import annotations
 
 import itertools
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
@@ -37,9 +38,11 @@ from prometheus_client import (
     start_http_server,
 )
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
 
 from proto import task_pb2
 
@@ -53,6 +56,7 @@ __all__ = [
     "StreamSeries",
     "WorkerMetrics",
     "exposition",
+    "negotiated",
     "new_registry",
     "outcome_of",
     "serve",
@@ -85,6 +89,14 @@ def exposition(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
 
 
+def negotiated(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
+    """The registry's series in the format the scraper's ``Accept`` asks for: OpenMetrics
+    (which carries the histograms' exemplars: trace ids) for ``application/openmetrics-text``,
+    else Prometheus' text format. Returns the body and its ``Content-Type``."""
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
+
+
 def serve(registry: CollectorRegistry, port: int, host: str = "0.0.0.0") -> bool:
     """Serve ``/metrics`` from ``registry`` on ``host:port`` in a thread (a worker's endpoint);
     False when the port is taken."""
@@ -115,7 +127,16 @@ class RequestSeries:
     take a lock each and cost several times more).
     """
 
-    __slots__ = ("buckets", "by_outcome", "endpoint", "model", "rejected", "sum", "version")
+    __slots__ = (
+        "buckets",
+        "by_outcome",
+        "endpoint",
+        "exemplars",
+        "model",
+        "rejected",
+        "sum",
+        "version",
+    )
 
     def __init__(self, endpoint: str, model: str, version: str) -> None:
         self.endpoint = endpoint
@@ -125,13 +146,21 @@ class RequestSeries:
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # per bucket, +Inf last; not cumulative
         self.sum = 0.0
         self.rejected: dict[str, int] = {}
+        self.exemplars: dict[int, Exemplar] = {}
+        """The last traced request of each bucket (by index): its trace id, latency, time."""
 
-    def observe(self, status: int, seconds: float, reason: str = "queue_full") -> None:
-        """Count one request that ended with ``status`` after ``seconds``."""
+    def observe(
+        self, status: int, seconds: float, reason: str = "queue_full", trace_id: str = ""
+    ) -> None:
+        """Count one request that ended with ``status`` after ``seconds`` (``trace_id``: its
+        trace, kept as its latency bucket's exemplar)."""
         outcome = _OUTCOMES.get(status) or outcome_of(status)
         self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
-        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        bucket = bisect_left(LATENCY_BUCKETS, seconds)
+        self.buckets[bucket] += 1
         self.sum += seconds
+        if trace_id:
+            self.exemplars[bucket] = Exemplar({"trace_id": trace_id}, seconds, time.time())
         if status == 429:
             self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
@@ -174,9 +203,13 @@ class _RequestCollector(Collector):
             for outcome, count in s.by_outcome.items():
                 requests.add_metric([s.model, s.version, s.endpoint, outcome], count)
             cumulative = s.cumulative()
+            exemplars = s.exemplars
             latency.add_metric(
                 [s.model, s.version, s.endpoint],
-                [(_LE[i], float(n)) for i, n in enumerate(cumulative)],
+                [
+                    (_LE[i], float(n), exemplars[i]) if i in exemplars else (_LE[i], float(n))
+                    for i, n in enumerate(cumulative)
+                ],
                 s.sum,
             )
             for reason, count in s.rejected.items():
@@ -423,11 +456,17 @@ class WorkerMetrics:
         ).labels(model, version)
 
     def observe(
-        self, tasks: Sequence[task_pb2.Task], results: Sequence[task_pb2.TaskResult]
+        self,
+        tasks: Sequence[task_pb2.Task],
+        results: Sequence[task_pb2.TaskResult],
+        trace_ids: Sequence[str] | None = None,
     ) -> None:
-        """Count a batch of answered tasks: outcomes, time in queue and in the model."""
+        """Count a batch of answered tasks: outcomes, time in queue and in the model.
+        ``trace_ids`` (one per task, empty: not traced) become the latency histograms'
+        exemplars."""
         ran = 0
-        for task, result in zip(tasks, results, strict=True):
+        for i, (task, result) in enumerate(zip(tasks, results, strict=True)):
+            exemplar = {"trace_id": trace_ids[i]} if trace_ids and trace_ids[i] else None
             if result.HasField("error"):
                 code = result.error.code
                 self._outcomes.get(code, self._outcomes[task_pb2.TaskError.MODEL_ERROR]).inc()
@@ -439,9 +478,9 @@ class WorkerMetrics:
                 ran += 1
                 if task.created_unix_ms:
                     queued = result.started_unix_ms - task.created_unix_ms
-                    self._queue.observe(max(queued, 0) / 1000)
+                    self._queue.observe(max(queued, 0) / 1000, exemplar)
                 running = result.finished_unix_ms - result.started_unix_ms
-                self._model.observe(max(running, 0) / 1000)
+                self._model.observe(max(running, 0) / 1000, exemplar)
         if ran:
             self._batch.observe(ran)
 

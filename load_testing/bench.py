@@ -3,7 +3,8 @@
 Usage::
 
     bazel run //load_testing:bench -- [--scenario main|overload|batching|soak|processes|
-        profile|tensors|goals] [--rounds 3] [--seconds 10] [--connections 32] [--warmup 3]
+        profile|tensors|streaming|tracing|goals] [--rounds 3] [--seconds 10]
+        [--connections 32] [--warmup 3]
 
 Each scenario is a module of its own, listed in :mod:`load_testing.bench_scenarios` (its
 module doc says what it runs and prints); ``goals`` runs main, overload, batching and soak in

@@ -25,6 +25,7 @@ from load_testing.profiling import ProfilerMissing, run_profile
 from load_testing.soak import run_soak
 from load_testing.streaming import run_streaming
 from load_testing.tensors import run_tensors
+from load_testing.tracing_cost import run_tracing
 
 __all__ = ["GOAL_SCENARIOS", "MOVED", "SCENARIOS", "BenchScenario", "ScenarioError"]
 
@@ -85,6 +86,11 @@ SCENARIOS: Final[dict[str, BenchScenario]] = {
             "streaming",
             "model_c's streams against its generator answering SSE in one process",
             run_streaming,
+        ),
+        BenchScenario(
+            "tracing",
+            "sync predict with tracing unset, configured but not sampling, and sampling all",
+            run_tracing,
         ),
     )
 }

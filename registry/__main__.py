@@ -1,5 +1,6 @@
 """Run the registry: ``python -m registry``."""
 
+from conveyor import tracing
 from conveyor.http_server import HttpServer, run
 from conveyor.logs import configure_logging
 from registry.config import Settings
@@ -10,8 +11,13 @@ def main() -> int:
     """Serve the registry on REGISTRY_HOST:REGISTRY_PORT."""
     settings = Settings()
     configure_logging("registry", settings.log_format, settings.log_level)
+
+    def server() -> HttpServer:
+        tracing.configure(tracing.REGISTRY)  # in the serving process (OTEL_* variables)
+        return HttpServer(create_app(settings))
+
     return run(
-        lambda: HttpServer(create_app(settings)),
+        server,
         host=settings.registry_host,
         port=settings.registry_port,
         name="registry",

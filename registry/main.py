@@ -6,8 +6,10 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+from conveyor import tracing
 from conveyor.metrics import RegistryMetrics
 from conveyor.redis import redis_client_for
+from conveyor.tracing_asgi import ServerSpans
 from registry import errors
 from registry.config import Settings
 from registry.routes import health, instances, metrics, models
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await client.aclose()
+            tracing.flush()  # the spans still held leave before the process does
 
     app = FastAPI(
         title="Conveyor registry",
@@ -46,4 +49,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, responses=errors.REDIS_DOWN)
     for module in (health, metrics):
         app.include_router(module.router)
+    app.add_middleware(ServerSpans, route_of=route_of)  # a span per request, when tracing is on
     return app
+
+
+def route_of(path: str) -> str:
+    """A registry path's route template: model names and instance ids replaced."""
+    parts = path.split("/")
+    if len(parts) >= 3 and parts[1] == "models":
+        parts[2] = "{name}"
+        if len(parts) >= 5 and parts[3] == "instances":
+            parts[4] = "{instance_id}"
+    return "/".join(parts)

@@ -34,7 +34,7 @@ from types import MappingProxyType
 import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError, Message
 
-from conveyor import logs
+from conveyor import logs, tracing
 from conveyor.metrics import WorkerMetrics
 from conveyor.results import ResultBackend, now_ms
 from conveyor.stats import StatsTally
@@ -48,6 +48,7 @@ from worker_base.retry_policy import Retry, RetryPolicy, policy_for
 from worker_base.scheduler import Delivery, Scheduler
 from worker_base.settle import REDIS_RETRY_DELAY, Settler, until_redis_answers
 from worker_base.streaming import StreamDeadline, StreamRun, StreamStopped, StreamTooLong
+from worker_base.task_spans import model_call, outcome
 
 __all__ = ["Attempts", "Executor", "TaskRunner"]
 
@@ -342,9 +343,11 @@ class TaskRunner:
     async def _attempt(self, runnable: list[Delivery]) -> None:
         """Run ``runnable`` (one model call when batching), hand over results and retries."""
         tasks = [d.task for d in runnable]
-        results, retries = await self.executor.attempt_batch(
-            tasks, [bool(d.message.redelivered) for d in runnable]
-        )
+        redelivered = [bool(d.message.redelivered) for d in runnable]
+        if tracing.tracer is not None and any(d.span is not None for d in runnable):
+            results, retries = await self._traced_attempt(runnable, tasks, redelivered)
+        else:
+            results, retries = await self.executor.attempt_batch(tasks, redelivered)
         if retries:
             runnable, tasks, results = self._retry(runnable, results, retries)
             if not runnable:
@@ -353,11 +356,32 @@ class TaskRunner:
         # The results leave first: the flush the commit started sends them in this pause, and
         # the bookkeeping below runs while they are on the wire.
         await asyncio.sleep(0)
-        self.metrics.observe(tasks, results)
+        traces = None
+        if tracing.tracer is not None:
+            traces = [tracing.trace_id_of(d.span) if d.span else "" for d in runnable]
+        self.metrics.observe(tasks, results, traces)
         if logger.isEnabledFor(logging.DEBUG):
-            for task, result in zip(tasks, results, strict=True):
+            for delivery, result in zip(runnable, results, strict=True):
+                task = delivery.task
                 with logs.bound(task.request_id, task.task_id, task.model, task.version):
-                    logger.debug("task answered: %s", _outcome(result))
+                    if delivery.span is None:
+                        logger.debug("task answered: %s", _outcome(result))
+                        continue
+                    with tracing.current(delivery.span):
+                        logger.debug("task answered: %s", _outcome(result))
+
+    async def _traced_attempt(
+        self, runnable: list[Delivery], tasks: list[task_pb2.Task], redelivered: list[bool]
+    ) -> Attempts:
+        """``attempt_batch`` in the model call's span; each outcome noted on its task's span."""
+        spans = [d.span for d in runnable if d.span is not None]
+        executor = self.executor
+        with model_call(spans, executor.model_name, executor.batching, len(tasks)):
+            results, retries = await executor.attempt_batch(tasks, redelivered)
+        for i, (delivery, result) in enumerate(zip(runnable, results, strict=True)):
+            if delivery.span is not None:
+                outcome(delivery.span, result, retried=i in retries)
+        return results, retries
 
     def _retry(
         self,

@@ -36,6 +36,7 @@ from proto import task_pb2
 from worker_base.retry_policy import Retry
 from worker_base.scheduler import Delivery
 from worker_base.settle import Settler, until_redis_answers
+from worker_base.task_spans import retry_publish
 
 __all__ = ["PUBLISH_TIMEOUT", "AmqpDelayLane", "DelayLane", "RetryScheduler"]
 
@@ -124,7 +125,12 @@ class RetryScheduler:
         task = delivery.task
         with logs.bound(task.request_id, task.task_id, task.model, task.version):
             try:
-                await self.lane.publish(retry.task, retry.delay_ms)
+                if delivery.span is not None:
+                    queue = delay_exchange(retry.delay_ms)
+                    with retry_publish(delivery.span, retry.task, queue, retry.delay_ms):
+                        await self.lane.publish(retry.task, retry.delay_ms)
+                else:
+                    await self.lane.publish(retry.task, retry.delay_ms)
             except Exception as e:
                 logger.warning(
                     "the delay lane did not take the retry of task %s (%s: %s); returning it "

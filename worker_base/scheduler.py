@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from conveyor.tracing import Span
 from proto import task_pb2
 from worker_base.settle import Pack
 
@@ -44,6 +45,10 @@ class Delivery:
     settled: bool = field(compare=False, default=False)
     pack: Pack | None = field(compare=False, default=None)
     """The ``TaskBatch`` message's tasks this one is settled with; None for a message of one."""
+    span: Span | None = field(compare=False, default=None)
+    """Its process span while it is open (``worker_base.task_spans``); None: not traced."""
+    store_span: Span | None = field(compare=False, default=None)
+    """Its result's store span, from the hand-over until stored."""
 
 
 class Scheduler:
@@ -67,9 +72,12 @@ class Scheduler:
         message: AbstractIncomingMessage,
         lane: str,
         pack: Pack | None = None,
+        span: Span | None = None,
     ) -> Delivery:
-        """Wrap a delivered task, numbered in arrival order."""
-        return Delivery((-task.priority, next(self._seq)), task, message, lane, pack=pack)
+        """Wrap a delivered task, numbered in arrival order (``span``: its process span)."""
+        return Delivery(
+            (-task.priority, next(self._seq)), task, message, lane, pack=pack, span=span
+        )
 
     async def put(self, delivery: Delivery) -> None:
         """Add a delivery and wake a waiting runner."""

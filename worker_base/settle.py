@@ -45,6 +45,7 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage
 
 from proto import task_pb2
+from worker_base import task_spans
 
 if TYPE_CHECKING:
     from worker_base.scheduler import Delivery
@@ -225,7 +226,11 @@ class GroupCommit:
         return len(self._pending)
 
     def add(self, items: Sequence[tuple[Delivery, task_pb2.TaskResult]]) -> None:
-        """Hand over finished tasks; they are stored with the next flush."""
+        """Hand over finished tasks; they are stored with the next flush (a traced task's store
+        span starts now)."""
+        for delivery, _ in items:
+            if delivery.span is not None:
+                delivery.store_span = task_spans.storing(delivery.span)
         self._pending.extend(items)
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
@@ -240,6 +245,10 @@ class GroupCommit:
                 except Exception:
                     logger.exception("storing %d results failed; requeueing them", len(items))
                     stored = False
+                for delivery, _ in items:
+                    if delivery.store_span is not None:
+                        task_spans.stored(delivery.store_span, stored)
+                        delivery.store_span = None
                 await self._settle([delivery for delivery, _ in items], stored)
         finally:
             self._flusher = None
@@ -290,6 +299,9 @@ class Settler:
             if delivery.settled:
                 continue
             delivery.settled = True
+            if delivery.span is not None:
+                task_spans.settled(delivery.span, requeue)
+                delivery.span = None
             pack = delivery.pack
             if pack is None:
                 (returning if requeue else acking).append(delivery.message)

@@ -29,7 +29,7 @@ import uvloop
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 
-from conveyor import logs, metrics
+from conveyor import logs, metrics, tracing
 from conveyor.amqp import connect_amqp
 from conveyor.logs import configure_logging
 from conveyor.process import settle_heap, supervise
@@ -52,6 +52,7 @@ from worker_base.retry_policy import policy_for
 from worker_base.scheduler import Scheduler
 from worker_base.settle import Pack, Settler, until_redis_answers
 from worker_base.streaming import StreamRun
+from worker_base.task_spans import delivered
 
 __all__ = ["Worker", "run_model"]
 
@@ -265,7 +266,17 @@ class Worker:
         if lane in _DURABLE_LANES and _deliveries(message) >= self.settings.max_deliveries:
             await self._dead_letter(task, message)
             return
-        await self.scheduler.put(self.scheduler.make(task, message, lane))
+        span = None
+        if tracing.tracer is not None and task.trace_context:
+            span = self._delivered(task, message, time.time_ns())
+        await self.scheduler.put(self.scheduler.make(task, message, lane, span=span))
+
+    def _delivered(
+        self, task: task_pb2.Task, message: AbstractIncomingMessage, received_ns: int
+    ) -> tracing.Span | None:
+        """A traced task's queue span, ended now, and its process span, begun now."""
+        queue = message.routing_key or self.queue_name
+        return delivered(task, queue, self.model_name, self.version, received_ns)
 
     async def _on_packed(self, lane: str, message: AbstractIncomingMessage) -> None:
         """Take the tasks of a ``TaskBatch`` message, each a delivery of its own that shares
@@ -287,8 +298,12 @@ class Worker:
             await self.settler.reject(message)
             return
         pack = Pack(message, len(tasks))
+        received_ns = time.time_ns()
         for task in tasks:
-            await self.scheduler.put(self.scheduler.make(task, message, lane, pack))
+            span = None
+            if tracing.tracer is not None and task.trace_context:
+                span = self._delivered(task, message, received_ns)
+            await self.scheduler.put(self.scheduler.make(task, message, lane, pack, span))
 
     async def _dead_letter(self, task: task_pb2.Task, message: AbstractIncomingMessage) -> None:
         """Answer a task that killed its workers too often, and move it to the dead letters."""
@@ -386,6 +401,12 @@ def _serve(model: Model, settings: Settings) -> None:
             loop.add_signal_handler(signum, stop.set)
         await Worker(model, settings).run(stop)
 
-    # uvloop: the event loop's own overhead is a large share of a light model's work per task.
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main())
+    # In the serving process (after the fork): the span exporter runs a thread.
+    tracing.configure(tracing.worker_service(settings.model_name or model.name))
+    try:
+        # uvloop: the event loop's own overhead is a large share of a light model's work per
+        # task.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
+    finally:
+        tracing.shutdown()  # the spans still held leave before the process does

@@ -14,6 +14,10 @@ the stream, and now and then claims the entries another consumer has held for lo
 ``CALLBACK_TIMEOUT`` plus ``CLAIM_MARGIN_SECONDS`` (its gateway was killed mid-delivery), and
 delivers them again.
 
+With tracing on (``conveyor.tracing``), each attempt is a client span (``POST callback``, a new
+trace: the callback entry carries no context of the task's), its ``traceparent`` sent with the
+POST; a failed attempt has the status ERROR.
+
 Delivery is at least once: a gateway killed (or stopped) after the receiver got a POST and
 before the entry was settled leaves it pending, and another attempt follows. Receivers
 deduplicate by ``Conveyor-Event-ID``. A Redis outage pauses delivery, and nothing is lost: what
@@ -46,7 +50,7 @@ from api.config import Settings
 from api.dispatch import Dispatcher
 from api.exceptions import TaskNotFound
 from api.task_state import task_state
-from conveyor import logs
+from conveyor import logs, tracing
 from conveyor.metrics import GatewayMetrics
 from conveyor.redis import redis_client_for
 from conveyor.results import now_ms
@@ -313,8 +317,11 @@ class CallbackDelivery:
         attempt = dataclasses.replace(callback, attempts=callback.attempts + 1)
         headers = callback_headers(self.policy.secret, callback.task_id, callback.status, body)
         started = time.perf_counter()
-        failure = await post_callback(self._client, callback.url, body, headers,
-                                      self.policy.timeout)  # fmt: skip
+        if tracing.tracer is not None:
+            failure = await self._traced_post(tracing.tracer, attempt, body, headers)
+        else:
+            failure = await post_callback(self._client, callback.url, body, headers,
+                                          self.policy.timeout)  # fmt: skip
         if self._metrics is not None:
             self._metrics.callback_seconds.observe(time.perf_counter() - started)
         if failure is None:
@@ -328,6 +335,30 @@ class CallbackDelivery:
                 logger.warning("callbacks: undeliverable after %d attempts: %s",
                                attempt.attempts, failure)  # fmt: skip
             self._count(settled, "undeliverable")
+
+    async def _traced_post(
+        self, tracer: tracing.Tracer, attempt: Callback, body: bytes, headers: dict[str, str]
+    ) -> str | None:
+        """The POST of one attempt in a client span; its failure (None: delivered)."""
+        url = httpx.URL(attempt.url)
+        with tracer.start_as_current_span(
+            "POST callback",
+            kind=tracing.SpanKind.CLIENT,
+            attributes={
+                "http.request.method": "POST",
+                "server.address": url.host,
+                "url.path": url.path,
+                tracing.TASK_ID: attempt.task_id,
+                "conveyor.callback.attempt": attempt.attempts,
+                "conveyor.callback.status": attempt.status,
+            },
+        ) as span:
+            headers = {**headers, tracing.TRACEPARENT: tracing.traceparent_of(span)}
+            failure = await post_callback(self._client, attempt.url, body, headers,
+                                          self.policy.timeout)  # fmt: skip
+            if failure is not None:
+                tracing.fail(span, failure)
+            return failure
 
     async def _retry(self, entry: Entry, callback: Callback, failure: str) -> None:
         delay = retry_delay(max(callback.attempts, 1), self.policy.backoff_seconds)

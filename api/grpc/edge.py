@@ -11,6 +11,8 @@
   where REST sends ``Retry-After``.
 - Metrics: each call counted like an HTTP request, under the endpoint ``grpc_infer``
   (ModelInfer) or ``grpc`` (the other calls).
+- Tracing (``conveyor.tracing``), when on: each call a server span that continues the client's
+  ``traceparent`` metadata; the span's ``traceparent`` is sent back in the initial metadata.
 
 Liveness and readiness (``ServerLive``, ``ServerReady``) stay open, as ``/v2/health/*``: no key,
 not bounded.
@@ -27,7 +29,7 @@ import grpc
 from api.edge import Admission, bearer_authorized, request_id_for
 from api.exceptions import Overloaded, Unauthorized
 from api.grpc.status import failure_of
-from conveyor import logs
+from conveyor import logs, tracing
 from conveyor.metrics import GatewayMetrics
 
 __all__ = ["REQUEST_ID", "Call", "CallEdge", "Method"]
@@ -84,7 +86,48 @@ class CallEdge:
         metadata = {key: value for key, value in context.invocation_metadata() or ()}
         request_id = request_id_for(_text(metadata.get(REQUEST_ID)).encode())
         log = logs.begin(request_id)
-        await context.send_initial_metadata(((REQUEST_ID, request_id),))
+        tracer = tracing.tracer
+        if tracer is None:
+            await context.send_initial_metadata(((REQUEST_ID, request_id),))
+            return await self._serve(context, method, work, arrival, request_id, log, metadata)
+        service, _, name = method.path.lstrip("/").partition("/")
+        span = tracer.start_span(
+            f"{service}/{name}",
+            context=tracing.extract(
+                _text(metadata.get(tracing.TRACEPARENT)), _text(metadata.get(tracing.TRACESTATE))
+            ),
+            kind=tracing.SpanKind.SERVER,
+            attributes={
+                tracing.RPC_SYSTEM: "grpc",
+                tracing.RPC_SERVICE: service,
+                tracing.RPC_METHOD: name,
+                tracing.REQUEST_ID: request_id,
+            },
+        )
+        answered = ((REQUEST_ID, request_id), (tracing.TRACEPARENT, tracing.traceparent_of(span)))
+        if not span.is_recording():  # not sampled: its traceparent sent back, nothing more
+            await context.send_initial_metadata(answered)
+            return await self._serve(context, method, work, arrival, request_id, log, metadata)
+        token = tracing.activate(span)
+        try:
+            await context.send_initial_metadata(answered)
+            return await self._serve(
+                context, method, work, arrival, request_id, log, metadata, span
+            )
+        finally:
+            tracing.deactivate(token)
+            for attribute, value in ((tracing.MODEL, log.model), (tracing.VERSION, log.version),
+                                     (tracing.TASK_ID, log.task_id)):  # fmt: skip
+                if value:
+                    span.set_attribute(attribute, value)
+            span.end()
+
+    async def _serve(
+        self, context: Any, method: Method, work: Callable[[Call], Awaitable[T]], arrival: float,
+        request_id: str, log: logs.LogContext, metadata: dict[str, Any],
+        span: tracing.Span | None = None,
+    ) -> T:  # fmt: skip
+        """The call's keys, bound, work and metrics (``serve`` without its span)."""
         status, reason, counted = 200, "queue_full", False
         try:
             if not method.open:
@@ -114,6 +157,10 @@ class CallEdge:
         except Exception as exc:
             failure = failure_of(exc)
             status = failure.http_status
+            if span is not None:
+                span.set_attribute(tracing.RPC_GRPC_STATUS, failure.code.value[0])
+                if status >= 500:
+                    tracing.fail(span, failure.message, failure.code.name)
             trailing = (("retry-after", str(failure.retry_after)),) if failure.retry_after else ()
             await context.abort(failure.code, failure.message, trailing)
             raise AssertionError("context.abort returned instead of raising") from exc
@@ -122,7 +169,8 @@ class CallEdge:
                 self.admission.inflight -= 1
             if self.metrics is not None:
                 series = self.metrics.series(method.endpoint, log.model, log.version)
-                series.observe(status, time.monotonic() - arrival, reason)
+                trace_id = tracing.current_trace_id() if span is not None else ""
+                series.observe(status, time.monotonic() - arrival, reason, trace_id)
 
 
 def _text(value: str | bytes | None) -> str:

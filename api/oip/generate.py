@@ -17,7 +17,7 @@ on Triton). A worker that dies mid-stream is hidden (``api.pieces.seamless``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -35,7 +35,6 @@ from proto import task_pb2
 
 __all__ = [
     "PARAMETERS",
-    "SSE_MEDIA_TYPE",
     "GenerateRequest",
     "events",
     "generate_response",
@@ -45,8 +44,6 @@ __all__ = [
 
 PARAMETERS: Final = "parameters"
 """The key of a generate request that holds its request parameters, not an input."""
-
-SSE_MEDIA_TYPE: Final = "text/event-stream; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -109,7 +106,7 @@ async def events(
     pieces: AsyncIterator[Chunk | StreamEndView],
     info: ModelView,
     error_body: Callable[[Exception], dict[str, Any]],
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The ``/generate_stream`` body: an event per piece, or the error event at the first
     failure (``error_body(exc)`` gives its ``{"error": ...}`` object). Closing it closes
     ``pieces``."""

@@ -7,18 +7,14 @@ registry 503, a timeout 504, an overloaded gateway 429, a failed model 500; load
 501 (the extensions' paths are in ``api.oip.extension_routes``).
 """
 
+import functools
 import logging
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from starlette.background import BackgroundTask
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.config import Settings
 from api.deps import SettingsDep
@@ -29,7 +25,6 @@ from api.oip.documentation import GENERATE_OPENAPI, GENERATE_STREAM_OPENAPI, INF
 from api.oip.exceptions import OipError
 from api.oip.execute import execute, no_worker, seconds_left
 from api.oip.generate import (
-    SSE_MEDIA_TYPE,
     GenerateRequest,
     events,
     generate_response,
@@ -39,11 +34,13 @@ from api.oip.generate import (
 from api.oip.infer import decode_inputs, infer_options, parse_body, render_response, wanted_outputs
 from api.oip.ports import CatalogDep, DispatcherDep, ModelView
 from api.oip.tensors import mapping_for
-from api.pieces import close, seamless, started
-from api.routes.errors import status_of
-from api.routes.predict import SSE_HEADERS
-from conveyor.errors import ConveyorError
-from conveyor.web import allowed_methods
+from api.pieces import client_gone, sse_answer
+from api.protocol_errors import (
+    ProtocolRoute,
+    answer_unknown_paths,
+    error_responses,
+    failure_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,50 +59,25 @@ PLATFORM: Final = "conveyor_protobuf"
 
 def oip_error(exc: Exception) -> JSONResponse:
     """The protocol's error answer for any exception raised on a ``/v2`` path."""
-    status, message, headers = _failure(exc)
-    return JSONResponse(status_code=status, content={"error": message}, headers=headers)
+    failure = failure_of(exc, (OipError,), api="a v2")
+    return JSONResponse(
+        status_code=failure.status, content={"error": failure.message}, headers=failure.headers
+    )
 
 
 def error_object(exc: Exception) -> dict[str, Any]:
     """The protocol's error object for ``exc`` (``{"error": "<message>"}``), as a stream's
     last event carries it."""
-    return {"error": _failure(exc)[1]}
+    return {"error": failure_of(exc, (OipError,), api="a v2").message}
 
 
-def _failure(exc: Exception) -> tuple[int, str, Mapping[str, str] | None]:
-    headers: Mapping[str, str] | None = None
-    if isinstance(exc, OipError):
-        status, message = exc.status, exc.message
-    elif isinstance(exc, ConveyorError):
-        status, extra = status_of(exc)
-        headers = extra.get("headers")
-        # The gateway's 422 (a request that does not fit) is the protocol's 400.
-        status, message = (400 if status == 422 else status), exc.message
-    elif isinstance(exc, RequestValidationError):
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        status, message = 400, f"{where}: {first.get('msg', 'invalid')}"
-    elif isinstance(exc, StarletteHTTPException):
-        status, message, headers = exc.status_code, str(exc.detail), exc.headers
-    else:
-        logger.exception("unhandled error on a v2 path", exc_info=exc)
-        status, message = 500, "internal error; see the gateway's log"
-    return status, message, headers
-
-
-class OipRoute(APIRoute):
+class OipRoute(ProtocolRoute):
     """A route whose every error is answered as ``{"error": "<message>"}``."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def answer(request: Request) -> Response:
-            try:
-                return await handle(request)
-            except Exception as exc:
-                return oip_error(exc)
-
-        return answer
+    @staticmethod
+    def answer(exc: Exception) -> Response:
+        """The protocol's error answer."""
+        return oip_error(exc)
 
 
 class OipErrorBody(BaseModel):
@@ -114,19 +86,14 @@ class OipErrorBody(BaseModel):
     error: str
 
 
-_ERROR = {"model": OipErrorBody}
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {**_ERROR, "description": "A malformed request or tensor (datatype, shape, data)"},
-    401: {**_ERROR, "description": "API_KEYS is set and no valid bearer key was sent"},
-    404: {**_ERROR, "description": "Unknown model, version or path"},
-    413: {**_ERROR, "description": "Body larger than MAX_BODY_BYTES"},
-    415: {**_ERROR, "description": "A Content-Type other than JSON"},
-    429: {**_ERROR, "description": "Overloaded; retry after Retry-After seconds"},
-    500: {**_ERROR, "description": "The model failed on this request"},
-    502: {**_ERROR, "description": "The worker's answer did not parse"},
-    503: {**_ERROR, "description": "No live worker, or a broker or the registry unreachable"},
-    504: {**_ERROR, "description": "No result before the timeout"},
-}
+ERROR_RESPONSES = error_responses(
+    OipErrorBody,
+    {
+        400: "A malformed request or tensor (datatype, shape, data)",
+        404: "Unknown model, version or path",
+        415: "A Content-Type other than JSON",
+    },
+)
 """Every error a v2 path can answer, documented once for all of them."""
 
 router = APIRouter(
@@ -279,22 +246,18 @@ async def generate_stream(
     info = await catalog.get(model, version)
     asked = await _generate_request(request, info, settings)
     seconds = seconds_left(info, asked.options.timeout, arrival_of(request.scope))
-    items = await started(
-        dispatcher.stream(
-            info,
-            asked.payload,
-            seconds=seconds,
-            priority=asked.options.priority,
-            request_id=asked.options.request_id,
-        )
+    items = dispatcher.stream(
+        info,
+        asked.payload,
+        seconds=seconds,
+        priority=asked.options.priority,
+        request_id=asked.options.request_id,
     )
-    body = events(seamless(items, info.name), info, error_object)
-    return StreamingResponse(
-        body,
-        media_type=SSE_MEDIA_TYPE,
-        headers=SSE_HEADERS,
-        # Run once the response ends, however it ends (a client gone away included).
-        background=BackgroundTask(close, body),
+    return await sse_answer(
+        items,
+        functools.partial(events, info=info, error_body=error_object),
+        model=info.name,
+        gone=client_gone(request.receive),
     )
 
 
@@ -311,31 +274,11 @@ async def _generate_request(
     )
 
 
-@router.api_route(
-    "",
-    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-    include_in_schema=False,
-    response_model=None,
+answer_unknown_paths(
+    router,
+    "the v2 API has /v2, /v2/health/live, /v2/health/ready, "
+    "/v2/models/{name}[/versions/{version}] and its /ready, /infer, /generate, "
+    "/generate_stream, /stats and /config, /v2/models/stats, /v2/repository/index and "
+    "/v2/repository/models/{name}/load and /unload",
+    bare=True,
 )
-@router.api_route(
-    "/{path:path}",
-    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-    include_in_schema=False,
-    response_model=None,
-)
-async def unknown_path(request: Request) -> NoReturn:
-    """404 for a path the protocol API does not have; 405 for a known path's wrong method."""
-    allowed = ", ".join(allowed_methods(router.routes, request.url.path, ignore=unknown_path))
-    if allowed:
-        raise StarletteHTTPException(
-            405,
-            f"{request.method} is not allowed on {request.url.path} (use {allowed})",
-            headers={"Allow": allowed},
-        )
-    raise StarletteHTTPException(
-        404,
-        f"no such path: {request.url.path} (the v2 API has /v2, /v2/health/live, "
-        "/v2/health/ready, /v2/models/{name}[/versions/{version}] and its /ready, /infer, "
-        "/generate, /generate_stream, /stats and /config, /v2/models/stats, "
-        "/v2/repository/index and /v2/repository/models/{name}/load and /unload)",
-    )

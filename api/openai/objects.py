@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -107,7 +107,7 @@ async def stream_events(
     limit: int | None,
     include_usage: bool,
     error_body: Callable[[Exception], dict[str, Any]],
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The body of a streamed answer (see the module doc). Closing it closes ``pieces``."""
     count = 0
     try:

@@ -11,13 +11,12 @@ OpenAI's shape (``api.openai.errors``); a client that goes away stops the genera
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.background import BackgroundTask
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import SettingsDep
 from api.edge import request_id_of
@@ -38,17 +37,14 @@ from api.openai.contract import (
 from api.openai.errors import ERROR_RESPONSES, OpenAIRefusal, OpenAIRoute, error_object
 from api.openai.objects import Reply, stream_events
 from api.openai.requests import ChatRequest, CompletionRequest
-from api.pieces import StreamItem, close, seamless, started
-from api.routes.predict import SSE_HEADERS
+from api.pieces import StreamItem, client_gone, close, sse_answer, started
+from api.protocol_errors import answer_unknown_paths
 from conveyor.streams import Chunk, Restart
-from conveyor.web import allowed_methods
 
 __all__ = ["router"]
 
 OWNER = "conveyor"
 """``owned_by`` of every model listed."""
-
-SSE_MEDIA_TYPE = "text/event-stream; charset=utf-8"
 
 
 async def get_catalog(request: Request) -> TextCatalog:
@@ -163,32 +159,30 @@ async def _answer(
     dispatcher: DispatcherDep,
     settings: SettingsDep,
 ) -> JSONResponse | StreamingResponse:
-    items = await started(
-        dispatcher.stream(
-            info,
-            payload,
-            seconds=settings.max_timeout,
-            request_id=request_id_of(request.scope),
-        )
-    )
-    if not body.stream:
-        return JSONResponse(await _collected(reply, info, items, prompt, limit))
-    include_usage = body.stream_options is not None and body.stream_options.include_usage
-    events = stream_events(
-        reply,
-        seamless(items, info.name),
+    items = dispatcher.stream(
         info,
-        prompt=prompt,
-        limit=limit,
-        include_usage=include_usage,
-        error_body=error_object,
+        payload,
+        seconds=settings.max_timeout,
+        request_id=request_id_of(request.scope),
     )
-    return StreamingResponse(
-        events,
-        media_type=SSE_MEDIA_TYPE,
-        headers=SSE_HEADERS,
-        # Run once the response ends, however it ends (a client gone away included).
-        background=BackgroundTask(close, events),
+    gone = client_gone(request.receive)
+    if not body.stream:
+        pieces = await started(items, gone)
+        return JSONResponse(await _collected(reply, info, pieces, prompt, limit))
+    include_usage = body.stream_options is not None and body.stream_options.include_usage
+    return await sse_answer(
+        items,
+        functools.partial(
+            stream_events,
+            reply,
+            info=info,
+            prompt=prompt,
+            limit=limit,
+            include_usage=include_usage,
+            error_body=error_object,
+        ),
+        model=info.name,
+        gone=gone,
     )
 
 
@@ -214,23 +208,7 @@ async def _collected(
     raise RuntimeError("the stream ended without its end")
 
 
-@router.api_route(
-    "/{path:path}",
-    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-    include_in_schema=False,
-    response_model=None,
+answer_unknown_paths(
+    router,
+    "this server has /v1/models, /v1/models/{model}, /v1/completions and /v1/chat/completions",
 )
-async def unknown_path(request: Request) -> NoReturn:
-    """404 for a path the OpenAI-compatible API does not have; 405 for a wrong method."""
-    allowed = ", ".join(allowed_methods(router.routes, request.url.path, ignore=unknown_path))
-    if allowed:
-        raise StarletteHTTPException(
-            405,
-            f"{request.method} is not allowed on {request.url.path} (use {allowed})",
-            headers={"Allow": allowed},
-        )
-    raise StarletteHTTPException(
-        404,
-        f"no such path: {request.url.path} (this server has /v1/models, /v1/models/{{model}}, "
-        "/v1/completions and /v1/chat/completions)",
-    )

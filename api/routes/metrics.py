@@ -1,8 +1,9 @@
-"""``GET /metrics``: the gateway's series in Prometheus' text format."""
+"""``GET /metrics``: the gateway's series in Prometheus' text format, or OpenMetrics (with the
+latency histograms' exemplars) when the scraper asks for it."""
 
 from fastapi import APIRouter, Request, Response
 
-from conveyor.metrics import CONTENT_TYPE, GatewayMetrics, exposition
+from conveyor.metrics import GatewayMetrics, negotiated
 from conveyor.web import error_response
 
 router = APIRouter(tags=["metrics"])
@@ -10,7 +11,8 @@ router = APIRouter(tags=["metrics"])
 
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    """Prometheus' text format; the queue gauges are as fresh as the monitor's last sample
+    """Prometheus' text format (OpenMetrics for ``Accept: application/openmetrics-text``); the
+    queue gauges are as fresh as the monitor's last sample
     (``DASHBOARD_SAMPLE_SECONDS``)."""
     series: GatewayMetrics | None = request.app.state.metrics
     if series is None:
@@ -18,4 +20,5 @@ async def metrics(request: Request) -> Response:
             404, "metrics_disabled", "metrics are off (METRICS_ENABLED=false)", model=None,
             field=None,
         )  # fmt: skip
-    return Response(exposition(series.registry), media_type=CONTENT_TYPE)
+    body, content_type = negotiated(series.registry, request.headers.get("accept"))
+    return Response(body, media_type=content_type)

@@ -14,9 +14,7 @@ once in one write), then ``done`` with the response combined (or ``error``); wit
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import logging
 import math
 import time
@@ -46,10 +44,12 @@ from api.exceptions import (
     UnsupportedMediaType,
 )
 from api.idempotency import HEADER, IdempotencyKeys, check_key, fingerprint
+from api.pieces import ClientGone, client_gone, first_unless_gone
 from api.routes.errors import status_of
 from api.schemas import TaskAccepted
 from api.streaming import (
     KEEPALIVE_SECONDS,
+    SSE_HEADERS,
     SSE_KEEPALIVE,
     StreamEnd,
     StreamItem,
@@ -330,14 +330,8 @@ async def predict(model: str, request: Request) -> Response:
         request.headers.get("content-type"),
         request.body,
         request.scope,
-        gone=functools.partial(_disconnected, request.receive),
+        gone=client_gone(request.receive),
     )
-
-
-async def _disconnected(receive: Receive) -> None:
-    """Return once the client has gone away (the body read already)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 async def run_predict(
@@ -409,10 +403,6 @@ async def run_predict(
     return Response(orjson.dumps(response_json(result, info)), media_type="application/json")
 
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-"""The headers of every Server-Sent Events answer (no proxy may cache or buffer it)."""
-
-
 async def _stream(
     dispatcher: Dispatcher, info: ModelInfo, payload: bytes, options: PredictOptions,
     seconds: float, request_id: str, gone: Callable[[], Awaitable[None]] | None,
@@ -425,11 +415,12 @@ async def _stream(
         max_retries=options.max_retries,
     )  # fmt: skip
     try:
-        first = await _first_unless_gone(items, gone)
-        if first is None:  # nobody reads this
-            return Response(_GONE, 400, media_type="application/json")
+        first = await (anext(items) if gone is None else first_unless_gone(items, gone))
         if isinstance(first, StreamEnd) and first.result.WhichOneof("outcome") == "error":
             response_json(first.result, info)  # raises TaskFailed, the usual answer
+    except ClientGone:  # the stream is stopped; nobody reads this
+        await items.aclose()
+        return Response(_GONE, 400, media_type="application/json")
     except BaseException:
         await items.aclose()
         raise
@@ -439,27 +430,6 @@ async def _stream(
 
 
 _GONE = b'{"error": "client disconnected"}'
-
-
-async def _first_unless_gone(
-    items: AsyncGenerator[StreamItem, None], gone: Callable[[], Awaitable[None]] | None
-) -> StreamItem | None:
-    """The stream's first item, or None when the client leaves first (the item awaited is then
-    cancelled, which ends the stream: its worker is asked to stop)."""
-    if gone is None:
-        return await anext(items)
-    first = asyncio.ensure_future(anext(items))
-    watch = asyncio.ensure_future(gone())
-    try:
-        await asyncio.wait((first, watch), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-        if not first.done():
-            first.cancel()
-    await asyncio.wait((first,))  # a cancelled one ends its stream first
-    if first.cancelled():
-        return None
-    return first.result()
 
 
 async def predict_events(
@@ -612,7 +582,7 @@ class PredictFastPath:
                 content_type,
                 read_body,
                 scope,
-                gone=functools.partial(_disconnected, receive),
+                gone=client_gone(receive),
             )
         except ConveyorError as exc:
             response = domain_error_response(exc, status_of, {"model": model, "field": None})

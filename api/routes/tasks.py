@@ -24,10 +24,11 @@ from api.deps import CatalogDep, DispatcherDep
 from api.dispatch import Dispatcher, TaskStatus
 from api.exceptions import InvalidRequest
 from api.following import TaskFollower
-from api.routes.predict import SSE_HEADERS, STREAM_EVENT_SCHEMA, error_event_body
+from api.routes.predict import STREAM_EVENT_SCHEMA, error_event_body
 from api.schemas import TaskState
 from api.streaming import (
     KEEPALIVE_SECONDS,
+    SSE_HEADERS,
     SSE_KEEPALIVE,
     StreamEnd,
     sse_chunk,

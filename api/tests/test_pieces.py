@@ -1,12 +1,25 @@
-"""api.pieces: a stream's first item awaited before anything is sent, and restarts hidden."""
+"""api.pieces: a stream's first item awaited before anything is sent (a client that leaves
+meanwhile stops it), restarts hidden, and the SSE tail with its keepalives."""
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import pytest
 
 from api.exceptions import Overloaded
-from api.pieces import StreamDiverged, StreamItem, close, seamless, started
+from api.pieces import (
+    SSE_MEDIA_TYPE,
+    ClientGone,
+    StreamDiverged,
+    StreamEndView,
+    StreamItem,
+    close,
+    seamless,
+    sse_answer,
+    started,
+)
+from api.streaming import SSE_KEEPALIVE
 from conveyor.streams import Chunk, Restart
 from proto import task_pb2
 
@@ -25,9 +38,12 @@ FAILED = End(task_pb2.TaskResult(error=task_pb2.TaskError(message="no")))
 class Source:
     """A stream of given items that notes whether it was closed before its end."""
 
-    def __init__(self, items: Sequence[StreamItem], error: Exception | None = None) -> None:
+    def __init__(
+        self, items: Sequence[StreamItem], error: Exception | None = None, gap: float = 0.0
+    ) -> None:
         self.items = items
         self.error = error
+        self.gap = gap
         self.closed_early = False
 
     async def run(self) -> AsyncIterator[StreamItem]:
@@ -36,6 +52,8 @@ class Source:
         ended = False
         try:
             for item in self.items:
+                if self.gap:
+                    await asyncio.sleep(self.gap)
                 yield item
             ended = True
         finally:
@@ -98,3 +116,76 @@ async def test_a_shorter_run_diverges_but_a_failure_is_passed_on() -> None:
     with pytest.raises(StreamDiverged):
         await _all(seamless(Source([*shorter, DONE]).run()))
     assert (await _all(seamless(Source([*shorter, FAILED]).run())))[-1] == FAILED
+
+
+async def _left() -> None:
+    """A client that has gone away already."""
+
+
+async def _stays() -> None:
+    """A client that stays."""
+    await asyncio.Event().wait()
+
+
+async def test_a_client_gone_before_the_first_item_stops_the_stream() -> None:
+    source = Source([chunk(0, b"a"), DONE], gap=30.0)
+    with pytest.raises(ClientGone):
+        await started(source.run(), _left)
+    assert source.closed_early
+
+
+async def test_a_client_that_stays_gets_the_stream() -> None:
+    items: list[StreamItem] = [chunk(0, b"a"), DONE]
+    assert await _all(await started(Source(items, gap=0.01).run(), _stays)) == items
+
+
+async def test_what_comes_before_the_first_item_is_raised_while_the_client_stays() -> None:
+    with pytest.raises(Overloaded):
+        await started(Source([], Overloaded("full")).run(), _stays)
+
+
+async def _render(pieces: AsyncIterator[Chunk | StreamEndView]) -> AsyncGenerator[bytes, None]:
+    try:
+        async for item in pieces:
+            yield b"data: " + (item.payload if isinstance(item, Chunk) else b"end") + b"\n\n"
+    finally:
+        await close(pieces)
+
+
+async def test_the_sse_tail_sends_keepalives_while_no_piece_comes() -> None:
+    items: list[StreamItem] = [
+        chunk(0, b"a"), chunk(1, b"b"), Restart("r", 2), chunk(0, b"a", 2), chunk(1, b"b", 2),
+        chunk(2, b"c", 2), DONE,
+    ]  # fmt: skip
+    response = await sse_answer(
+        Source(items, gap=0.05).run(), _render, model=None, gone=_stays, keepalive=0.01
+    )
+    assert response.media_type == SSE_MEDIA_TYPE
+    assert response.headers["cache-control"] == "no-cache"
+    parts = [part async for part in response.body_iterator]
+    assert parts[0] == b"data: a\n\n"  # the first piece at once: it was awaited before
+    assert SSE_KEEPALIVE in parts
+    sent = [part for part in parts if part != SSE_KEEPALIVE]
+    assert sent == [b"data: a\n\n", b"data: b\n\n", b"data: c\n\n", b"data: end\n\n"]
+
+
+async def test_the_sse_tail_closed_early_stops_the_stream() -> None:
+    source = Source([chunk(i, b"x") for i in range(100)], gap=0.02)
+    response = await sse_answer(source.run(), _render, model=None, gone=_stays, keepalive=0.005)
+    body = aiter(response.body_iterator)
+    assert await anext(body) == b"data: x\n\n"
+    assert await anext(body) == SSE_KEEPALIVE  # waiting for the next piece
+    assert response.background is not None
+    await response.background()  # what the response runs once it ends, however it ends
+    for _ in range(100):
+        if source.closed_early:
+            break
+        await asyncio.sleep(0.01)
+    assert source.closed_early
+
+
+async def test_the_sse_tail_raises_client_gone_before_the_first_piece() -> None:
+    source = Source([chunk(0, b"a"), DONE], gap=30.0)
+    with pytest.raises(ClientGone):
+        await sse_answer(source.run(), _render, model=None, gone=_left)
+    assert source.closed_early

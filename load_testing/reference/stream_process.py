@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
-from load_testing.stack import StackError, free_port
+from load_testing.reference.spawn import Running, spawn, stop_all, wait_answering
+from load_testing.stack import free_port
 
 __all__ = ["StreamBaseline"]
 
+PROBE = b'{"prompt": "a", "max_tokens": 1}'
+
 
 @dataclass
-class StreamBaseline:
+class StreamBaseline(Running):
     """The baseline's one process; ``CHUNK_DELAY_MS`` comes from this process's environment."""
 
     log_dir: Path
@@ -36,61 +34,23 @@ class StreamBaseline:
         assert self.process is not None
         return self.process.pid
 
-    def _answers(self) -> bool:
-        request = urllib.request.Request(
-            self.url,
-            data=b'{"prompt": "a", "max_tokens": 1}',
-            headers={"Content-Type": "application/json"},
+    def start(self, timeout: float = 60.0) -> Self:
+        """Start the process and wait until it streams."""
+        self.process = spawn(
+            "load_testing.reference.stream_gateway",
+            self.log_dir / "stream_baseline.log",
+            {"REF_PORT": str(self.port)},
         )
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    def start(self, timeout: float = 60.0) -> StreamBaseline:
-        """Start the process and wait until it streams."""
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-            "REF_PORT": str(self.port),
-        }
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with (self.log_dir / "stream_baseline.log").open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "load_testing.reference.stream_gateway"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+            wait_answering(
+                self.url, PROBE, {"the streaming baseline": self.process}, timeout, self.log_dir
             )
-        deadline = time.monotonic() + timeout
-        while not self._answers():
-            if self.process.poll() is not None:
-                raise StackError(f"the streaming baseline exited; see {self.log_dir}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise StackError(f"the streaming baseline did not answer; see {self.log_dir}")
-            time.sleep(0.25)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
         """SIGTERM, then kill if it lingers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def __enter__(self) -> StreamBaseline:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        if self.process is not None:
+            stop_all([self.process])

@@ -1,9 +1,10 @@
-"""``GET /metrics``: the registry's series in Prometheus' text format (live instances per model
+"""``GET /metrics``: the registry's series in Prometheus' text format, or OpenMetrics when the
+scraper asks for it (live instances per model
 version, read from the store at each scrape)."""
 
 from fastapi import APIRouter, Request, Response
 
-from conveyor.metrics import CONTENT_TYPE, RegistryMetrics, exposition
+from conveyor.metrics import RegistryMetrics, negotiated
 from registry.store import RegistryStore
 
 router = APIRouter(tags=["metrics"])
@@ -21,4 +22,5 @@ async def metrics(request: Request) -> Response:
         for record in records
         for version, entry in record.versions.items()
     )
-    return Response(exposition(series.registry), media_type=CONTENT_TYPE)
+    body, content_type = negotiated(series.registry, request.headers.get("accept"))
+    return Response(body, media_type=content_type)

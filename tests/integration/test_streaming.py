@@ -9,10 +9,8 @@ asynchronous streamed task is followed on another gateway and resumed there with
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -20,18 +18,10 @@ import redis
 
 from conveyor.protocol import stop_key
 from tests.gateways.second import second_gateway
+from tests.integration.sse import Event, read_events
 from tests.integration.stack import Stack, wait_until
 
 WORKER = "tests.integration.stream_worker"
-
-Event = tuple[str | None, str, Any]
-"""(id, event, data as JSON) of one Server-Sent Event; a piece's event is "message"."""
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with Stack(RESULT_TTL="600") as stack:
-        yield stack
 
 
 @pytest.fixture(scope="module")
@@ -48,58 +38,21 @@ def other(stack: Stack) -> Iterator[str]:
         yield url
 
 
-def parse(lines: Iterator[str], limit: int | None = None) -> list[Event]:
-    """The events of an SSE body, up to ``limit`` pieces ("message" events)."""
-    events: list[Event] = []
-    event_id, kind, data = None, "message", ""
-    for line in lines:
-        if line.startswith("id: "):
-            event_id = line[4:]
-        elif line.startswith("event: "):
-            kind = line[7:]
-        elif line.startswith("data: "):
-            data = line[6:]
-        elif line == "" and data:
-            events.append((event_id, kind, json.loads(data)))
-            event_id, kind, data = None, "message", ""
-            if limit is not None and sum(k == "message" for _, k, _ in events) >= limit:
-                break
-    return events
-
-
-def stream(
-    url: str,
-    method: str,
-    path: str,
-    *,
-    body: Any = None,
-    headers: dict[str, str] | None = None,
-    limit: int | None = None,
-) -> list[Event]:
-    """The events of one streamed request (until its end, or ``limit`` pieces: then the client
-    closes the connection)."""
-    with (
-        httpx.Client(base_url=url, timeout=60) as client,
-        client.stream(method, path, json=body, headers=headers or {}) as response,
-    ):
-        assert response.status_code == 200, response.read()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        return parse(response.iter_lines(), limit)
-
-
 def replies(events: list[Event]) -> list[str]:
     return [data["reply"] for _, kind, data in events if kind == "message"]
 
 
 def test_a_sync_stream_comes_in_order_with_ids_then_done(stack: Stack, model: str) -> None:
-    events = stream(stack.api_url, "POST", f"/predict/{model}?stream=true", body={"data": "5:0.02"})
+    events = read_events(
+        stack.api_url, "POST", f"/predict/{model}?stream=true", body={"data": "5:0.02"}
+    )
     assert [kind for _, kind, _ in events] == ["message"] * 5 + ["done"]
     assert replies(events) == [f"w{i} " for i in range(5)]
     ids = [str(event_id) for event_id, kind, _ in events if kind == "message"]
     assert all(ids) and ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
     assert events[-1][2] == {"reply": "w0 w1 w2 w3 w4 "}  # the pieces combined
     # Accept: text/event-stream asks for the same; without either, the usual JSON answer.
-    accepted = stream(
+    accepted = read_events(
         stack.api_url, "POST", f"/predict/{model}", body={"data": "2:0"},
         headers={"Accept": "text/event-stream"},
     )  # fmt: skip
@@ -127,7 +80,7 @@ def test_a_client_that_goes_away_stops_the_generation(stack: Stack, model: str) 
     client = redis.Redis.from_url(stack.redis_url)
     stopped_key = f"test:{stack.id}:stream:stopped"
     before = client.llen(stopped_key)
-    events = stream(
+    events = read_events(
         stack.api_url, "POST", f"/predict/{model}?stream=true", body={"data": "100:0.05"},
         limit=3,
     )  # fmt: skip
@@ -170,9 +123,11 @@ def test_an_async_stream_is_followed_and_resumed_on_another_gateway(
     task_id = body["task_id"]
     assert body["stream_url"] == f"/tasks/{task_id}/stream"
     # Two pieces, then the reader goes away; it resumes on the other gateway after the second.
-    first = stream(stack.api_url, "GET", body["stream_url"], limit=2)
+    first = read_events(stack.api_url, "GET", body["stream_url"], limit=2)
     assert replies(first) == ["w0 ", "w1 "]
-    rest = stream(other, "GET", body["stream_url"], headers={"Last-Event-ID": str(first[-1][0])})
+    rest = read_events(
+        other, "GET", body["stream_url"], headers={"Last-Event-ID": str(first[-1][0])}
+    )
     assert replies(rest) == [f"w{i} " for i in range(2, 8)]  # exactly what was left
     assert rest[-1][1] == "done"
     state = rest[-1][2]
@@ -180,11 +135,11 @@ def test_an_async_stream_is_followed_and_resumed_on_another_gateway(
         "reply": "".join(f"w{i} " for i in range(8))
     }
     # Once ended, a read from the start replays it all, on either gateway.
-    again = stream(other, "GET", body["stream_url"])
+    again = read_events(other, "GET", body["stream_url"])
     assert replies(again) == [f"w{i} " for i in range(8)]
     assert [e[0] for e in again[:2]] == [e[0] for e in first]
     # After the last piece: the end alone.
-    last = stream(
+    last = read_events(
         stack.api_url, "GET", body["stream_url"], headers={"Last-Event-ID": str(again[-2][0])}
     )
     assert [kind for _, kind, _ in last] == ["done"]
@@ -193,7 +148,7 @@ def test_an_async_stream_is_followed_and_resumed_on_another_gateway(
 def test_a_restart_passes_through_and_the_new_run_streams_from_its_start(
     stack: Stack, model: str
 ) -> None:
-    events = stream(
+    events = read_events(
         stack.api_url, "POST", f"/predict/{model}?stream=true", body={"data": "4:0.01:restart"}
     )
     kinds = [kind for _, kind, _ in events]
@@ -211,6 +166,6 @@ def test_a_task_that_streamed_nothing_ends_with_its_state(stack: Stack, model: s
     while stack.http.get(f"/tasks/{task_id}").json()["status"] == "pending":
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    events = stream(stack.api_url, "GET", f"/tasks/{task_id}/stream")
+    events = read_events(stack.api_url, "GET", f"/tasks/{task_id}/stream")
     assert [kind for _, kind, _ in events] == ["done"]
     assert events[0][2]["result"] == {"reply": "w0 w1 "}

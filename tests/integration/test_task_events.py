@@ -2,24 +2,16 @@
 stands, ``?wait=`` answers once it ends, ``GET /tasks/{id}/events`` streams its life as
 Server-Sent Events (resumable with ``Last-Event-ID``), and positions fall as the queue drains."""
 
-import json
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import redis
 
 from proto import task_pb2
+from tests.integration import sse
 from tests.integration.stack import SLOW_MODEL, Stack, wait_until
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with Stack(RESULT_TTL="600") as stack:
-        yield stack
 
 
 @pytest.fixture(scope="module")
@@ -42,25 +34,7 @@ def read_events(
 ) -> list[tuple[str | None, str, dict[str, Any]]]:
     """Every SSE event of the task until the stream closes: (id, event, data)."""
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-    events: list[tuple[str | None, str, dict[str, Any]]] = []
-    with (
-        httpx.Client(base_url=stack.api_url, timeout=60) as client,
-        client.stream("GET", f"/tasks/{task_id}/events", headers=headers) as response,
-    ):
-        assert response.status_code == 200, response.read()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        event_id, kind, data = None, "message", ""
-        for line in response.iter_lines():
-            if line.startswith("id: "):
-                event_id = line[4:]
-            elif line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                data = line[6:]
-            elif line == "" and data:
-                events.append((event_id, kind, json.loads(data)))
-                event_id, kind, data = None, "message", ""
-    return events
+    return sse.read_events(stack.api_url, "GET", f"/tasks/{task_id}/events", headers=headers)
 
 
 def test_events_show_positions_falling_then_started_progress_done(stack: Stack, model: str) -> None:

@@ -10,24 +10,17 @@ kills its model_c workers itself).
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 import redis
 
-from conveyor.events import parse_entries
-from conveyor.protocol import EVENTS_KEY_PREFIX
+from tests.integration.sse import event_types, events_keys, final_types, iter_events
 from tests.integration.stack import Stack, wait_until
-
-MODEL_C = "models.model_c"
-
-Event = tuple[str, Any]
-"""(event, data as JSON) of one Server-Sent Event; a piece's event is "message"."""
+from tests.streaming.mid_stream import MODEL_C, kill_mid_stream
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +29,12 @@ def stack() -> Iterator[Stack]:
         yield stack
 
 
-def _events(lines: Iterator[str]) -> Iterator[Event]:
-    kind, data = "message", ""
-    for line in lines:
-        if line.startswith("event: "):
-            kind = line[7:]
-        elif line.startswith("data: "):
-            data = line[6:]
-        elif line == "" and data:
-            yield kind, json.loads(data)
-            kind, data = "message", ""
+def _events(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
+    """(event, data) of each Server-Sent Event; a piece's event is "message"."""
+    return ((kind, data) for _, kind, data in iter_events(lines))
 
 
-def _read_all(url: str, model: str, body: dict[str, Any]) -> list[Event]:
+def _read_all(url: str, model: str, body: dict[str, Any]) -> list[tuple[str, Any]]:
     with (
         httpx.Client(base_url=url, timeout=120) as client,
         client.stream("POST", f"/predict/{model}?stream=true&timeout=120", json=body) as response,
@@ -57,47 +43,28 @@ def _read_all(url: str, model: str, body: dict[str, Any]) -> list[Event]:
         return list(_events(response.iter_lines()))
 
 
-def _texts(events: list[Event]) -> list[str]:
+def _texts(events: list[tuple[str, Any]]) -> list[str]:
     return [data["text"] for kind, data in events if kind == "message"]
 
 
 def test_a_worker_killed_mid_stream_gives_a_restart_then_the_whole_stream(stack: Stack) -> None:
-    model = stack.model_name("model_c")
-    doomed = stack.start_worker(MODEL_C, model, CHUNK_DELAY_MS="100", WORKER_PREFETCH="1")
     body = {"prompt": "the river", "max_tokens": 20, "seed": 21}
-    events: list[Event] = []
-    failure: list[BaseException] = []
-    five = threading.Event()
+    events: list[tuple[str, Any]] = []
 
-    def read() -> None:
-        try:
-            with (
-                httpx.Client(base_url=stack.api_url, timeout=120) as client,
-                client.stream(
-                    "POST", f"/predict/{model}?stream=true&timeout=120", json=body
-                ) as response,
-            ):
-                assert response.status_code == 200, response.read()
-                for event in _events(response.iter_lines()):
-                    events.append(event)
-                    if len(events) == 5:
-                        five.set()
-        except BaseException as e:  # the main thread asserts
-            failure.append(e)
-        finally:
-            five.set()
+    def read(model: str, at_fifth: Callable[[], None]) -> None:
+        with (
+            httpx.Client(base_url=stack.api_url, timeout=120) as client,
+            client.stream(
+                "POST", f"/predict/{model}?stream=true&timeout=120", json=body
+            ) as response,
+        ):
+            assert response.status_code == 200, response.read()
+            for event in _events(response.iter_lines()):
+                events.append(event)
+                if len(events) == 5:
+                    at_fifth()
 
-    reader = threading.Thread(target=read, name="sse-reader")
-    reader.start()
-    assert five.wait(60), "no five pieces in time"
-    assert not failure, failure
-    doomed.signal(9)
-    doomed.process.wait(30)
-    stack.start_worker(MODEL_C, model, CHUNK_DELAY_MS="5")
-    reader.join(120)
-    assert not reader.is_alive(), "the stream did not end"
-    assert not failure, failure
-
+    model = kill_mid_stream(stack, read)
     kinds = [kind for kind, _ in events]
     assert kinds.count("restart") == 1, kinds
     cut = kinds.index("restart")
@@ -112,25 +79,12 @@ def test_a_worker_killed_mid_stream_gives_a_restart_then_the_whole_stream(stack:
     assert "".join(_texts(uninterrupted)) == after
 
 
-FINAL = ("done", "failed", "cancelled")
-
-
-def _types(client: redis.Redis, key: str) -> list[str]:
-    """The types of the events of the task's event stream at ``key``."""
-    return [event.type for event in parse_entries(client.xrange(key))]
-
-
-def _final(client: redis.Redis, key: str) -> list[str] | None:
-    types = _types(client, key)
-    return types if types and types[-1] in FINAL else None
-
-
 def test_a_client_that_goes_away_stops_the_generation_within_one_piece(stack: Stack) -> None:
     model = stack.model_name("model_c")
     stack.start_worker(MODEL_C, model, CHUNK_DELAY_MS="150")
     client = redis.Redis.from_url(stack.redis_url)
     try:
-        before = set(client.scan_iter(match=f"{EVENTS_KEY_PREFIX}*"))
+        before = events_keys(client)
         body = {"prompt": "The lamp", "max_tokens": 100, "seed": 5}
         with (
             httpx.Client(base_url=stack.api_url, timeout=60) as http,
@@ -142,12 +96,11 @@ def test_a_client_that_goes_away_stops_the_generation_within_one_piece(stack: St
                 if pieces == 3:
                     break
             # This stack runs one streamed task at a time: its event stream is the new key.
-            (key,) = set(client.scan_iter(match=f"{EVENTS_KEY_PREFIX}*")) - before
-            key = key.decode()
-            left_at = _types(client, key).count("chunk")
+            (key,) = events_keys(client) - before
+            left_at = event_types(client, key).count("chunk")
         left = time.monotonic()  # the connection is closed now
         ended = wait_until(
-            lambda: _final(client, key), 20.0, interval=0.05, what="the stream's final event"
+            lambda: final_types(client, key), 20.0, interval=0.05, what="the stream's final event"
         )
         assert time.monotonic() - left < 5.0  # not the deadline's doing (100 pieces take 15 s)
         assert ended[-1] == "cancelled", ended

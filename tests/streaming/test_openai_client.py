@@ -102,26 +102,22 @@ def test_closing_a_stream_stops_the_worker(client: openai.OpenAI, target: Target
     """On a real stack: the task's event stream ends ``cancelled``, long before its last piece."""
     if target.redis_url is None:
         pytest.skip("a real stack's event streams tell what the worker did")
-    from conveyor.events import parse_entries
-    from conveyor.protocol import EVENTS_KEY_PREFIX
+    from tests.integration.sse import event_types, events_keys, final_types
     from tests.integration.stack import wait_until
 
     events = redis.Redis.from_url(target.redis_url)
     try:
-        before = set(events.scan_iter(match=f"{EVENTS_KEY_PREFIX}*"))
+        before = events_keys(events)
         stream = client.completions.create(
             model=target.model, prompt="p", max_tokens=500, seed=SEED, stream=True
         )
         next(iter(stream))
-        (key,) = set(events.scan_iter(match=f"{EVENTS_KEY_PREFIX}*")) - before
+        (key,) = events_keys(events) - before
         stream.close()
-
-        def ended() -> list[str] | None:
-            types = [event.type for event in parse_entries(events.xrange(key))]
-            return types if types and types[-1] in ("done", "failed", "cancelled") else None
-
-        types = wait_until(ended, 10.0, interval=0.05, what="the stream's final event")
+        types = wait_until(
+            lambda: final_types(events, key), 10.0, interval=0.05, what="the stream's final event"
+        )
         assert types[-1] == "cancelled", types
-        assert types.count("chunk") < 100  # 500 pieces take 10 s
+        assert event_types(events, key).count("chunk") < 100  # 500 pieces take 10 s
     finally:
         events.close()

@@ -1,0 +1,268 @@
+"""Distributed tracing of every Conveyor service: OpenTelemetry, configured by the standard
+``OTEL_*`` variables, with the W3C Trace Context carried across the queue.
+
+Set-up (``configure``, once per serving process, after any fork): tracing is on only when an
+OTLP endpoint is set (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``)
+and ``OTEL_SDK_DISABLED`` is not ``true``. The SDK reads the rest itself: the sampler
+(``OTEL_TRACES_SAMPLER``, ``OTEL_TRACES_SAMPLER_ARG``; parent-based always-on by default), the
+resource (``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_SERVICE_NAME``) and the exporter's options. A
+service without a configured ``service.name`` reports under its own default
+(``conveyor-gateway``, ``conveyor-registry``, ``conveyor-worker-<model>``). Spans leave in
+batches (``BatchSpanProcessor``) over OTLP/HTTP; ``shutdown`` flushes them.
+
+Off, the services pay one check of ``tracer`` per request or task: no span objects, no context
+attached, nothing put in a ``Task``.
+
+Propagation: W3C Trace Context only. The gateway continues a client's ``traceparent`` (and
+``tracestate``) from the HTTP headers or the gRPC metadata, else starts a trace; it puts the
+context of its request span in ``Task.trace_context`` (``inject``), with the publish time in
+``Task.published_unix_nano``; a worker continues from there (``extract``). The response
+carries ``traceparent`` back (``traceparent_of``).
+
+Attribute names follow OpenTelemetry's semantic conventions (HTTP server spans, messaging spans
+for publish and process, RPC for gRPC); the messaging ones are still "development" in the
+conventions' package, so their names are spelled here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager
+from contextvars import Token
+from typing import Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+__all__ = [
+    "GATEWAY",
+    "REGISTRY",
+    "Context",
+    "Link",
+    "Span",
+    "SpanKind",
+    "Tracer",
+    "activate",
+    "configure",
+    "current",
+    "current_ids",
+    "current_sampled",
+    "current_trace_id",
+    "deactivate",
+    "extract",
+    "fail",
+    "flush",
+    "inject",
+    "install",
+    "link_to",
+    "shutdown",
+    "trace_id_of",
+    "traceparent_of",
+    "tracer",
+    "worker_service",
+]
+
+GATEWAY: Final = "conveyor-gateway"
+"""The gateway's default ``service.name``."""
+REGISTRY: Final = "conveyor-registry"
+"""The registry's default ``service.name``."""
+
+TRACEPARENT: Final = "traceparent"
+TRACESTATE: Final = "tracestate"
+
+# Semantic-convention attribute names (messaging and RPC are not in the package's stable part).
+MESSAGING_SYSTEM: Final = "messaging.system"
+MESSAGING_OPERATION_TYPE: Final = "messaging.operation.type"
+MESSAGING_OPERATION_NAME: Final = "messaging.operation.name"
+MESSAGING_DESTINATION: Final = "messaging.destination.name"
+MESSAGING_MESSAGE_ID: Final = "messaging.message.id"
+MESSAGING_BATCH_COUNT: Final = "messaging.batch.message_count"
+RPC_SYSTEM: Final = "rpc.system"
+RPC_SERVICE: Final = "rpc.service"
+RPC_METHOD: Final = "rpc.method"
+RPC_GRPC_STATUS: Final = "rpc.grpc.status_code"
+DB_SYSTEM: Final = "db.system.name"
+DB_OPERATION: Final = "db.operation.name"
+# Conveyor's own.
+MODEL: Final = "conveyor.model"
+VERSION: Final = "conveyor.model.version"
+TASK_ID: Final = "conveyor.task.id"
+REQUEST_ID: Final = "conveyor.request.id"
+ATTEMPT: Final = "conveyor.task.attempt"
+
+tracer: Tracer | None = None
+"""The services' tracer while tracing is on; None when it is off (the one check of the hot
+path)."""
+
+_provider: TracerProvider | None = None
+_PROPAGATOR = TraceContextTextMapPropagator()
+_TRUE = ("true", "1", "yes", "on")
+
+
+def worker_service(model: str) -> str:
+    """A model worker's default ``service.name``."""
+    return f"conveyor-worker-{model}"
+
+
+def endpoint_configured(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment asks for traces: an OTLP endpoint is set and the SDK is not
+    disabled."""
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE:
+        return False
+    return bool(
+        env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+        or env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    )
+
+
+def configure(default_service: str) -> bool:
+    """Turn tracing on in this process when the environment asks for it (see the module doc),
+    reporting as ``default_service`` unless ``OTEL_SERVICE_NAME`` or ``OTEL_RESOURCE_ATTRIBUTES``
+    names the service. Returns whether tracing is on. Call it in the process that serves (after
+    a fork: the batch processor runs a thread)."""
+    if not endpoint_configured():
+        return False
+    # Imported only when used: a service without tracing never loads the exporter.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    install(BatchSpanProcessor(OTLPSpanExporter()), default_service)
+    return True
+
+
+def install(processor: SpanProcessor, default_service: str) -> Tracer:
+    """Trace through ``processor`` from now on (``configure`` passes the OTLP batch processor;
+    tests pass the SDK's in-memory exporter), replacing an earlier set-up."""
+    global tracer, _provider
+    shutdown()
+    resource = Resource.create()
+    name = resource.attributes.get(SERVICE_NAME)
+    if not isinstance(name, str) or name.startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: default_service}))
+    provider = TracerProvider(resource=resource, shutdown_on_exit=True)
+    provider.add_span_processor(processor)
+    _provider = provider
+    tracer = provider.get_tracer("conveyor")
+    return tracer
+
+
+def shutdown() -> None:
+    """Export the spans still held and turn tracing off (at a service's end)."""
+    global tracer, _provider
+    provider, _provider, tracer = _provider, None, None
+    if provider is not None:
+        provider.shutdown()
+
+
+def flush(timeout_seconds: float = 5.0) -> None:
+    """Export the spans still held, waiting at most ``timeout_seconds`` (a service's lifespan
+    end: a forked child exits without running ``atexit``)."""
+    if _provider is not None:
+        _provider.force_flush(int(timeout_seconds * 1000))
+
+
+def extract(traceparent: str | None, tracestate: str | None = None) -> Context | None:
+    """The context a W3C ``traceparent`` (and ``tracestate``) continues; None without a valid
+    one (a new trace starts)."""
+    if not traceparent:
+        return None
+    carrier = {TRACEPARENT: traceparent}
+    if tracestate:
+        carrier[TRACESTATE] = tracestate
+    context = _PROPAGATOR.extract(carrier)
+    if not trace.get_current_span(context).get_span_context().is_valid:
+        return None
+    return context
+
+
+def extract_from(carrier: Mapping[str, str]) -> Context | None:
+    """``extract`` from a carrier holding ``traceparent``/``tracestate`` (``Task.trace_context``,
+    gRPC metadata as a dict)."""
+    return extract(carrier.get(TRACEPARENT), carrier.get(TRACESTATE))
+
+
+def inject(carrier: MutableMapping[str, str], span: Span | None = None) -> None:
+    """Put the W3C Trace Context of ``span`` (default: the current span) in ``carrier`` (e.g.
+    ``Task.trace_context``); nothing when that span is not valid."""
+    context = trace.set_span_in_context(span) if span is not None else None
+    _PROPAGATOR.inject(carrier, context=context)
+
+
+def traceparent_of(span: Span) -> str:
+    """The W3C ``traceparent`` header value naming ``span``."""
+    c = span.get_span_context()
+    return f"00-{c.trace_id:032x}-{c.span_id:016x}-{int(c.trace_flags):02x}"
+
+
+def trace_id_of(span: Span) -> str:
+    """``span``'s trace id, 32 hex digits (empty when it is not sampled: nothing to link to)."""
+    c = span.get_span_context()
+    return f"{c.trace_id:032x}" if c.is_valid and c.trace_flags.sampled else ""
+
+
+def current_trace_id() -> str:
+    """The current span's trace id if it is sampled (a metric's exemplar), else empty."""
+    return trace_id_of(trace.get_current_span())
+
+
+def current_sampled() -> bool:
+    """Whether the current span is sampled (what it starts is exported)."""
+    return trace.get_current_span().get_span_context().trace_flags.sampled
+
+
+def current_ids() -> tuple[str, str] | None:
+    """The trace and span id (hex) of the current span, if there is a valid one."""
+    c = trace.get_current_span().get_span_context()
+    if not c.is_valid:
+        return None
+    return f"{c.trace_id:032x}", f"{c.span_id:016x}"
+
+
+def activate(span: Span) -> Token[Context]:
+    """Make ``span`` the current span of this task (its log lines and child spans join it);
+    returns the token for ``deactivate``."""
+    return otel_context.attach(trace.set_span_in_context(span))
+
+
+def deactivate(token: Token[Context]) -> None:
+    """Undo ``activate``."""
+    otel_context.detach(token)
+
+
+@contextmanager
+def current(span: Span) -> Iterator[Span]:
+    """``span`` as the current span inside the ``with`` block (not ended on exit)."""
+    token = activate(span)
+    try:
+        yield span
+    finally:
+        deactivate(token)
+
+
+def context_of(span: Span) -> Context:
+    """A context whose current span is ``span`` (the parent of spans started in it)."""
+    return trace.set_span_in_context(span)
+
+
+def link_to(span: Span) -> Link:
+    """A link to ``span`` (a batch's span links each request it served)."""
+    return Link(span.get_span_context())
+
+
+def links_to(contexts: Sequence[SpanContext]) -> list[Link]:
+    """Links to each of ``contexts``."""
+    return [Link(c) for c in contexts]
+
+
+def fail(span: Span, message: str, error_type: str = "") -> None:
+    """Mark ``span`` failed: its status ERROR with ``message``, ``error.type`` when given."""
+    span.set_status(Status(StatusCode.ERROR, message))
+    if error_type:
+        span.set_attribute("error.type", error_type)
