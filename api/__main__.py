@@ -6,6 +6,7 @@ from api.main import create_app
 from conveyor import tracing
 from conveyor.http_server import HttpServer, run
 from conveyor.logs import configure_logging
+from conveyor.sibling_metrics import group_token
 
 
 def main() -> int:
@@ -13,9 +14,12 @@ def main() -> int:
     settings = Settings()
     configure_logging("api", settings.log_format, settings.log_level)
 
-    def server() -> HttpServer:
+    # With several processes, a scrape of any of them answers all of them (their group).
+    group = group_token() if settings.api_workers > 1 else None
+
+    def server(place: int) -> HttpServer:
         tracing.configure(tracing.GATEWAY)  # in each serving process, after the fork
-        app = create_app(settings)
+        app = create_app(settings, siblings=None if group is None else (group, place))
         admission: Admission = app.state.admission
         # Past MAX_INFLIGHT the protocol answers the prerendered 429 itself, before any ASGI
         # work; bytes that are not HTTP get the error object in the shape of the path's API.

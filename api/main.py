@@ -21,24 +21,36 @@ from api.openai import routes as openai
 from api.routes import dashboard, docs, errors, health, metrics, models, predict, tasks
 from api.routes.predict import PredictFastPath
 from conveyor import tracing
-from conveyor.metrics import GatewayMetrics
+from conveyor.metrics import GATEWAY_SHARED_GAUGES, GatewayMetrics
 from conveyor.process import settle_heap
 from conveyor.redis import redis_client_for
 from conveyor.registry_client import RegistryClient
 from conveyor.results import ResultBackend
+from conveyor.sibling_metrics import Siblings
 from conveyor.stats import StatsReader
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, siblings: tuple[str, int] | None = None
+) -> FastAPI:
     """Build the gateway; connections open in its lifespan.
 
     Every HTTP request passes the CORS middleware when ``CORS_ORIGINS`` is set (``api.cors``),
     then the ``Edge`` middleware (request id, in-flight bound, body limit, keys, metrics), then
     ``PredictFastPath`` (which answers ``POST /predict/<model>``), then FastAPI's routing.
     ``app.state.admission`` is the in-flight bound, for the HTTP protocol to consult before a
-    request reaches the app (``api.__main__``)."""
+    request reaches the app (``api.__main__``).
+
+    ``siblings`` (group, place): this app is one of ``API_WORKERS`` processes, and its
+    ``/metrics`` answers for all of them (``conveyor.sibling_metrics``)."""
     settings = settings or Settings()
     gateway_metrics = GatewayMetrics() if settings.metrics_enabled else None
+    metric_siblings = None
+    if gateway_metrics is not None and siblings is not None:
+        group, place = siblings
+        metric_siblings = Siblings(
+            group, place, settings.api_workers, gateway_metrics.registry, GATEWAY_SHARED_GAUGES
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.dashboard_sample_seconds,
             )
             app.state.monitor.start()
+        if metric_siblings is not None:
+            await metric_siblings.start()
         grpc_server = None
         if settings.grpc_port:
             # Imported here: a process without gRPC never loads grpc, nor registers the
@@ -96,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await grpc_server.stop()
             if gateway_metrics is not None:
                 await app.state.monitor.stop()
+            if metric_siblings is not None:
+                await metric_siblings.stop()
             await rates.stop()
             await callbacks.stop()  # before the dispatcher, whose Redis it reads tasks with
             await app.state.dispatcher.stop()
@@ -115,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = gateway_metrics
+    app.state.metric_siblings = metric_siblings
     errors.install(app)
     for module in (predict, tasks, models, health, metrics, dashboard, docs):
         app.include_router(module.router)

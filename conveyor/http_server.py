@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -155,7 +156,7 @@ def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
 
 
 def run(
-    make_server: Callable[[], HttpServer],
+    make_server: Callable[[int], HttpServer],
     *,
     host: str,
     port: int,
@@ -164,12 +165,13 @@ def run(
 ) -> int:
     """Serve on ``host:port`` until SIGTERM or SIGINT; the process's exit status.
 
-    ``make_server`` builds the server (and its app) in the process that serves: with
-    ``processes`` above one, in each child, after the fork.
+    ``make_server(place)`` builds the server (and its app) in the process that serves: with
+    ``processes`` above one, in each child, after the fork; ``place`` is the process's place,
+    1 to ``processes`` (kept by a process started again in a dead one's place).
     """
     if processes <= 1:
         sock = bind(host, port)
-        return _serve_process(make_server, sock, host, port)
+        return _serve_process(functools.partial(make_server, 1), sock, host, port)
     # The parent holds the port (so port 0 becomes one port for all) without listening on it.
     holder = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -180,7 +182,7 @@ def run(
     def child(number: int) -> None:
         holder.close()
         sock = bind(host, bound, reuse_port=True)
-        raise SystemExit(_serve_process(make_server, sock, host, bound))
+        raise SystemExit(_serve_process(functools.partial(make_server, number), sock, host, bound))
 
     logger.info("%s: %d processes on http://%s:%d", name, processes, host, bound)
     try:

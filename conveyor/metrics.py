@@ -49,6 +49,7 @@ from proto import task_pb2
 __all__ = [
     "BATCH_BUCKETS",
     "CONTENT_TYPE",
+    "GATEWAY_SHARED_GAUGES",
     "LATENCY_BUCKETS",
     "GatewayMetrics",
     "RegistryMetrics",
@@ -70,6 +71,10 @@ LATENCY_BUCKETS = (
     300.0,
 )  # fmt: skip
 """Histogram buckets (seconds) of latencies: a millisecond to the largest timeout."""
+
+GATEWAY_SHARED_GAUGES = frozenset({"conveyor_queued_tasks", "conveyor_dead_letter_tasks"})
+"""The gateway's gauges that read one shared thing (RabbitMQ's queues): merged over its
+processes by the largest reading, not summed (``conveyor.sibling_metrics``)."""
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 """Histogram buckets of batch sizes."""

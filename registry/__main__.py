@@ -12,7 +12,7 @@ def main() -> int:
     settings = Settings()
     configure_logging("registry", settings.log_format, settings.log_level)
 
-    def server() -> HttpServer:
+    def server(place: int) -> HttpServer:
         tracing.configure(tracing.REGISTRY)  # in the serving process (OTEL_* variables)
         return HttpServer(create_app(settings))
 

@@ -12,7 +12,7 @@ def main() -> int:
     settings = Settings()
     configure_logging("traceview", settings.log_format, settings.log_level)
     return run(
-        lambda: HttpServer(create_app(settings)),
+        lambda place: HttpServer(create_app(settings)),
         host=settings.traceview_host,
         port=settings.traceview_port,
         name="traceview",

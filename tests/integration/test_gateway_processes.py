@@ -1,5 +1,6 @@
 """``API_WORKERS=2``: two gateway processes listen on one port (and on the gRPC port) under a
-supervisor that starts a dead one again; SIGTERM stops them all."""
+supervisor that starts a dead one again; a scrape of either answers the series of both;
+SIGTERM stops them all."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from tests.integration.stack import Stack, free_port, wait_until
 
@@ -60,6 +62,39 @@ def _listeners(pgid: int, port: int) -> list[int]:
     return sorted(found)
 
 
+def _scrape(api_url: str, model: str) -> tuple[float, frozenset[str]]:
+    """On a new connection (either process): the predicts of ``model`` answered ok, and the
+    ``process`` labels of the runtime's series."""
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        answer = client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+    assert answer.status_code == 200, answer.text
+    ok = 0.0
+    processes = set()
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "conveyor_requests_total"
+                and labels.get("model") == model
+                and labels.get("endpoint") == "predict"
+                and labels.get("outcome") == "ok"
+            ):
+                ok += sample.value
+            if sample.name == "process_resident_memory_bytes":
+                processes.add(labels["process"])
+    return ok, frozenset(processes)
+
+
+def _scrapes_agree(api_url: str, model: str, count: int = 12) -> float:
+    """Scrape ``count`` times, each on a new connection; every scrape must show both processes
+    and the same predict count (whichever process answered). Returns that count."""
+    seen = {_scrape(api_url, model) for _ in range(count)}
+    assert len(seen) == 1, seen
+    ((ok, processes),) = seen
+    assert processes == {"1", "2"}
+    return ok
+
+
 def test_two_gateway_processes_share_the_port_and_a_dead_one_is_replaced() -> None:
     grpc_port = free_port()
     with Stack(API_WORKERS="2", GRPC_PORT=str(grpc_port)) as stack:
@@ -87,6 +122,7 @@ def test_two_gateway_processes_share_the_port_and_a_dead_one_is_replaced() -> No
 
         predict_all(20)
         health_all(10)
+        assert _scrapes_agree(stack.api_url, model) == 20
         os.kill(first[0], signal.SIGKILL)
 
         def replaced() -> bool:
@@ -95,8 +131,10 @@ def test_two_gateway_processes_share_the_port_and_a_dead_one_is_replaced() -> No
 
         wait_until(replaced, 60, what="the killed gateway process replaced")
         wait_until(lambda: len(_listeners(group, grpc_port)) == 2, 60, what="its gRPC port")
+        survivors = _scrape(stack.api_url, model)[0]  # the survivor's share of the first 20
         predict_all(20)
         health_all(10)
+        assert _scrapes_agree(stack.api_url, model) == survivors + 20
         stack.gateway.signal(signal.SIGTERM)
         assert stack.gateway.process.wait(60) == 0, stack.gateway.log()
         assert _listeners(group, port) == []
