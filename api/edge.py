@@ -311,18 +311,19 @@ class Edge:
                 tracestate = value.decode("latin-1")
         method: str = scope["method"]
         route = route_of(scope["path"])
-        span = tracer.start_span(
+        span, traceparent = tracing.server_span(
+            tracer,
             f"{method} {route}",
-            context=tracing.extract(traceparent, tracestate),
-            kind=tracing.SpanKind.SERVER,
-            attributes={
+            traceparent,
+            tracestate,
+            {
                 "http.request.method": method,
                 "http.route": route,
                 "url.path": scope["path"],
                 "url.scheme": scope.get("scheme", "http"),
             },
         )
-        echo = (b"traceparent", tracing.traceparent_of(span).encode())
+        echo = (b"traceparent", traceparent.encode())
         status = 500
 
         async def send_traced(message: Message) -> None:
@@ -332,11 +333,8 @@ class Edge:
                 message["headers"] = [*message.get("headers", []), echo]
             await send(message)
 
-        if not span.is_recording():  # not sampled: its traceparent echoed, nothing more
-            try:
-                await self._serve(scope, receive, send_traced)
-            finally:
-                span.end()
+        if span is None:  # not sampled: its traceparent echoed, nothing more
+            await self._serve(scope, receive, send_traced)
             return
         token = tracing.activate(span)
         try:

@@ -37,8 +37,20 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.trace import (
+    Link,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 
 __all__ = [
     "GATEWAY",
@@ -61,6 +73,7 @@ __all__ = [
     "inject",
     "install",
     "link_to",
+    "server_span",
     "shutdown",
     "trace_id_of",
     "traceparent_of",
@@ -105,6 +118,32 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _TRUE = ("true", "1", "yes", "on")
 
 
+class _Ids(IdGenerator):
+    """Random ids, whose next trace id ``server_span`` may fix: the one it asked the sampler
+    about, so the span it then starts gets the same decision."""
+
+    def __init__(self) -> None:
+        self._random = RandomIdGenerator()
+        self.next_trace_id: int | None = None
+
+    def generate_span_id(self) -> int:
+        return self._random.generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        fixed, self.next_trace_id = self.next_trace_id, None
+        return fixed if fixed is not None else self._random.generate_trace_id()
+
+    def random_trace_id(self) -> int:
+        """A new random trace id (not fixed)."""
+        return self._random.generate_trace_id()
+
+    def is_trace_id_random(self) -> bool:
+        return True
+
+
+_ids = _Ids()
+
+
 def worker_service(model: str) -> str:
     """A model worker's default ``service.name``."""
     return f"conveyor-worker-{model}"
@@ -146,7 +185,7 @@ def install(processor: SpanProcessor, default_service: str) -> Tracer:
     name = resource.attributes.get(SERVICE_NAME)
     if not isinstance(name, str) or name.startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: default_service}))
-    provider = TracerProvider(resource=resource, shutdown_on_exit=True)
+    provider = TracerProvider(resource=resource, shutdown_on_exit=True, id_generator=_ids)
     provider.add_span_processor(processor)
     _provider = provider
     tracer = provider.get_tracer("conveyor")
@@ -186,6 +225,44 @@ def extract_from(carrier: Mapping[str, str]) -> Context | None:
     """``extract`` from a carrier holding ``traceparent``/``tracestate`` (``Task.trace_context``,
     gRPC metadata as a dict)."""
     return extract(carrier.get(TRACEPARENT), carrier.get(TRACESTATE))
+
+
+def server_span(
+    tracer: Tracer,
+    name: str,
+    traceparent: str | None,
+    tracestate: str | None,
+    attributes: Attributes,
+    kind: SpanKind = SpanKind.SERVER,
+) -> tuple[Span | None, str]:
+    """A request's server span, continuing the client's ``traceparent``, and the
+    ``traceparent`` to answer with.
+
+    When the sampler drops the request, no span is made (None): the answer names the trace and
+    a new span id with the sampled flag clear, as the SDK's non-recording span would, at a
+    fraction of its cost (a dropped request is the common case of a low sampling ratio). The
+    decision is the configured sampler's, asked once with the trace id the span then gets.
+    """
+    parent = extract(traceparent, tracestate)
+    provider = _provider
+    if provider is not None:
+        if parent is None:
+            trace_id, random_id = _ids.random_trace_id(), True
+        else:
+            parent_ids = trace.get_current_span(parent).get_span_context()
+            trace_id, random_id = parent_ids.trace_id, parent_ids.trace_flags.random_trace_id
+        decision = provider.sampler.should_sample(parent, trace_id, name, kind, attributes)
+        if decision.decision is Decision.DROP:
+            flags = TraceFlags.RANDOM_TRACE_ID if random_id else TraceFlags.DEFAULT
+            span_id = _ids.generate_span_id()
+            return None, f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+        if parent is None:
+            _ids.next_trace_id = trace_id
+    span = tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
+    _ids.next_trace_id = None  # taken, or (a current span was the parent) not wanted
+    if not span.is_recording():
+        return None, traceparent_of(span)
+    return span, traceparent_of(span)
 
 
 def inject(carrier: MutableMapping[str, str], span: Span | None = None) -> None:

@@ -40,22 +40,19 @@ class ServerSpans:
         headers = dict(scope["headers"])
         method: str = scope["method"]
         route = self.route_of(scope["path"])
-        parent = tracing.extract(
+        span, traceparent = tracing.server_span(
+            tracer,
+            f"{method} {route}",
             headers.get(b"traceparent", b"").decode("latin-1"),
             headers.get(b"tracestate", b"").decode("latin-1"),
-        )
-        span = tracer.start_span(
-            f"{method} {route}",
-            context=parent,
-            kind=tracing.SpanKind.SERVER,
-            attributes={
+            {
                 "http.request.method": method,
                 "http.route": route,
                 "url.path": scope["path"],
                 "url.scheme": scope.get("scheme", "http"),
             },
         )
-        echo = (b"traceparent", tracing.traceparent_of(span).encode())
+        echo = (b"traceparent", traceparent.encode())
         status = 500
 
         async def traced_send(message: Message) -> None:
@@ -65,6 +62,9 @@ class ServerSpans:
                 message["headers"] = [*message.get("headers", []), echo]
             await send(message)
 
+        if span is None:  # not sampled: its traceparent echoed, nothing more
+            await self.app(scope, receive, traced_send)
+            return
         try:
             with tracing.current(span):
                 await self.app(scope, receive, traced_send)

@@ -91,21 +91,20 @@ class CallEdge:
             await context.send_initial_metadata(((REQUEST_ID, request_id),))
             return await self._serve(context, method, work, arrival, request_id, log, metadata)
         service, _, name = method.path.lstrip("/").partition("/")
-        span = tracer.start_span(
+        span, traceparent = tracing.server_span(
+            tracer,
             f"{service}/{name}",
-            context=tracing.extract(
-                _text(metadata.get(tracing.TRACEPARENT)), _text(metadata.get(tracing.TRACESTATE))
-            ),
-            kind=tracing.SpanKind.SERVER,
-            attributes={
+            _text(metadata.get(tracing.TRACEPARENT)),
+            _text(metadata.get(tracing.TRACESTATE)),
+            {
                 tracing.RPC_SYSTEM: "grpc",
                 tracing.RPC_SERVICE: service,
                 tracing.RPC_METHOD: name,
                 tracing.REQUEST_ID: request_id,
             },
         )
-        answered = ((REQUEST_ID, request_id), (tracing.TRACEPARENT, tracing.traceparent_of(span)))
-        if not span.is_recording():  # not sampled: its traceparent sent back, nothing more
+        answered = ((REQUEST_ID, request_id), (tracing.TRACEPARENT, traceparent))
+        if span is None:  # not sampled: its traceparent sent back, nothing more
             await context.send_initial_metadata(answered)
             return await self._serve(context, method, work, arrival, request_id, log, metadata)
         token = tracing.activate(span)

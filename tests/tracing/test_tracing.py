@@ -175,6 +175,52 @@ def test_the_sampler_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert [s.name for s in exported.get_finished_spans()] == ["child"]
 
 
+def test_a_dropped_request_gets_no_span_but_a_traceparent_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    exported = InMemorySpanExporter()
+    tracer = tracing.install(SimpleSpanProcessor(exported), tracing.GATEWAY)
+    span, echo = tracing.server_span(tracer, "POST /predict/{model}", None, None, {})
+    assert span is None
+    version, trace_id, span_id, flags = echo.split("-")
+    assert (version, len(trace_id), len(span_id), flags) == ("00", 32, 16, "02")  # random id
+    # An unsampled parent: its trace continues, unsampled; a sampled one is honoured.
+    parent = "0af7651916cd43dd8448eb211c80319c"
+    span, echo = tracing.server_span(tracer, "x", f"00-{parent}-b7ad6b7169203331-00", None, {})
+    assert span is None
+    assert echo.startswith(f"00-{parent}-") and echo.endswith("-00")
+    assert "b7ad6b7169203331" not in echo  # a span id of its own
+    span, echo = tracing.server_span(tracer, "y", f"00-{parent}-b7ad6b7169203331-01", "k=v", {})
+    assert span is not None and span.is_recording()
+    assert echo == tracing.traceparent_of(span)
+    span.end()
+    assert [s.name for s in exported.get_finished_spans()] == ["y"]
+
+
+def test_a_sampled_root_span_keeps_the_trace_id_it_was_sampled_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a ratio, the span started after the decision has the id the sampler saw: the
+    share of requests sampled is the ratio, not its square."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
+    exported = InMemorySpanExporter()
+    tracer = tracing.install(SimpleSpanProcessor(exported), tracing.GATEWAY)
+    bound = round(0.5 * (1 << 64))  # the SDK's TraceIdRatioBased: low 64 bits below it
+    sampled = 0
+    for _ in range(400):
+        span, echo = tracing.server_span(tracer, "r", None, None, {})
+        trace_id = int(echo.split("-")[1], 16)
+        assert (span is not None) == ((trace_id & ((1 << 64) - 1)) < bound)
+        if span is not None:
+            sampled += 1
+            span.end()
+    assert 140 < sampled < 260
+    assert len(exported.get_finished_spans()) == sampled
+
+
 def test_a_malformed_traceparent_starts_a_new_trace() -> None:
     assert tracing.extract("00-zz-yy-01") is None
     assert tracing.extract("") is None
