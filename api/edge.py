@@ -303,19 +303,16 @@ class Edge:
     ) -> None:
         """``_serve`` in an HTTP server span: the client's ``traceparent`` continued, the
         span's sent back; route, model, version and status noted; a 5xx is an error."""
-        traceparent = tracestate = None
-        for name, value in scope["headers"]:
-            if name == b"traceparent":
-                traceparent = value.decode("latin-1")
-            elif name == b"tracestate":
-                tracestate = value.decode("latin-1")
+        headers = dict(scope["headers"])
+        traceparent = headers.get(b"traceparent")
+        tracestate = headers.get(b"tracestate")
         method: str = scope["method"]
         route = route_of(scope["path"])
         span, traceparent = tracing.server_span(
             tracer,
             f"{method} {route}",
-            traceparent,
-            tracestate,
+            None if traceparent is None else traceparent.decode("latin-1"),
+            None if tracestate is None else tracestate.decode("latin-1"),
             {
                 "http.request.method": method,
                 "http.route": route,
@@ -324,6 +321,9 @@ class Edge:
             },
         )
         echo = (b"traceparent", traceparent.encode())
+        if span is None:  # not sampled: its traceparent echoed, nothing more
+            await self._serve(scope, receive, send, echo=echo)
+            return
         status = 500
 
         async def send_traced(message: Message) -> None:
@@ -333,12 +333,9 @@ class Edge:
                 message["headers"] = [*message.get("headers", []), echo]
             await send(message)
 
-        if span is None:  # not sampled: its traceparent echoed, nothing more
-            await self._serve(scope, receive, send_traced)
-            return
         token = tracing.activate(span)
         try:
-            await self._serve(scope, receive, send_traced)
+            await self._serve(scope, receive, send_traced, sampled=True)
         except BaseException as e:
             span.record_exception(e)
             raise
@@ -359,7 +356,17 @@ class Edge:
                         span.set_attribute(attribute, value)
             span.end()
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        sampled: bool = False,
+        echo: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        """The request past the edge's checks (``sampled``: it runs in a sampled span, whose
+        trace id its latency bucket keeps as an exemplar; ``echo``: one more response header,
+        an unsampled request's ``traceparent``)."""
         path: str = scope["path"]
         admission = self.admission
         if scope.pop(_RESERVED, False):
@@ -373,7 +380,9 @@ class Edge:
         state: dict[str, Any] = scope.setdefault("state", {})
         state["arrival"] = arrival
         state["request_id"] = request_id
-        echo = (b"x-request-id", request_id.encode())
+        echoes = [(b"x-request-id", request_id.encode())]
+        if echo is not None:
+            echoes.append(echo)
         context = logs.begin(request_id)
         status = 500
 
@@ -381,14 +390,14 @@ class Edge:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), echo]
+                message["headers"] = [*message.get("headers", []), *echoes]
             await send(message)
 
         if path.startswith(_OPEN_PATHS):
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
-                self._done(scope, context, status, arrival, "")
+                self._done(scope, context, status, arrival, "", sampled)
             return
         refusal: JSONResponse | None = None
         if self._keys and path.startswith(_PROTECTED_PREFIXES) and not self._authorized(headers):
@@ -410,14 +419,14 @@ class Edge:
                 )
         if refusal is not None:
             await refusal(scope, receive, send_with_id)
-            self._done(scope, context, status, arrival, "gateway_full")
+            self._done(scope, context, status, arrival, "gateway_full", sampled)
             return
         admission.inflight += 1
         try:
             await self.app(scope, self._limited(receive), send_with_id)
         finally:
             admission.inflight -= 1
-            self._done(scope, context, status, arrival, "queue_full")
+            self._done(scope, context, status, arrival, "queue_full", sampled)
 
     async def _refuse_busy(self, scope: Scope, send: Send) -> None:
         """The 429 past ``MAX_INFLIGHT``. Under overload most answers are this one, so it is
@@ -433,7 +442,13 @@ class Edge:
         await send({"type": "http.response.body", "body": body})
 
     def _done(
-        self, scope: Scope, context: logs.LogContext, status: int, arrival: float, reason: str
+        self,
+        scope: Scope,
+        context: logs.LogContext,
+        status: int,
+        arrival: float,
+        reason: str,
+        sampled: bool = False,
     ) -> None:
         """Count the finished request; at debug level, log it (an access log off by default)."""
         if self.metrics is None and not logger.isEnabledFor(logging.DEBUG):
@@ -443,7 +458,7 @@ class Edge:
         if self.metrics is not None:
             endpoint = endpoint_of(path)
             series = self.metrics.series(endpoint, context.model, context.version)
-            trace_id = tracing.current_trace_id() if tracing.tracer is not None else ""
+            trace_id = tracing.current_trace_id() if sampled else ""
             series.observe(status, seconds, reason, trace_id)
             if endpoint == "tasks" and status == 200 and scope["method"] == "DELETE":
                 self.metrics.cancelled.labels(context.model, context.version).inc()

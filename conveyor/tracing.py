@@ -142,6 +142,8 @@ class _Ids(IdGenerator):
 
 
 _ids = _Ids()
+_NO_PARENT: Final = Context()
+"""The parent of a request that came without a trace context: none (a new trace)."""
 
 
 def worker_service(model: str) -> str:
@@ -243,10 +245,11 @@ def server_span(
     fraction of its cost (a dropped request is the common case of a low sampling ratio). The
     decision is the configured sampler's, asked once with the trace id the span then gets.
     """
-    parent = extract(traceparent, tracestate)
+    # A request's span starts from what the client sent, never from a span current here.
+    parent = extract(traceparent, tracestate) or _NO_PARENT
     provider = _provider
     if provider is not None:
-        if parent is None:
+        if parent is _NO_PARENT:
             trace_id, random_id = _ids.random_trace_id(), True
         else:
             parent_ids = trace.get_current_span(parent).get_span_context()
@@ -256,10 +259,10 @@ def server_span(
             flags = TraceFlags.RANDOM_TRACE_ID if random_id else TraceFlags.DEFAULT
             span_id = _ids.generate_span_id()
             return None, f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
-        if parent is None:
+        if parent is _NO_PARENT:
             _ids.next_trace_id = trace_id
     span = tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
-    _ids.next_trace_id = None  # taken, or (a current span was the parent) not wanted
+    _ids.next_trace_id = None  # taken (or left by a tracer that made no span)
     if not span.is_recording():
         return None, traceparent_of(span)
     return span, traceparent_of(span)
