@@ -72,6 +72,8 @@ ALLOWED_BASES: dict[str, str] = {
     "starlette.middleware.base.BaseHTTPMiddleware": ANY_BODY,
     # prometheus_client's custom collectors (registry.register).
     "prometheus_client.registry.Collector": ANY_BODY,
+    # OpenTelemetry SDK's interface for custom trace and span ids, TracerProvider(id_generator=).
+    "opentelemetry.sdk.trace.id_generator.IdGenerator": ANY_BODY,
     # aiormq's transport hook: an abstract factory, Connection(transport_factory=...).
     "aiormq.TransportFactory": ANY_BODY,
     "aiormq.connection.TransportFactory": ANY_BODY,
