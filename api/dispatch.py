@@ -260,16 +260,15 @@ class Dispatcher:
             with tracer.start_as_current_span(
                 f"send {queue}",
                 kind=tracing.SpanKind.PRODUCER,
-                attributes={
-                    tracing.MESSAGING_SYSTEM: "rabbitmq",
-                    tracing.MESSAGING_OPERATION_TYPE: "send",
-                    tracing.MESSAGING_OPERATION_NAME: "publish",
-                    tracing.MESSAGING_DESTINATION: queue,
-                    tracing.MESSAGING_MESSAGE_ID: task.task_id,
-                    tracing.MODEL: info.name,
-                    tracing.VERSION: info.version,
-                    tracing.TASK_ID: task.task_id,
-                },
+                attributes=tracing.publish_attributes(
+                    queue,
+                    task.task_id,
+                    {
+                        tracing.MODEL: info.name,
+                        tracing.VERSION: info.version,
+                        tracing.TASK_ID: task.task_id,
+                    },
+                ),
             ):
                 task.published_unix_nano = time.time_ns()
                 await self._publish_untraced(info, task, durable, seconds, packed)

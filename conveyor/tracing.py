@@ -73,6 +73,7 @@ __all__ = [
     "inject",
     "install",
     "link_to",
+    "publish_attributes",
     "server_span",
     "shutdown",
     "trace_id_of",
@@ -339,6 +340,23 @@ def link_to(span: Span) -> Link:
 def links_to(contexts: Sequence[SpanContext]) -> list[Link]:
     """Links to each of ``contexts``."""
     return [Link(c) for c in contexts]
+
+
+def publish_attributes(
+    queue: str, task_id: str, extra: Mapping[str, str | int] | None = None
+) -> dict[str, str | int]:
+    """A producer span's attributes for publishing task ``task_id`` to RabbitMQ's ``queue``
+    (messaging semantic conventions), plus ``extra``."""
+    attributes: dict[str, str | int] = {
+        MESSAGING_SYSTEM: "rabbitmq",
+        MESSAGING_OPERATION_TYPE: "send",
+        MESSAGING_OPERATION_NAME: "publish",
+        MESSAGING_DESTINATION: queue,
+        MESSAGING_MESSAGE_ID: task_id,
+    }
+    if extra:
+        attributes.update(extra)
+    return attributes
 
 
 def fail(span: Span, message: str, error_type: str = "") -> None:

@@ -141,15 +141,11 @@ def retry_publish(
         f"send {queue}",
         context=tracing.context_of(span),
         kind=tracing.SpanKind.PRODUCER,
-        attributes={
-            tracing.MESSAGING_SYSTEM: "rabbitmq",
-            tracing.MESSAGING_OPERATION_TYPE: "send",
-            tracing.MESSAGING_OPERATION_NAME: "publish",
-            tracing.MESSAGING_DESTINATION: queue,
-            tracing.MESSAGING_MESSAGE_ID: task.task_id,
-            tracing.ATTEMPT: task.attempt,
-            "conveyor.retry.delay_ms": delay_ms,
-        },
+        attributes=tracing.publish_attributes(
+            queue,
+            task.task_id,
+            {tracing.ATTEMPT: task.attempt, "conveyor.retry.delay_ms": delay_ms},
+        ),
     ):
         task.published_unix_nano = time.time_ns()
         yield
