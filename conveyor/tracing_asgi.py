@@ -20,26 +20,33 @@ __all__ = ["ServerSpans"]
 class ServerSpans:
     """ASGI middleware: each HTTP request in a server span (see the module doc). ``route_of``
     turns a path into its route template (ids replaced), for the span's name; paths starting
-    with one of ``untraced`` (probes, scrapes) are not traced."""
+    with one of ``untraced`` (probes, scrapes) are not traced, nor the (method, route) pairs of
+    ``untraced_routes`` (periodic calls such as heartbeats: a trace each would bury the
+    others)."""
 
     def __init__(
         self,
         app: ASGIApp,
         route_of: Callable[[str], str] = lambda path: path,
         untraced: tuple[str, ...] = ("/healthz", "/readyz", "/metrics"),
+        untraced_routes: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         self.app = app
         self.route_of = route_of
         self.untraced = untraced
+        self.untraced_routes = untraced_routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         tracer = tracing.tracer
         if tracer is None or scope["type"] != "http" or scope["path"].startswith(self.untraced):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
         method: str = scope["method"]
         route = self.route_of(scope["path"])
+        if (method, route) in self.untraced_routes:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
         span, traceparent = tracing.server_span(
             tracer,
             f"{method} {route}",

@@ -15,6 +15,9 @@ from registry.config import Settings
 from registry.routes import health, instances, metrics, models
 from registry.store import RegistryStore
 
+UNTRACED_ROUTES = frozenset({("PUT", "/models/{name}/instances/{instance_id}")})
+"""Requests the registry does not trace: an instance's heartbeat."""
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the registry; its Redis connection opens in its lifespan."""
@@ -49,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, responses=errors.REDIS_DOWN)
     for module in (health, metrics):
         app.include_router(module.router)
-    app.add_middleware(ServerSpans, route_of=route_of)  # a span per request, when tracing is on
+    # A span per request when tracing is on; not the workers' heartbeats (a few a second).
+    app.add_middleware(ServerSpans, route_of=route_of, untraced_routes=UNTRACED_ROUTES)
     return app
 
 

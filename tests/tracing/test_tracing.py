@@ -9,7 +9,7 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -456,3 +456,29 @@ async def test_a_retry_is_a_producer_span_under_the_failed_attempt(
     assert start <= published.published_unix_nano <= end
     assert end <= settled  # the attempt is settled after its retry left
     assert process.status.description == "retrying: busy"
+
+
+@pytest.mark.asyncio
+async def test_the_registry_leaves_heartbeats_untraced(exported: InMemorySpanExporter) -> None:
+    from conveyor.tracing_asgi import ServerSpans
+    from registry.main import UNTRACED_ROUTES, route_of
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    spans = ServerSpans(app, route_of=route_of, untraced_routes=UNTRACED_ROUTES)
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    for method, path in (("PUT", "/models/echo/instances/abc"), ("GET", "/models/echo")):
+        scope = {"type": "http", "method": method, "path": path, "headers": []}
+        await spans(scope, receive, send)
+    assert [s.name for s in exported.get_finished_spans()] == ["GET /models/{name}"]
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert [dict(m["headers"]).get(b"traceparent") is not None for m in starts] == [False, True]
