@@ -31,12 +31,17 @@ def second_gateway(stack: Stack, **env: str) -> Iterator[tuple[str, Service]]:
         "api-2",
     )
     url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if not gateway.alive():
+            raise AssertionError(f"the second gateway exited:\n{gateway.log()}")
+        return httpx.get(f"{url}/readyz", timeout=5.0).status_code == 200
+
     try:
-        wait_until(
-            lambda: httpx.get(f"{url}/readyz", timeout=5.0).status_code == 200,
-            120.0,
-            what="second gateway ready",
-        )
+        try:
+            wait_until(ready, 120.0, what="second gateway ready")
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}; its log:\n{gateway.log()}") from None
         yield url, gateway
     finally:
         gateway.stop()
