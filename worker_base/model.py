@@ -46,9 +46,13 @@ class Model(ABC):
     task at once.
     """
 
-    name: ClassVar[str]
-    version: ClassVar[str] = "1"
-    max_batch_size: ClassVar[int] = 1
+    name: str
+    """The model's name (``MODEL_NAME`` overrides it). ``name``, ``version`` and
+    ``max_batch_size`` are class attributes, or set on the instance by a constructor that
+    learns them only at start-up (a model read from a file); the worker reads them when it is
+    made."""
+    version: str = "1"
+    max_batch_size: int = 1
     max_batch_delay_ms: ClassVar[float] = 2.0
     retry_on: ClassVar[tuple[type[Exception], ...]] = ()
     max_retries: ClassVar[int] = 3
