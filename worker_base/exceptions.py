@@ -2,6 +2,7 @@
 
 WorkerError (a conveyor.errors.ConveyorError)
 ├── InvalidRequest   -- raised by a model: the request is invalid (stored as INVALID_ARGUMENT)
+├── InvalidOutput    -- a tensor model's outputs do not match its specs (stored as MODEL_ERROR)
 └── RetryableError   -- raised by a model: this run failed, another may not (the task is retried)
 """
 
@@ -26,6 +27,14 @@ class InvalidRequest(WorkerError):
     def __init__(self, message: str, field: str = "") -> None:
         super().__init__(message)
         self.field = field
+
+
+class InvalidOutput(WorkerError):
+    """Raised by a ``TensorModel`` whose ``infer`` returned outputs that do not match its output
+    specs (one missing, another datatype or shape): a fault of the model, so the task fails as
+    ``MODEL_ERROR``."""
+
+    code = "invalid_output"
 
 
 class RetryableError(WorkerError):

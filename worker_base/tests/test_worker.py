@@ -146,6 +146,8 @@ def test_public_names() -> None:
         "RetryableError",
         "SchemaError",
         "Settings",
+        "TensorModel",
+        "TensorSpec",
         "Worker",
         "WorkerError",
         "run_model",
