@@ -3,14 +3,16 @@
 Run by the ``py_wheel`` rule (tools/wheel/defs.bzl) on the hermetic interpreter:
 
     build_wheel.py --out OUT.whl --name NAME --version VERSION --summary TEXT
-        --lock requirements.lock --requires DIST[:SPEC] ... --entry-point NAME=MOD:FUNC ...
-        --file ARCHIVE_PATH=SOURCE_PATH ...
+        --lock requirements.lock --requires DIST[:SPEC] ... --extra-requires EXTRA=DIST[:SPEC] ...
+        --entry-point NAME=MOD:FUNC ... --file ARCHIVE_PATH=SOURCE_PATH ...
 
 The archive is the same bytes on every build: entries sorted by name, every timestamp
 1980-01-01 00:00:00 (the earliest a zip can hold), every mode 0644, deflate at a fixed level.
 ``Requires-Dist`` gets a *range* from the version the lock pins (``X.Y.Z`` becomes
 ``>=X.Y,<X+1``; below 1.0, ``0.Y.Z`` becomes ``>=0.Y,<0.Y+1``), so the wheel installs beside a
-user's own pins; a distribution missing from the lock is an error.
+user's own pins; a distribution missing from the lock is an error. An extra (``pip install
+'dist[onnx]'``) is a ``Provides-Extra`` line and its requirements, each marked
+``; extra == "onnx"``.
 """
 
 from __future__ import annotations
@@ -62,8 +64,27 @@ def requirement(spec: str, locked: dict[str, str]) -> str:
     return f"{name}{version_range(version)}"
 
 
-def metadata(args: argparse.Namespace, requires: list[str]) -> str:
-    """The ``METADATA`` file (core metadata 2.1)."""
+def extras(specs: list[str], locked: dict[str, str]) -> dict[str, list[str]]:
+    """``EXTRA=DIST[:SPEC]`` arguments as each extra's ``Requires-Dist`` values, by extra."""
+    by_extra: dict[str, list[str]] = {}
+    for item in specs:
+        extra, sep, spec = item.partition("=")
+        if not sep or not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", extra) or not spec:
+            raise SystemExit(f"build_wheel: --extra-requires {item!r} is not EXTRA=DIST[:SPEC]")
+        by_extra.setdefault(extra, []).append(spec)
+    return {
+        extra: [
+            requirement(spec, locked)
+            for spec in sorted(by_extra[extra], key=lambda s: normalize(s.partition(":")[0]))
+        ]
+        for extra in sorted(by_extra)
+    }
+
+
+def metadata(
+    args: argparse.Namespace, requires: list[str], optional: dict[str, list[str]] | None = None
+) -> str:
+    """The ``METADATA`` file (core metadata 2.1); ``optional``: each extra's requirements."""
     lines = [
         "Metadata-Version: 2.1",
         f"Name: {args.name}",
@@ -72,6 +93,9 @@ def metadata(args: argparse.Namespace, requires: list[str]) -> str:
         "Requires-Python: >=3.11",
     ]
     lines += [f"Requires-Dist: {req}" for req in requires]
+    for extra, reqs in (optional or {}).items():
+        lines.append(f"Provides-Extra: {extra}")
+        lines += [f'Requires-Dist: {req}; extra == "{extra}"' for req in reqs]
     return "\n".join(lines) + "\n"
 
 
@@ -103,6 +127,7 @@ def build(args: argparse.Namespace) -> None:
     locked = pins(Path(args.lock).read_text())
     by_name = sorted(args.requires, key=lambda spec: normalize(spec.partition(":")[0]))
     requires = [requirement(spec, locked) for spec in by_name]
+    optional = extras(args.extra_requires, locked)
     files: dict[str, bytes] = {}
     for item in args.file:
         archive_path, _, source = item.partition("=")
@@ -111,7 +136,7 @@ def build(args: argparse.Namespace) -> None:
         files[archive_path] = Path(source).read_bytes()
     stem = f"{args.name.replace('-', '_')}-{args.version}"
     info = f"{stem}.dist-info"
-    files[f"{info}/METADATA"] = metadata(args, requires).encode()
+    files[f"{info}/METADATA"] = metadata(args, requires, optional).encode()
     files[f"{info}/WHEEL"] = wheel_file().encode()
     if args.entry_point:
         files[f"{info}/entry_points.txt"] = entry_points(args.entry_point).encode()
@@ -141,6 +166,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--summary", required=True)
     parser.add_argument("--lock", required=True)
     parser.add_argument("--requires", action="append", default=[])
+    parser.add_argument("--extra-requires", action="append", default=[])
     parser.add_argument("--entry-point", action="append", default=[])
     parser.add_argument("--file", action="append", default=[])
     return parser.parse_args(argv)

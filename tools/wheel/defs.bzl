@@ -3,7 +3,8 @@
 The wheel holds every first-party Python file (sources and generated `_pb2.py` modules) that the
 `deps` need, under the chosen top-level `packages` (anything else the deps pull in is left out,
 third-party code included); third-party dependencies become `Requires-Dist` ranges derived from
-`requirements.lock` by `//tools/wheel:build_wheel` (see its docstring). The archive has fixed
+`requirements.lock` by `//tools/wheel:build_wheel` (see its docstring), those of an extra
+marked with it (`extras`). The archive has fixed
 timestamps and sorted entries: the same bytes on every build.
 """
 
@@ -36,6 +37,9 @@ def _py_wheel_impl(ctx):
     args.add("--lock", ctx.file._lock)
     for req in ctx.attr.requires:
         args.add("--requires", req)
+    for extra, reqs in sorted(ctx.attr.extras.items()):
+        for req in reqs:
+            args.add("--extra-requires", "%s=%s" % (extra, req))
     for script, target in sorted(ctx.attr.console_scripts.items()):
         args.add("--entry-point", "%s=%s" % (script, target))
     for path in sorted(files):
@@ -60,6 +64,7 @@ py_wheel = rule(
         "data": attr.label_list(allow_files = True, doc = "Extra files (e.g. py.typed), at their workspace paths."),
         "packages": attr.string_list(mandatory = True, doc = "Top-level directories whose files are shipped."),
         "requires": attr.string_list(doc = "Distributions required: `name` (range from the lock) or `name:>=1,<2`."),
+        "extras": attr.string_list_dict(doc = "Extra name to the distributions it adds, as in `requires` (`pip install 'dist[extra]'`)."),
         "console_scripts": attr.string_dict(doc = "Console script name to `module:function`."),
         "_builder": attr.label(default = _BUILDER, executable = True, cfg = "host"),
         "_lock": attr.label(default = _LOCK, allow_single_file = True),

@@ -99,3 +99,34 @@ def test_same_bytes_after_touching_the_sources(tmp_path: Path) -> None:
 def test_a_dependency_missing_from_the_lock_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="not-locked is not pinned"):
         _build(tmp_path, "bad.whl", ["--requires", "not-locked"])
+
+
+def test_extras_are_marked_requirements(tmp_path: Path) -> None:
+    extra = [
+        "--extra-requires", "onnx=uvloop",
+        "--extra-requires", "onnx=aio-pika",
+        "--extra-requires", "fast=typing-extensions:>=4",
+    ]  # fmt: skip
+    wheel = _build(tmp_path, "extras.whl", extra)
+    with zipfile.ZipFile(wheel) as archive:
+        meta = archive.read("demo_pkg-1.2.3.dist-info/METADATA").decode()
+    lines = meta.splitlines()
+    assert lines[-5:] == [
+        "Provides-Extra: fast",
+        'Requires-Dist: typing-extensions>=4; extra == "fast"',
+        "Provides-Extra: onnx",
+        'Requires-Dist: aio-pika>=10.2,<11; extra == "onnx"',
+        'Requires-Dist: uvloop>=0.23,<0.24; extra == "onnx"',
+    ]
+    assert lines.index("Provides-Extra: fast") > lines.index("Requires-Dist: uvloop>=0.23,<0.24")
+
+
+@pytest.mark.parametrize("item", ["onnx", "=numpy", "Bad_Name=numpy", "onnx="])
+def test_a_malformed_extra_is_an_error(tmp_path: Path, item: str) -> None:
+    with pytest.raises(SystemExit, match="is not EXTRA=DIST"):
+        _build(tmp_path, "bad.whl", ["--extra-requires", item])
+
+
+def test_an_extras_dependency_missing_from_the_lock_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="not-locked is not pinned"):
+        _build(tmp_path, "bad.whl", ["--extra-requires", "x=not-locked"])
