@@ -1,0 +1,1 @@
+"""The ONNX worker's example graphs, built by Bazel genrules (deterministic bytes)."""
