@@ -23,8 +23,12 @@ def _rebuild(wheel: Path, tmp_path: Path) -> bytes:
         argv += ["--name", str(meta["Name"]), "--version", str(meta["Version"])]
         argv += ["--summary", str(meta["Summary"])]
         for req in meta.get_all("Requires-Dist") or []:
+            req, _, marker = req.partition("; extra == ")
             name = req.split(">")[0].split("<")[0].split("=")[0]
-            argv += ["--requires", f"{name}:{req[len(name) :]}"]
+            if marker:
+                argv += ["--extra-requires", f"{marker.strip(chr(34))}={name}:{req[len(name) :]}"]
+            else:
+                argv += ["--requires", f"{name}:{req[len(name) :]}"]
         if f"{info}/entry_points.txt" in archive.namelist():
             for line in archive.read(f"{info}/entry_points.txt").decode().splitlines()[1:]:
                 argv += ["--entry-point", line.replace(" = ", "=")]
