@@ -19,6 +19,9 @@ Two directions, because the gateway reads and writes a message differently (``ap
 (The gateway reads JSON numbers past the 64-bit integers as doubles, so an integer literal
 within 2**10 below -2**63 reads as -2**63.)
 
+A tensor field (a ``conveyor.v1.Tensor`` with the ``(conveyor.v1.tensor)`` option) is the
+Tensor message, ``shape`` and base64 ``raw``, described with its declared datatype and dims.
+
 Well-known types take their special forms (``Timestamp`` an RFC 3339 string, ``Duration``
 ``"1.5s"``, wrappers their value, ``Struct`` / ``Value`` / ``ListValue`` any JSON object, value
 or array). Their pattern checks the form; protobuf checks what a pattern cannot (a month
@@ -39,6 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+
+from conveyor.descriptors import tensor_option
 
 __all__ = [
     "FLOAT_MAX",
@@ -251,6 +256,15 @@ class _Builder:
     def field(self, item: FieldDescriptor) -> JsonSchema:
         """The schema of ``item``'s JSON value (without the ``null`` a request may give)."""
         message = item.message_type
+        option = tensor_option(item)
+        if option is not None and message is not None and not item.is_repeated:
+            dims = ", ".join(map(str, option.dims))
+            return {
+                **self.value(item),
+                "description": f"a {option.datatype} tensor of dims [{dims}] (-1: any size): "
+                "its shape, and raw, its elements in row-major order as little-endian bytes "
+                "(the Open Inference Protocol's binary tensor format) in base64",
+            }
         if message is not None and message.GetOptions().map_entry:
             key = message.fields_by_name["key"]
             if key.type == FieldDescriptor.TYPE_BOOL:

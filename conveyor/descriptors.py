@@ -2,15 +2,18 @@
 
 Workers send the descriptors of their request and response messages to the registry as a
 FileDescriptorSet; the registry and the gateway rebuild message classes from it at run time.
+The set carries the fields' options, so a tensor field's ``(conveyor.v1.tensor)`` option
+(``proto/tensor.proto``) reads the same in a rebuilt pool (``tensor_option``).
 """
 
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, FileDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from conveyor.errors import SchemaError
+from proto import tensor_pb2
 
 if TYPE_CHECKING:
     from google._upb._message import Descriptor as _UpbDescriptor
@@ -79,8 +82,34 @@ def message_class(pool: descriptor_pool.DescriptorPool, full_name: str) -> type[
     return message_factory.GetMessageClass(find_message(pool, full_name))
 
 
+class FieldWithOptions(Protocol):
+    """A field descriptor (pure-Python or upb implementation), as far as its options go."""
+
+    def GetOptions(self) -> descriptor_pb2.FieldOptions: ...
+
+
+# The generated stub types the extension as a plain FieldDescriptor, which the typed
+# ``HasExtension`` and ``Extensions[...]`` do not take.
+_TENSOR_OPTION: Any = tensor_pb2.tensor
+
+
+def tensor_option(field: FieldWithOptions) -> tensor_pb2.TensorSpec | None:
+    """The ``(conveyor.v1.tensor)`` option of ``field`` (its datatype and dims), or None when
+    the field has none.
+
+    Reading it needs this module's import of ``proto.tensor_pb2``, which registers the
+    extension; a descriptor rebuilt by ``load_pool`` reads it too.
+    """
+    options = field.GetOptions()
+    if not options.HasExtension(_TENSOR_OPTION):
+        return None
+    spec: tensor_pb2.TensorSpec = options.Extensions[_TENSOR_OPTION]
+    return spec
+
+
 def describe_message(descriptor: MessageDescriptor) -> dict[str, Any]:
-    """Return a readable JSON form of a message type: its fields, nested types inline."""
+    """Return a readable JSON form of a message type: its fields, nested types inline, a tensor
+    field's ``(conveyor.v1.tensor)`` option as ``"tensor": {"datatype", "dims"}``."""
     return _describe(descriptor, ())
 
 
@@ -99,5 +128,8 @@ def _describe(descriptor: MessageDescriptor, stack: tuple[str, ...]) -> dict[str
                 entry["message"] = _describe(field.message_type, (*stack, descriptor.full_name))
         if field.enum_type is not None:
             entry["enum_values"] = [value.name for value in field.enum_type.values]
+        spec = tensor_option(field)
+        if spec is not None:
+            entry["tensor"] = {"datatype": spec.datatype, "dims": list(spec.dims)}
         fields.append(entry)
     return {"type": descriptor.full_name, "fields": fields}

@@ -22,6 +22,7 @@ __all__ = [
     "ModelDetail",
     "ModelSummary",
     "Registration",
+    "TensorDeclaration",
     "VersionSummary",
 ]
 
@@ -69,6 +70,13 @@ class Registration(BaseModel):
     )
 
 
+class TensorDeclaration(BaseModel):
+    """A tensor field's ``(conveyor.v1.tensor)`` option: its datatype and dims."""
+
+    datatype: str = Field(description="An Open Inference Protocol datatype: FP32, UINT8, BYTES...")
+    dims: list[int] = Field(description="The shape; -1 is a dimension of any size.")
+
+
 class FieldSchema(BaseModel):
     """One field of a message, readable: name, JSON name, type, and nested types inline."""
 
@@ -81,6 +89,9 @@ class FieldSchema(BaseModel):
         default=None, description="The nested message's fields (absent when recursive)."
     )
     enum_values: list[str] | None = None
+    tensor: TensorDeclaration | None = Field(
+        default=None, description="A tensor field's declared datatype and dims."
+    )
 
 
 class MessageFields(BaseModel):

@@ -196,7 +196,8 @@ class InferenceServicer(grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
             wanted = wanted_outputs(
                 requested or None, mapping_for(info.response_class.DESCRIPTOR).specs, False
             )
-            inputs, raw = read_inputs(request)
+            declared = mapping_for(info.request_class.DESCRIPTOR).declared
+            inputs, raw = read_inputs(request, declared)
             outcome = await execute(
                 info,
                 self._dispatcher,

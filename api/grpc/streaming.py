@@ -34,7 +34,7 @@ from api.exceptions import InvalidResult, Overloaded
 from api.grpc.edge import Call
 from api.grpc.status import failure_of
 from api.grpc.tensors import infer_response, parameters_of, read_inputs
-from api.oip.execute import Outcome, response_message, seconds_left
+from api.oip.execute import Outcome, output_tensors, response_message, seconds_left
 from api.oip.infer import RequestOutput, infer_options, request_payload, wanted_outputs
 from api.oip.ports import Catalog, Dispatcher, ModelView
 from api.oip.tensors import mapping_for
@@ -146,10 +146,9 @@ class StreamInfer:
             for o in request.outputs
         ]
         wanted = wanted_outputs(requested or None, response_mapping.specs, False)
-        inputs, raw = read_inputs(request)
-        payload, batched = request_payload(
-            mapping_for(info.request_class.DESCRIPTOR), info.request_class, inputs, info.name
-        )
+        request_mapping = mapping_for(info.request_class.DESCRIPTOR)
+        inputs, raw = read_inputs(request, request_mapping.declared)
+        payload, batched = request_payload(request_mapping, info.request_class, inputs, info.name)
         seconds = seconds_left(info, options.timeout, arrival)
         items = await started(
             self._dispatcher.stream(
@@ -168,7 +167,7 @@ class StreamInfer:
                     model_name=info.name,
                     model_version=info.version,
                     request_id=request.id,
-                    outcome=Outcome(response_mapping.from_message(message), batched),
+                    outcome=Outcome(output_tensors(message, info), batched),
                     wanted=wanted,
                     raw=raw,
                 )

@@ -2,19 +2,20 @@
 
 An input's data is in its ``contents``, in the repeated field of its datatype's family
 (``CONTENTS_FIELDS``), or in the request's ``raw_input_contents`` (one entry per input, in the
-order of the inputs; the binary layout of ``api.oip.binary``), never both. The response answers
+order of the inputs; the binary layout of ``api.oip.binary``), never both; a declared tensor's
+raw bytes are kept as they came (``api.oip.tensors``). The response answers
 in ``raw_output_contents`` when the request sent raw inputs, as Triton does (tritonclient reads
 only raw outputs, except BYTES), else in each output's ``contents``. The checks themselves
 (datatype, shape, element count, the model's fields) are the REST API's
 (``api.oip.infer``, ``api.oip.tensors``), so both transports refuse the same requests.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
 from google.protobuf.message import Message
 
-from api.oip.binary import decode_elements, encode_elements
+from api.oip.binary import decode_elements
 from api.oip.datatypes import BYTES, check_integer
 from api.oip.exceptions import InvalidInferRequest
 from api.oip.execute import Outcome
@@ -53,8 +54,11 @@ def parameters_of(parameters: Mapping[str, pb.InferParameter]) -> dict[str, Any]
     return values
 
 
-def read_inputs(request: pb.ModelInferRequest) -> tuple[list[Tensor], bool]:
-    """The request's inputs as tensors, and whether they came as raw bytes."""
+def read_inputs(
+    request: pb.ModelInferRequest, declared: Collection[str] = frozenset()
+) -> tuple[list[Tensor], bool]:
+    """The request's inputs as tensors, and whether they came as raw bytes; the raw bytes of
+    the inputs named in ``declared`` (the model's declared tensors) are kept undecoded."""
     raw = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
         raise InvalidInferRequest(
@@ -74,6 +78,9 @@ def read_inputs(request: pb.ModelInferRequest) -> tuple[list[Tensor], bool]:
                     "give every input's data one way",
                     field=name,
                 )
+            if name in declared:
+                tensors.append(input_tensor(name, datatype, list(given.shape), [], raw[index]))
+                continue
             data = decode_elements(datatype, raw[index], name)
         else:
             data = _contents(given, name, datatype)
@@ -113,7 +120,8 @@ def infer_response(
     raw: bool,
 ) -> pb.ModelInferResponse:
     """The response: the wanted outputs in their order, raw when ``raw`` (else in
-    ``contents``), each with the leading batch dimension of 1 when the inputs had one."""
+    ``contents``), each with the leading batch dimension of 1 when the inputs had one (a
+    declared tensor keeps its own shape)."""
     response = pb.ModelInferResponse(
         model_name=model_name, model_version=model_version, id=request_id
     )
@@ -122,17 +130,17 @@ def infer_response(
     # Raw for all or for none: raw_output_contents pairs with the outputs by position.
     raw = raw or any(tensor.datatype not in CONTENTS_FIELDS for tensor in tensors)
     for tensor in tensors:
-        shape = [1, *tensor.shape] if outcome.batched else list(tensor.shape)
+        shape = [1, *tensor.shape] if outcome.batched and tensor.raw is None else list(tensor.shape)
         output = response.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=shape)
         if raw:
-            response.raw_output_contents.append(encode_elements(tensor.datatype, tensor.data))
+            response.raw_output_contents.append(tensor.binary())
         else:
             _fill(output.contents, tensor)
     return response
 
 
 def _fill(contents: Message, tensor: Tensor) -> None:
-    values = tensor.data
+    values = tensor.elements()
     if tensor.datatype == BYTES:
         values = [v.encode() if isinstance(v, str) else v for v in values]
     getattr(contents, CONTENTS_FIELDS[tensor.datatype]).extend(values)

@@ -7,6 +7,7 @@ little-endian in their native size, row-major, without padding; ``BOOL`` is one 
 a ``BYTES`` element is a 4-byte little-endian unsigned length followed by that many bytes.
 """
 
+import math
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
@@ -21,6 +22,7 @@ __all__ = [
     "decode_elements",
     "encode_elements",
     "join_body",
+    "raw_problem",
     "split_body",
 ]
 
@@ -94,6 +96,46 @@ def encode_elements(datatype: str, values: Sequence[Any]) -> bytes:
             parts += [_LENGTH.pack(len(data)), data]
         return b"".join(parts)
     return struct.pack(f"<{len(values)}{STRUCT_FORMATS[datatype]}", *values)
+
+
+def raw_problem(datatype: str, shape: Sequence[int], raw: bytes) -> str | None:
+    """What is wrong with ``raw`` as the bytes of a ``datatype`` tensor of ``shape``, or None.
+
+    Fixed-size elements are checked by length alone (``BOOL`` bytes must be 0 or 1); ``BYTES``
+    by walking the elements' lengths, without copying them.
+    """
+    count = math.prod(shape)
+    if datatype == BYTES:
+        found = _count_bytes_elements(raw)
+        if found is None:
+            return "its BYTES data ends inside an element"
+        if found != count:
+            return f"shape {list(shape)} holds {count} elements but the data has {found}"
+        return None
+    size = struct.calcsize(STRUCT_FORMATS[datatype])
+    if len(raw) != count * size:
+        return (
+            f"shape {list(shape)} holds {count} {datatype} elements, {count * size} bytes, "
+            f"but the data is {len(raw)} bytes"
+        )
+    if datatype == BOOL and raw.translate(None, b"\x00\x01"):
+        return "a BOOL element must be the byte 0 or 1"
+    return None
+
+
+def _count_bytes_elements(raw: bytes) -> int | None:
+    """How many ``BYTES`` elements ``raw`` holds; None when it ends inside one."""
+    count = 0
+    offset = 0
+    while offset < len(raw):
+        if offset + _LENGTH.size > len(raw):
+            return None
+        (length,) = _LENGTH.unpack_from(raw, offset)
+        offset += _LENGTH.size + length
+        if offset > len(raw):
+            return None
+        count += 1
+    return count
 
 
 def _split_bytes_elements(raw: bytes, tensor: str) -> list[Any]:

@@ -3,10 +3,17 @@ registry knows) and the statistics the workers keep in Redis (``conveyor.stats``
 
 Every registered version is served (version policy ``all``): a request without a version goes
 to the highest live one, any other registered version can be named.
+
+A model whose every tensor, in and out, is declared (``api.oip.tensors``) is configured as
+Triton would configure it: with a leading ``-1`` on every tensor (the model's own batch
+dimension) in the batching form, ``max_batch_size`` ``UNBOUNDED_BATCH`` and the dims without
+that ``-1``; else ``max_batch_size`` 0 and the full dims. Any other model keeps its full shapes
+and the batch size its workers registered (a request to it holds one item, or a batch of one).
 """
 
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import replace
+from typing import Final, Protocol
 
 from redis.exceptions import RedisError
 
@@ -27,6 +34,10 @@ __all__ = ["Extensions", "StatsSource"]
 
 READY = "READY"
 UNAVAILABLE = "UNAVAILABLE"
+
+UNBOUNDED_BATCH: Final = 2**31 - 1
+"""``max_batch_size`` of a model batching along its declared tensors' leading ``-1``: the
+gateway bounds such a batch only by the request's size (the largest 32-bit count)."""
 
 
 class BatchingModel(ModelView, Protocol):
@@ -92,14 +103,24 @@ class Extensions:
         """The configuration of a model version (the default version when None): its tensors
         from the descriptors, the batch size its workers registered."""
         info = await self._catalog.get(name, version)
+        inputs = mapping_for(info.request_class.DESCRIPTOR).specs
+        outputs = mapping_for(info.response_class.DESCRIPTOR).specs
+        max_batch_size = info.max_batch_size
+        specs = (*inputs, *outputs)
+        if specs and all(spec.declared for spec in specs):
+            max_batch_size = 0
+            if all(spec.shape[:1] == (-1,) for spec in specs):
+                max_batch_size = UNBOUNDED_BATCH
+                inputs = [replace(spec, shape=spec.shape[1:]) for spec in inputs]
+                outputs = [replace(spec, shape=spec.shape[1:]) for spec in outputs]
         return ModelConfiguration(
             name=info.name,
             version=info.version,
             platform=PLATFORM,
             backend="",
-            max_batch_size=info.max_batch_size,
-            inputs=mapping_for(info.request_class.DESCRIPTOR).specs,
-            outputs=mapping_for(info.response_class.DESCRIPTOR).specs,
+            max_batch_size=max_batch_size,
+            inputs=inputs,
+            outputs=outputs,
             version_policy=VersionPolicy(all=True),
         )
 

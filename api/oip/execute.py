@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError, Message
 
 from api.exceptions import InvalidResult, ModelUnavailable, ResultTimeout, TaskFailed
+from api.oip.binary import raw_problem
 from api.oip.infer import InferOptions, request_payload
 from api.oip.ports import Dispatcher, ModelView
 from api.oip.tensors import Tensor, mapping_for
@@ -42,8 +43,9 @@ async def execute(
     The timeout counts from ``arrival`` (``time.monotonic()``); ``request_id`` goes with the
     task into the workers' logs. Raise ``InvalidInferRequest`` / ``UnmappableField`` for
     inputs that do not fit, ``ModelUnavailable`` without a live worker, ``ResultTimeout``,
-    ``TaskFailed`` for the worker's error, ``InvalidResult`` for an unreadable answer, and what
-    ``Dispatcher.run`` raises.
+    ``TaskFailed`` for the worker's error, ``InvalidResult`` for an unreadable answer (a
+    declared tensor whose bytes do not fill its shape included), and what ``Dispatcher.run``
+    raises.
     """
     payload, batched = request_payload(
         mapping_for(info.request_class.DESCRIPTOR), info.request_class, inputs, info.name
@@ -52,8 +54,24 @@ async def execute(
     result = await dispatcher.run(
         info, payload, seconds=remaining, priority=options.priority, request_id=request_id
     )
-    message = response_message(result, info)
-    return Outcome(mapping_for(info.response_class.DESCRIPTOR).from_message(message), batched)
+    return Outcome(output_tensors(response_message(result, info), info), batched)
+
+
+def output_tensors(message: Message, info: ModelView) -> list[Tensor]:
+    """The tensors of ``info``'s response ``message``; raise ``InvalidResult`` for a declared
+    tensor whose bytes do not fill its shape."""
+    outputs = mapping_for(info.response_class.DESCRIPTOR).from_message(message)
+    for tensor in outputs:
+        if tensor.raw is None:
+            continue
+        problem = raw_problem(tensor.datatype, tensor.shape, tensor.raw)
+        if problem is not None:
+            raise InvalidResult(
+                f"the worker returned output {tensor.name!r} of shape {list(tensor.shape)} "
+                f"with unfitting data: {problem}",
+                model=info.name,
+            )
+    return outputs
 
 
 def seconds_left(info: ModelView, timeout: float, arrival: float) -> float:

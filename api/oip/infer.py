@@ -19,7 +19,7 @@ import json
 import math
 import uuid
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -32,7 +32,6 @@ from api.oip.binary import (
     HEADER_LENGTH,
     BinaryReader,
     decode_elements,
-    encode_elements,
     split_body,
 )
 from api.oip.datatypes import BYTES, check_value, is_datatype
@@ -118,8 +117,11 @@ def parse_body(
         raise InvalidInferRequest(f"{where}: {first['msg']}", field=where) from e
 
 
-def decode_inputs(request: InferRequest, binary: bytes) -> list[Tensor]:
-    """The request's inputs as tensors, from JSON ``data`` or the binary part."""
+def decode_inputs(
+    request: InferRequest, binary: bytes, declared: Collection[str] = frozenset()
+) -> list[Tensor]:
+    """The request's inputs as tensors, from JSON ``data`` or the binary part; the binary data
+    of the inputs named in ``declared`` (the model's declared tensors) is kept as bytes."""
     reader = BinaryReader(binary)
     tensors: list[Tensor] = []
     seen: set[str] = set()
@@ -132,6 +134,9 @@ def decode_inputs(request: InferRequest, binary: bytes) -> list[Tensor]:
                     f"input {name!r} has both data and binary_data_size", field=name
                 )
             raw = reader.take(given.parameters["binary_data_size"], name)
+            if name in declared:
+                tensors.append(input_tensor(name, given.datatype, given.shape, [], raw))
+                continue
             data = decode_elements(given.datatype, raw, name)
         elif isinstance(given.data, list):
             data = [check_value(given.datatype, value, name) for value in _flatten(given.data)]
@@ -157,13 +162,18 @@ def check_input(name: str, datatype: str, parameters: Mapping[str, Any], seen: s
     _refuse_unsupported(parameters, f"input {name!r}")
 
 
-def input_tensor(name: str, datatype: str, shape: Sequence[int], data: list[Any]) -> Tensor:
+def input_tensor(
+    name: str, datatype: str, shape: Sequence[int], data: list[Any], raw: bytes | None = None
+) -> Tensor:
     """An input tensor, once its shape is checked against its elements (as many as the
-    dimensions' product; no dimension below 0)."""
+    dimensions' product; no dimension below 0). With ``raw`` (the elements as bytes, for a
+    declared tensor) the bytes are checked when the input meets its spec (``fit``)."""
     if any(dimension < 0 for dimension in shape):
         raise InvalidInferRequest(
             f"input {name!r} has shape {list(shape)}: a dimension cannot be negative", field=name
         )
+    if raw is not None:
+        return Tensor(name, datatype, tuple(shape), [], raw)
     expected = math.prod(shape)
     if len(data) != expected:
         raise InvalidInferRequest(
@@ -235,7 +245,8 @@ def render_response(
 ) -> Response:
     """The ``$inference_response``: JSON, or JSON and binary data when an output is binary.
 
-    With ``batched`` every output gets the leading batch dimension of 1 its inputs had.
+    With ``batched`` every output gets the leading batch dimension of 1 its inputs had, except
+    a declared tensor's (its shape is its own).
     """
     produced = {tensor.name: tensor for tensor in outputs}
     entries: list[dict[str, Any]] = []
@@ -247,10 +258,10 @@ def render_response(
         entry: dict[str, Any] = {
             "name": tensor.name,
             "datatype": tensor.datatype,
-            "shape": [1, *tensor.shape] if batched else list(tensor.shape),
+            "shape": [1, *tensor.shape] if batched and tensor.raw is None else list(tensor.shape),
         }
         if want.binary:
-            buffer = encode_elements(tensor.datatype, tensor.data)
+            buffer = tensor.binary()
             entry["parameters"] = {"binary_data_size": len(buffer)}
             buffers.append(buffer)
         else:
@@ -279,10 +290,11 @@ def render_response(
 
 
 def _json_data(tensor: Tensor) -> list[Any]:
+    elements = tensor.elements()
     if tensor.datatype != BYTES:
-        return tensor.data
+        return elements
     data = []
-    for value in tensor.data:
+    for value in elements:
         if isinstance(value, bytes):
             try:
                 value = value.decode()
@@ -350,7 +362,8 @@ def request_payload(
     mapping: TensorMapping, request_class: type[Message], inputs: Sequence[Tensor], model: str
 ) -> tuple[bytes, bool]:
     """The serialized request message built from the inputs, and whether they were batched
-    (all with a leading batch dimension of 1, see ``api.oip.tensors.fit``)."""
+    (all with a leading batch dimension of 1, see ``api.oip.tensors.fit``; declared tensors
+    aside, whose shapes are their own)."""
     fitted: dict[str, Tensor] = {}
     batched: set[bool] = set()
     for tensor in inputs:
@@ -362,7 +375,8 @@ def request_payload(
                 field=tensor.name,
             )
         fitted[tensor.name], with_batch = fit(spec, tensor, model)
-        batched.add(with_batch)
+        if not spec.declared:
+            batched.add(with_batch)
     if len(batched) > 1:
         raise InvalidInferRequest(
             "some inputs have a batch dimension and some do not: give it to all or to none"

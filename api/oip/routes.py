@@ -169,6 +169,7 @@ async def infer(
     """Run the model on the request's input tensors; answer its output tensors (JSON, or JSON
     and binary data when asked)."""
     info = await catalog.get(model, version)
+    request_mapping = mapping_for(info.request_class.DESCRIPTOR)
     response_mapping = mapping_for(info.response_class.DESCRIPTOR)
     parsed, binary = parse_body(
         await request.body(),
@@ -182,7 +183,7 @@ async def infer(
     outcome = await execute(
         info,
         dispatcher,
-        decode_inputs(parsed, binary),
+        decode_inputs(parsed, binary, request_mapping.declared),
         options,
         arrival=arrival_of(request.scope),
         request_id=options.request_id,

@@ -11,14 +11,21 @@ The mapping, derived from the message descriptors alone (so a new model needs no
   (the keys), in ascending key order in responses.
 - A singular message field ``m`` is flattened: its fields become tensors ``m.<field>``, by the
   same rules, recursively.
+- A ``conveyor.v1.Tensor`` field with the ``(conveyor.v1.tensor)`` option (``proto/tensor.proto``)
+  is one *declared* tensor: the option's datatype, its dims as the shape (``-1`` any size). Its
+  elements travel as the field's ``raw`` bytes, the binary tensor format, and its shape is the
+  tensor's own (``TensorSpec.declared``; see ``fit``). A Tensor field without the option is an
+  ordinary message field.
 - No tensor form (an ``UnmappableField`` naming the field): repeated message fields, maps whose
-  values are messages, groups, and message types that contain themselves.
+  values are messages, groups, message types that contain themselves, and a
+  ``(conveyor.v1.tensor)`` option on anything but a singular Tensor field or naming an unknown
+  datatype.
 - Inputs convert where no information is lost: any float datatype (FP16, FP32, FP64) for a
   float or double field, any integer datatype for an integer field (each value must fit the
   field). An input left out leaves its field at its default; an unknown input is an error; two
   inputs of one ``oneof`` are an error.
 - A response leaves out the tensors of a ``oneof`` member (proto3 ``optional`` included) that is
-  not set.
+  not set, and a declared tensor the model left unset.
 
 Batching (one task runs one request message) is decided in ``fit``: see its docstring.
 """
@@ -33,6 +40,7 @@ from typing import Any, Final
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from api.oip.binary import decode_elements, encode_elements, raw_problem
 from api.oip.datatypes import (
     BOOL,
     BYTES,
@@ -42,8 +50,11 @@ from api.oip.datatypes import (
     INTEGERS,
     check_float,
     check_integer,
+    is_datatype,
 )
 from api.oip.exceptions import InvalidInferRequest, UnmappableField
+from conveyor.descriptors import tensor_option
+from proto import tensor_pb2
 
 __all__ = ["Tensor", "TensorMapping", "TensorSpec", "fit", "mapping_for"]
 
@@ -78,6 +89,10 @@ class TensorSpec:
     name: str
     datatype: str
     shape: tuple[int, ...]
+    declared: bool = False
+    """A ``conveyor.v1.Tensor`` field with the ``(conveyor.v1.tensor)`` option: ``shape`` is its
+    dims, a tensor's own shape (a leading ``-1`` is the model's batch dimension), and its
+    elements travel as bytes."""
 
     def metadata(self) -> dict[str, Any]:
         """The ``$metadata_tensor`` JSON object."""
@@ -86,12 +101,31 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class Tensor:
-    """A tensor with its elements flat, in row-major order."""
+    """A tensor with its elements flat, in row-major order: in ``data``, or as bytes in ``raw``.
+
+    ``raw`` holds the elements in the binary tensor format (``api.oip.binary``), undecoded,
+    and ``data`` is then empty: a declared tensor's bytes (``TensorSpec.declared``) as they
+    came, so they pass through the gateway without a copy per element. A tensor with ``raw``
+    has a shape of its own, which never gains or loses a batch dimension.
+    """
 
     name: str
     datatype: str
     shape: tuple[int, ...]
     data: list[Any]
+    raw: bytes | None = None
+
+    def elements(self) -> list[Any]:
+        """The elements as a flat list (decoded from ``raw`` when it is set)."""
+        if self.raw is None:
+            return self.data
+        return decode_elements(self.datatype, self.raw, self.name)
+
+    def binary(self) -> bytes:
+        """The elements in the binary tensor format (``raw`` itself when it is set)."""
+        if self.raw is not None:
+            return self.raw
+        return encode_elements(self.datatype, self.data)
 
 
 class _Kind(Enum):
@@ -99,6 +133,7 @@ class _Kind(Enum):
     REPEATED = "repeated"
     MAP_VALUES = "map values"
     MAP_KEYS = "map keys"
+    DECLARED = "declared tensor"
 
 
 @dataclass(frozen=True)
@@ -148,6 +183,12 @@ class TensorMapping:
         leaf = self._leaves.get(name)
         return leaf.spec if leaf is not None else None
 
+    @functools.cached_property
+    def declared(self) -> frozenset[str]:
+        """The names of the declared tensors (``TensorSpec.declared``): their inputs are kept
+        as bytes."""
+        return frozenset(n for n, leaf in self._leaves.items() if leaf.kind is _Kind.DECLARED)
+
     def to_message(self, message_class: type[Message], tensors: Mapping[str, Tensor]) -> Message:
         """Build a message from tensors already ``fit`` to this mapping's specs."""
         unknown = sorted(set(tensors) - set(self._leaves))
@@ -170,6 +211,10 @@ class TensorMapping:
                         field=name + MAP_KEYS_SUFFIX,
                     )
                 self._set_map(message, leaf, keys, tensor)
+            elif leaf.kind is _Kind.DECLARED:
+                target = getattr(_holder_for_writing(message, leaf.path), leaf.field.name)
+                target.shape.extend(tensor.shape)
+                target.raw = tensor.binary()
             else:
                 self._set(message, leaf, tensor)
         for name, leaf in self._leaves.items():
@@ -187,6 +232,12 @@ class TensorMapping:
         for leaf in self._leaves.values():
             holder = _holder(message, leaf.path)
             if holder is None:
+                continue
+            if leaf.kind is _Kind.DECLARED:
+                if holder.HasField(leaf.field.name):
+                    value = getattr(holder, leaf.field.name)
+                    shape = tuple(value.shape)
+                    tensors.append(Tensor(leaf.spec.name, leaf.spec.datatype, shape, [], value.raw))
                 continue
             value = getattr(holder, leaf.field.name)
             if leaf.kind is _Kind.SCALAR:
@@ -246,7 +297,14 @@ def fit(spec: TensorSpec, tensor: Tensor, model: str) -> tuple[Tensor, bool]:
     shape (a scalar also ``[]``), or a leading batch dimension of 1 in front of it (``[1, 4]``
     for ``[-1]``, ``[1, 1]`` for ``[1]``). A larger batch is refused with a message saying so.
     Datatypes convert as ``accepted_datatypes`` says.
+
+    A declared tensor (``spec.declared``) is the model's own: it takes exactly its datatype and
+    any shape of the spec's rank whose dimensions match (``-1`` any size, a batch of any size
+    along a leading ``-1`` included); its bytes (``raw``) must be as many elements as the shape
+    holds. It comes back unchanged, never with a batch dimension.
     """
+    if spec.declared:
+        return _fit_declared(spec, tensor, model), False
     if tensor.datatype not in accepted_datatypes(spec.datatype):
         also = sorted(accepted_datatypes(spec.datatype) - {spec.datatype})
         hint = f" ({', '.join(also)} also accepted)" if also else ""
@@ -274,6 +332,29 @@ def fit(spec: TensorSpec, tensor: Tensor, model: str) -> tuple[Tensor, bool]:
     return replace(tensor, datatype=spec.datatype, shape=(len(tensor.data),)), batched
 
 
+def _fit_declared(spec: TensorSpec, tensor: Tensor, model: str) -> Tensor:
+    if tensor.datatype != spec.datatype:
+        raise InvalidInferRequest(
+            f"input {tensor.name!r} has datatype {tensor.datatype}; "
+            f"model {model!r} expects {spec.datatype}",
+            field=tensor.name,
+        )
+    shape = tensor.shape
+    if len(shape) != len(spec.shape) or any(
+        want not in (-1, have) for have, want in zip(shape, spec.shape, strict=True)
+    ):
+        raise InvalidInferRequest(
+            f"input {tensor.name!r} has shape {list(shape)}; model {model!r} expects "
+            f"{list(spec.shape)} (-1: any size)",
+            field=tensor.name,
+        )
+    if tensor.raw is not None:
+        problem = raw_problem(tensor.datatype, shape, tensor.raw)
+        if problem is not None:
+            raise InvalidInferRequest(f"input {tensor.name!r}: {problem}", field=tensor.name)
+    return tensor
+
+
 def _leaves(
     descriptor: Descriptor,
     path: tuple[FieldDescriptor, ...],
@@ -286,7 +367,11 @@ def _leaves(
         where = (*path, field)
         if field.type == _F.TYPE_GROUP:
             raise _unmappable(descriptor, name, "a group")
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        option = tensor_option(field)
+        if option is not None:
+            spec = _declared_spec(descriptor, field, name, option)
+            leaves.append(_Leaf(spec, _Kind.DECLARED, where, field))
+        elif field.message_type is not None and field.message_type.GetOptions().map_entry:
             key, value = (
                 field.message_type.fields_by_name["key"],
                 field.message_type.fields_by_name["value"],
@@ -318,6 +403,23 @@ def _leaves(
                 _Leaf(TensorSpec(name, _DATATYPES[field.type], shape), kind, where, field)
             )
     return leaves
+
+
+_TENSOR_MESSAGE: Final = tensor_pb2.Tensor.DESCRIPTOR.full_name
+
+
+def _declared_spec(
+    descriptor: Descriptor, field: FieldDescriptor, name: str, option: tensor_pb2.TensorSpec
+) -> TensorSpec:
+    if field.message_type is None or field.message_type.full_name != _TENSOR_MESSAGE:
+        raise _unmappable(descriptor, name, f"not a {_TENSOR_MESSAGE} but has the tensor option")
+    if field.is_repeated:
+        raise _unmappable(descriptor, name, f"a repeated {_TENSOR_MESSAGE}")
+    if not is_datatype(option.datatype):
+        raise _unmappable(descriptor, name, f"a tensor of unknown datatype {option.datatype!r}")
+    if any(dim < -1 for dim in option.dims):
+        raise _unmappable(descriptor, name, f"a tensor of dims {list(option.dims)}")
+    return TensorSpec(name, option.datatype, tuple(option.dims), declared=True)
 
 
 def _unmappable(descriptor: Descriptor, name: str, what: str) -> UnmappableField:

@@ -1,5 +1,7 @@
 """Descriptor sets round-trip and describe nested messages."""
 
+from typing import Any
+
 import pytest
 from google.protobuf import descriptor_pb2
 
@@ -11,7 +13,7 @@ from conveyor.descriptors import (
     message_class,
 )
 from conveyor.errors import SchemaError
-from proto import model_b_pb2, task_pb2
+from proto import model_b_pb2, task_pb2, tensor_pb2
 
 
 def test_descriptor_set_rebuilds_a_working_message_class() -> None:
@@ -50,3 +52,35 @@ def test_missing_type_is_a_schema_error() -> None:
     pool = load_pool(file_descriptor_set(task_pb2.Task.DESCRIPTOR))
     with pytest.raises(SchemaError):
         find_message(pool, "conveyor.v1.Nope")
+
+
+def test_describe_shows_a_tensor_fields_declared_datatype_and_dims() -> None:
+    # A message built by hand, as a worker without a .proto of its own would register it.
+    file = descriptor_pb2.FileDescriptorProto(
+        name="test/tensors.proto",
+        package="test",
+        syntax="proto3",
+        dependency=[tensor_pb2.DESCRIPTOR.name],
+    )
+    message = file.message_type.add(name="Request")
+    for number, name in enumerate(("x", "plain"), start=1):
+        message.field.add(
+            name=name,
+            number=number,
+            type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+            label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+            type_name=".conveyor.v1.Tensor",
+        )
+    extension: Any = tensor_pb2.tensor  # its stub's type is not an extension's
+    option: tensor_pb2.TensorSpec = message.field[0].options.Extensions[extension]
+    option.datatype = "FP32"
+    option.dims.extend([-1, 4])
+    sets = descriptor_pb2.FileDescriptorSet.FromString(
+        file_descriptor_set(tensor_pb2.Tensor.DESCRIPTOR)
+    )
+    sets.file.append(file)
+    pool = load_pool(sets.SerializeToString())
+    fields = describe_message(find_message(pool, "test.Request"))["fields"]
+    assert fields[0]["tensor"] == {"datatype": "FP32", "dims": [-1, 4]}
+    assert fields[0]["message_type"] == "conveyor.v1.Tensor"
+    assert "tensor" not in fields[1]

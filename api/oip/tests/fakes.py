@@ -6,11 +6,14 @@ resolves versions and lists models, a dispatcher with ``run`` and ``stream``, st
 model version. ``echo`` and ``iris`` answer like model_a and model_b do (iris with a fixed rule,
 not the trained classifier); ``text_model`` follows the text-generation contract as model_c
 does, and ``words`` streams a word a piece for it, the same words for the same seed.
+``affine_model`` is a tensor model (declared tensors, ``declared.proto``) and ``affine`` its
+answer: ``AFFINE`` times each row of ``x``, and a word per row and per image.
 """
 
 import asyncio
 import math
 import random
+import struct
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -21,8 +24,9 @@ from api.config import Settings
 from api.exceptions import ModelNotFound
 from api.main import create_app
 from api.oip.catalog_extensions import Extensions
-from api.oip.tests import text_pb2
+from api.oip.tests import declared_pb2, text_pb2
 from api.pieces import StreamItem
+from conveyor.descriptors import file_descriptor_set, load_pool, message_class
 from conveyor.protocol import STREAM_FEATURE, TEXT_GENERATION_FEATURE, durable_queue
 from conveyor.registry_api import ModelSummary, VersionSummary
 from conveyor.streams import Chunk, Restart
@@ -56,6 +60,51 @@ def text_model(
         )
         for v in versions
     ]
+
+
+def affine_model(name: str = "affine", max_batch_size: int = 0) -> list[ModelInfo]:
+    """A tensor model's one version, its message classes rebuilt from a descriptor set as the
+    gateway's catalog rebuilds them."""
+    request, response = declared_pb2.Affine.DESCRIPTOR, declared_pb2.AffineResult.DESCRIPTOR
+    pool = load_pool(file_descriptor_set(request, response))
+    request_class = message_class(pool, request.full_name)
+    response_class = message_class(pool, response.full_name)
+    return [
+        ModelInfo(
+            name, "1", ("1",), 1, request_class, response_class, max_batch_size=max_batch_size
+        )
+    ]
+
+
+AFFINE = ((1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (2.0, -1.0))
+"""The 4 x 2 matrix ``affine`` multiplies each row of ``x`` by."""
+
+
+def affine_rows(rows: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Each row (of four) times ``AFFINE``."""
+    return [[sum(r[i] * AFFINE[i][j] for i in range(4)) for j in range(2)] for r in rows]
+
+
+def affine(model: ModelInfo, payload: bytes) -> task_pb2.TaskResult:
+    """The tensor model: ``y`` is ``x`` times ``AFFINE`` (FP32 [n, 2] for [n, 4]); ``words``
+    holds ``row <i>`` per row of ``x`` then ``image <j>: <sum of its bytes>`` per image."""
+    request = declared_pb2.Affine.FromString(payload)
+    count = request.x.shape[0] if request.HasField("x") else 0
+    values = struct.unpack(f"<{count * 4}f", request.x.raw)
+    y = affine_rows([values[i * 4 : i * 4 + 4] for i in range(count)])
+    words = [f"row {i}" for i in range(count)]
+    if request.HasField("image"):
+        size = 2 * 2 * 3
+        raw = request.image.raw
+        words += [
+            f"image {j}: {sum(raw[j * size : (j + 1) * size])}" for j in range(len(raw) // size)
+        ]
+    response = declared_pb2.AffineResult()
+    response.y.shape.extend([count, 2])
+    response.y.raw = struct.pack(f"<{count * 2}f", *(v for row in y for v in row))
+    response.words.shape.append(len(words))
+    response.words.raw = b"".join(struct.pack("<I", len(w)) + w.encode() for w in words)
+    return task_pb2.TaskResult(model=model.name, response=response.SerializeToString())
 
 
 class FakeCatalog:
