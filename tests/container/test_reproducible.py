@@ -1,7 +1,7 @@
-"""Images are reproducible: every tarball of ``//:images`` is built again here from the inputs
-Bazel gave its builder, in a fresh directory, by a separate builder process whose environment
-differs (hash seed, umask, time zone, working directory, home), and must come out byte for byte
-the same, with the same manifest digest.
+"""Images are reproducible: every tarball of ``//:images`` (the stack's and the worker base) is
+built again here from the inputs Bazel gave its builder, in a fresh directory, by a separate
+builder process whose environment differs (hash seed, umask, time zone, working directory,
+home), and must come out byte for byte the same, with the same manifest digest.
 
 The inputs are the ``image_inputs`` output group of ``//:images`` (each image's spec and every
 file it names); their execroot paths, as written in the spec, are rebuilt as symlinks into the
@@ -23,6 +23,7 @@ import pytest
 from tools.stack.services import SERVICES
 
 _BUILD_TIMEOUT_SECONDS = 600
+_WORKER_BASE = "conveyor/worker:dev"
 
 
 def _env_paths(name: str, suffix: str) -> list[str]:
@@ -51,6 +52,7 @@ def _inputs(spec: dict[str, object]) -> list[str]:
     paths: list[str] = []
     for layer in layers:
         paths += layer.get("debs", [])
+        paths += layer.get("wheels", [])
         paths += [item["src"] for item in layer.get("files", [])]
     return paths
 
@@ -76,8 +78,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def test_every_image_of_the_stack_is_checked() -> None:
-    assert len(_SPECS) == len(SERVICES), f"expected one image per service, got {_SPECS}"
+def test_every_image_of_the_stack_and_the_worker_base_is_checked() -> None:
+    tags = sorted(json.loads(Path(spec).read_text())["tag"] for spec in _SPECS)
+    expected = sorted([service.image for service in SERVICES] + [_WORKER_BASE])
+    assert tags == expected, f"expected an image per service and the worker base, got {_SPECS}"
 
 
 @pytest.mark.parametrize("spec_path", _SPECS)

@@ -1,4 +1,5 @@
-"""The container test: the stack of built images on a private network, driven over HTTP.
+"""The container test: the stack of built images on a private network, driven over HTTP, and
+a user's image built FROM the worker base image serving beside it.
 
 Skipped when no container engine runs here, unless ``CI`` or ``CONVEYOR_REQUIRE_CONTAINERS`` is
 set, where a missing engine fails the test.
@@ -6,7 +7,9 @@ set, where a missing engine fails the test.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,12 +18,22 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.container.engine_stack import Stack
+from tests.container.engine_stack import Stack, image_tag
+from tests.wheels import byom, locked_wheels
 from tools.oci.engine import detect_engine
-from tools.stack.services import SERVICES
+from tools.stack.services import COMPOSE_ENDPOINTS, SERVICES
 from tools.stack.waiting import wait_until
 
 LIVENESS_MARGIN_SECONDS = 90  # registry liveness window (5 s) + heartbeats on a loaded machine
+WORKER_BASE = "conveyor/worker:dev"
+EXAMPLE = next(
+    Path(p).parent
+    for p in os.environ["CONVEYOR_WORKER_EXAMPLE"].split()
+    if p.endswith("Dockerfile")
+)
+"""examples/worker-image: a Dockerfile FROM the worker base image, a model and its .proto."""
+EXAMPLE_PACKAGES = ["grpcio-tools", "python-dateutil"]
+"""What the example's Dockerfile pip-installs."""
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +46,9 @@ def stack() -> Iterator[Stack]:
         pytest.skip(message + " (install podman with tools/podman/setup)")
     paths = os.environ["CONVEYOR_IMAGE_TARBALLS"].split()
     tarballs = [Path(p) for p in paths if p.endswith(".tar")]
-    assert len(tarballs) == len(SERVICES), f"expected one image tarball per service: {paths}"
+    tags = sorted(image_tag(tarball) for tarball in tarballs)
+    expected = sorted([service.image for service in SERVICES] + [WORKER_BASE])
+    assert tags == expected, f"expected an image per service and the worker base: {paths}"
     running = Stack(engine)
     running.load(tarballs)
     try:
@@ -110,3 +125,57 @@ def test_the_gateway_image_serves_grpc(stack: Stack) -> None:
         return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
     wait_until(serving, 120, what="the gateway's gRPC health SERVING")
+
+
+def _offline_pip(root: Path) -> list[str]:
+    """Volumes of a build whose ``pip install``s need no index: the locked wheels of
+    ``EXAMPLE_PACKAGES`` (and what they require) at /wheels, and a pip.conf sending pip there."""
+    site = Path(str(importlib.metadata.distribution("python-dateutil").locate_file("")))
+    wheels = root / "wheels"
+    wheels.mkdir()
+    for info in byom.closure(site, EXAMPLE_PACKAGES):
+        locked_wheels.repack_one(site, info, wheels)
+    conf = root / "pip.conf"
+    conf.write_text("[global]\nno-index = true\nfind-links = /wheels\n")
+    return ["--volume", f"{wheels}:/wheels:ro", "--volume", f"{conf}:/etc/pip.conf:ro"]
+
+
+def test_an_image_built_from_the_worker_base_serves_beside_the_stack(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """examples/worker-image, built as docs/sdk.md says (without the network: its pip installs
+    read the locked wheels), runs on the stack's network and the gateway serves its model."""
+    if stack.engine.name != "podman":
+        pytest.skip("the offline build mounts the wheels into its RUN steps: podman build only")
+    # The base's dependencies (//worker_base's locked packages) satisfy the wheel's requirements.
+    checked = stack.engine.run("run", "--rm", WORKER_BASE, "pip", "check", check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    context = tmp_path / "context"
+    shutil.copytree(EXAMPLE, context)  # the runfiles are symlinks; the build context holds files
+    tag, container = f"{stack.prefix}-example", stack.container("example")
+    build = ["build", "--network=none", "--pull=never", "--layers=false", "--format=docker"]
+    built = stack.engine.run(*build, *_offline_pip(tmp_path), "--tag", tag, str(context))
+    assert built.returncode == 0, built.stdout + built.stderr
+    run = ["run", "--detach", "--name", container, "--network", stack.network]
+    run += ["--env", f"AMQP_URL={COMPOSE_ENDPOINTS.amqp_url}"]
+    run += ["--env", f"REDIS_URL={COMPOSE_ENDPOINTS.redis_url}"]
+    run += ["--env", f"REGISTRY_URL={COMPOSE_ENDPOINTS.registry_url}"]
+    try:
+        stack.engine.run(*run, tag)
+        with httpx.Client(base_url=stack.api_url(), timeout=60) as client:
+            request: dict[str, object] = {"text": "3 March 2024, 5pm"}
+            wait_until(
+                lambda: _predict(client, "my_model", request).status_code == 200,
+                120,
+                what="my_model served",
+            )
+            reply = _predict(client, "my_model", request)
+            assert reply.json() == {"iso": "2024-03-03T17:00:00", "weekday": "Sunday"}
+            refused = _predict(client, "my_model", {"text": "no date here"})
+            assert refused.status_code == 422, refused.text
+    except Exception:
+        print(stack.engine.run("logs", "--tail", "30", container, check=False).stderr)
+        raise
+    finally:
+        stack.engine.run("rm", "--force", "--time", "5", container, check=False)
+        stack.engine.run("rmi", "--force", tag, check=False)

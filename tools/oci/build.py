@@ -17,6 +17,7 @@ from tools.oci.rootfs import add_rootfs_basics
 from tools.oci.spec import ImageSpec, LayerSpec, load_spec
 from tools.oci.tarlayer import Layer, build_layer
 from tools.oci.tree import LayerTree
+from tools.oci.wheel import add_wheel
 
 __all__ = ["build_image", "layer_tree", "main"]
 
@@ -26,10 +27,14 @@ def _file_mode(path: Path) -> int:
 
 
 def layer_tree(layer: LayerSpec, cache_tag: str) -> LayerTree:
-    """Collects the entries of one layer: debs, files, symlinks, directories, generated files."""
+    """Collects the entries of one layer: debs, wheels, files, symlinks, directories, generated
+    files."""
     tree = LayerTree()
     for deb in layer.debs:
         add_deb(tree, deb, layer.excludes)
+    for wheel in layer.wheels:
+        assert layer.wheel_target is not None  # load_spec refuses wheels without one
+        add_wheel(tree, wheel, layer.wheel_target)
     for item in layer.files:
         mode = item.mode if item.mode is not None else _file_mode(item.src)
         tree.add_file(item.dest, item.src.read_bytes(), mode)

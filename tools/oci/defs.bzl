@@ -1,8 +1,9 @@
 """`oci_image`: an OCI image of a Python program, built by //tools/oci on the hermetic Python.
 
 Layers, in order: the base (pinned Debian packages plus generated users, `/tmp` and the non-root
-home), the third-party packages of `@pypi` (under /usr/local/lib/python3.11/dist-packages), and the
-program's own files (under /app). Bytecode is compiled at build time into every layer.
+home), the third-party packages of `@pypi` (under /usr/local/lib/python3.11/dist-packages), the
+wheels of `wheels` installed as pip would (only when there are some), and the program's own files
+(under /app). Bytecode is compiled at build time into every layer.
 `bazel build` gives `<name>.tar` (an OCI layout that `docker load` and `podman load` read);
 `bazel run` loads it into Docker or podman and prints the tag.
 """
@@ -11,6 +12,11 @@ _CACHE_TAG = "cpython-311"
 _PYTHON = "/usr/bin/python3.11"
 _APP_ROOT = "/app"
 _SITE_PACKAGES = "/usr/local/lib/python3.11/dist-packages"
+_WHEEL_TARGET = {
+    "site_packages": _SITE_PACKAGES,
+    "scripts": "/usr/local/bin",
+    "interpreter": _PYTHON,
+}
 _NONROOT = {"uid": 65532, "gid": 65532, "name": "nonroot", "home": "/home/nonroot"}
 _DEFAULT_ENV = {
     "LANG": "C.UTF-8",
@@ -64,6 +70,16 @@ def _oci_image_impl(ctx):
                 continue
             layer, dest = where
             (pypi_files if layer == "pypi" else app_files).append({"src": f.path, "dest": dest})
+    third_party_files = depset()
+    if ctx.attr.third_party:
+        if ctx.attr.binary:
+            fail("third_party: the binary's runfiles already give the third-party layer")
+        third_party_files = ctx.attr.third_party[DefaultInfo].default_runfiles.files
+        for f in sorted(third_party_files.to_list(), key = _short):
+            where = _image_path(f)
+            if where != None and where[0] == "pypi":
+                pypi_files.append({"src": f.path, "dest": where[1]})
+    wheels = ctx.files.wheels
     extra_files = []
     for target, dest in ctx.attr.files.items():
         for f in target.files.to_list():
@@ -105,6 +121,12 @@ def _oci_image_impl(ctx):
                 "directories": directories,
             },
             {"name": "third-party", "files": pypi_files, "compile_python": True},
+        ] + ([{
+            "name": "wheels",
+            "wheels": [f.path for f in wheels],
+            "wheel_target": _WHEEL_TARGET,
+            "compile_python": True,
+        }] if wheels else []) + [
             {"name": "app", "files": app_files, "compile_python": True},
         ],
         "config": config,
@@ -113,10 +135,14 @@ def _oci_image_impl(ctx):
     ctx.actions.write(spec_file, json.encode(spec))
     tarball = ctx.actions.declare_file(ctx.label.name + ".tar")
     digest = ctx.actions.declare_file(ctx.label.name + ".digest")
+    inputs = depset(
+        [spec_file] + debs + wheels + extra_files,
+        transitive = [program_files, third_party_files],
+    )
     ctx.actions.run(
         executable = ctx.executable._builder,
         arguments = ["--spec", spec_file.path, "--out", tarball.path, "--digest", digest.path],
-        inputs = depset([spec_file] + debs + extra_files, transitive = [program_files]),
+        inputs = inputs,
         outputs = [tarball, digest],
         env = {"PYTHONHASHSEED": "0"},
         mnemonic = "OciImage",
@@ -137,7 +163,7 @@ def _oci_image_impl(ctx):
             tarball = depset([tarball]),
             # What the builder read: the spec and every input it names (the reproducibility test
             # rebuilds the image from these).
-            image_inputs = depset([spec_file] + debs + extra_files, transitive = [program_files]),
+            image_inputs = inputs,
         ),
         OciImageInfo(tarball = tarball, tag = ctx.attr.tag),
     ]
@@ -162,6 +188,13 @@ _oci_image = rule(
     executable = True,
     attrs = {
         "binary": attr.label(doc = "py_binary or py_library whose runfiles make the image."),
+        "third_party": attr.label(
+            doc = "py_library whose @pypi runfiles alone make the third-party layer (no binary).",
+        ),
+        "wheels": attr.label_list(
+            allow_files = [".whl"],
+            doc = "Pure-Python wheels installed, with their console scripts, in a layer of their own.",
+        ),
         "files": attr.label_keyed_string_dict(
             allow_files = True,
             doc = "{file: image path} added to the app layer (configuration files).",
@@ -212,6 +245,9 @@ def oci_image(name, tag, binary = None, module = "", **kwargs):
       tag: the image reference loaded by `bazel run`, e.g. `conveyor/api:dev`.
       module: the module the image runs (`python3.11 -m <module>`).
       **kwargs: `files`, `workdir`, `env`, `ports`, `labels`, `healthcheck`, `cmd`, `entrypoint`,
+        `wheels` (pure-Python wheels installed into site-packages, console scripts in
+        /usr/local/bin) with `third_party` (a py_library whose @pypi runfiles are their
+        dependencies; instead of `binary`),
         `base` (a list of `.deb` targets; default `@debian_python//:debs`), `symlinks`,
         `directories` ({path: 'root' | 'nonroot'}), and the common attributes.
     """

@@ -4,7 +4,11 @@ Example::
 
     {"tag": "conveyor/api:dev", "python_cache_tag": "cpython-311",
      "layers": [{"name": "base", "debs": ["libc6.deb"], "rootfs": {}, "compile_python": true},
-                {"name": "app", "files": [{"src": "api/main.py", "dest": "/app/api/main.py"}]}],
+                {"name": "app", "files": [{"src": "api/main.py", "dest": "/app/api/main.py"}]},
+                {"name": "wheels", "wheels": ["conveyor_worker-0.1.0-py3-none-any.whl"],
+                 "wheel_target": {"site_packages": "/usr/local/lib/python3.11/dist-packages",
+                                  "scripts": "/usr/local/bin",
+                                  "interpreter": "/usr/bin/python3.11"}}],
      "config": {"entrypoint": ["/usr/bin/python3.11"], "cmd": ["-m", "api"],
                 "env": {"PYTHONPATH": "/app"}, "user": "65532:65532", "workdir": "/app",
                 "exposed_ports": ["8000/tcp"], "labels": {},
@@ -22,6 +26,7 @@ from typing import Any
 from tools.oci.deb import DEFAULT_EXCLUDES
 from tools.oci.errors import SpecError
 from tools.oci.rootfs import User
+from tools.oci.wheel import WheelTarget
 
 __all__ = [
     "EPOCH",
@@ -31,6 +36,7 @@ __all__ = [
     "ImageConfig",
     "ImageSpec",
     "LayerSpec",
+    "WheelTarget",
     "load_spec",
 ]
 
@@ -58,11 +64,15 @@ class DirectorySpec:
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer: Debian packages, then files and symlinks, then generated entries."""
+    """One layer: Debian packages, then wheels, files and symlinks, then generated entries.
+
+    ``wheels`` are installed at ``wheel_target`` (which they need)."""
 
     name: str
     debs: tuple[Path, ...] = ()
     excludes: tuple[str, ...] = DEFAULT_EXCLUDES
+    wheels: tuple[Path, ...] = ()
+    wheel_target: WheelTarget | None = None
     files: tuple[FileSpec, ...] = ()
     symlinks: tuple[tuple[str, str], ...] = ()
     directories: tuple[DirectorySpec, ...] = ()
@@ -135,10 +145,16 @@ def _layer(raw: dict[str, Any], base: Path) -> LayerSpec:
         FileSpec(_path(item["src"], base), item["dest"], item.get("mode"))
         for item in raw.get("files", [])
     )
+    wheels = tuple(_path(w, base) for w in _strings(raw.get("wheels", []), "wheels"))
+    wheel_target = WheelTarget(**raw["wheel_target"]) if "wheel_target" in raw else None
+    if wheels and wheel_target is None:
+        raise SpecError(f"layer {raw.get('name', 'layer')} has wheels but no wheel_target")
     return LayerSpec(
         name=str(raw.get("name", "layer")),
         debs=tuple(_path(deb, base) for deb in _strings(raw.get("debs", []), "debs")),
         excludes=_strings(raw["excludes"], "excludes") if "excludes" in raw else DEFAULT_EXCLUDES,
+        wheels=wheels,
+        wheel_target=wheel_target,
         files=files,
         symlinks=_pairs(raw.get("symlinks", {}), "symlinks"),
         directories=tuple(
