@@ -19,10 +19,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.container.engine_stack import Stack, image_tag
-from tests.wheels import byom, locked_wheels
 from tools.oci.engine import detect_engine
 from tools.stack.services import COMPOSE_ENDPOINTS, SERVICES
 from tools.stack.waiting import wait_until
+from tools.wheel import locked_wheels, venv
 
 LIVENESS_MARGIN_SECONDS = 90  # registry liveness window (5 s) + heartbeats on a loaded machine
 WORKER_BASE = "conveyor/worker:dev"
@@ -133,7 +133,7 @@ def _offline_pip(root: Path) -> list[str]:
     site = Path(str(importlib.metadata.distribution("python-dateutil").locate_file("")))
     wheels = root / "wheels"
     wheels.mkdir()
-    for info in byom.closure(site, EXAMPLE_PACKAGES):
+    for info in venv.closure(site, EXAMPLE_PACKAGES):
         locked_wheels.repack_one(site, info, wheels)
     conf = root / "pip.conf"
     conf.write_text("[global]\nno-index = true\nfind-links = /wheels\n")

@@ -1,0 +1,1 @@
+"""Conveyor's wheels: the builder, and venvs with them installed."""
