@@ -19,6 +19,7 @@ from load_testing.batching import run_batching
 from load_testing.cpu_budget import CpuBudgetError
 from load_testing.h2load import H2loadError
 from load_testing.main_scenario import run_main
+from load_testing.onnx_scenario import run_onnx
 from load_testing.overload import run_overload
 from load_testing.processes import run_processes
 from load_testing.profiling import ProfilerMissing, run_profile
@@ -61,6 +62,13 @@ def _profile(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
     return []
 
 
+def _onnx(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
+    try:
+        return run_onnx(args, out)
+    except H2loadError as e:
+        raise ScenarioError(str(e)) from e
+
+
 def _tensors(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
     try:
         return run_tensors(args, out)
@@ -91,6 +99,11 @@ SCENARIOS: Final[dict[str, BenchScenario]] = {
             "tracing",
             "sync predict with tracing unset, configured but not sampling, and sampling all",
             run_tracing,
+        ),
+        BenchScenario(
+            "onnx",
+            "the ONNX image model served (REST, gRPC, the wheel's worker) against in-process",
+            _onnx,
         ),
     )
 }

@@ -1,0 +1,350 @@
+"""The ``onnx`` scenario: the example image model served through Conveyor, against the model's
+own limit on this machine (issue 33's goals).
+
+The model is ``image.onnx`` (``models/onnx``: 224x224x3 UINT8 images in, 1,000 FP32 scores
+out). The legs, alternated round after round like every scenario:
+
+- ``in-process``: the baseline, the physical limit of the model here. The same file in an
+  ``onnxruntime.InferenceSession`` in this process, called by a plain loop on a batch of
+  ``best`` images, where ``best`` is the batch size of ``BATCH_SIZES`` with the most images per
+  second in a calibration run before the rounds. Its "requests" are images; its p50/p99 are those
+  of one batch's call.
+- ``REST binary``: ``POST /v2/models/<m>/infer`` with one image per request in the binary tensor
+  data extension, the scores answered in binary (wrk, ``--connections`` clients);
+- ``gRPC raw``: ``ModelInfer`` with the image in ``raw_input_contents`` (h2load, one stream per
+  client);
+- ``wheel REST binary``: the REST leg against a second worker of the same file under a model
+  name of its own, run by ``conveyor-onnx`` from the ``conveyor-worker[onnx]`` wheel installed
+  into a fresh venv (``load_testing.wheel_worker``). Each worker idles while the other's leg
+  runs.
+
+Both workers batch dynamically (``MAX_BATCH_SIZE`` ``WORKER_BATCH``); ONNX Runtime's intra-op
+threads are left at its default everywhere. Goals: each served leg >= 0.8x the baseline's
+images per second; the wheel's worker within 5 % of the in-repo worker (REST binary against
+REST binary). One request is one image, so images/s is req/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+from tritonclient.grpc import service_pb2
+
+import models.onnx
+from load_testing import goals, grpc_calls, h2load, wheel_worker, wrk
+from load_testing import tensor_payloads as tp
+from load_testing.report import Row, compare, ratio_lines, table
+from load_testing.stack import Stack
+from load_testing.targets import Drive, Target, brokers, measure, with_brokers
+from load_testing.wrk import WrkResult
+
+__all__ = ["BATCH_SIZES", "run_onnx"]
+
+BATCH_SIZES: Final = (1, 2, 4, 8, 16, 32)
+"""The baseline's calibration: the loop's batch sizes tried."""
+
+WORKER_BATCH: Final = 32
+"""The served worker's ``MAX_BATCH_SIZE``."""
+
+IMAGE_SHAPE: Final = (224, 224, 3)
+SCORES: Final = 1000
+
+IN_REPO, WHEEL_LABEL = "onnx_image", "onnx_wheel"
+"""The two workers' labels in the stack (their model names carry the stack's tag)."""
+
+BASELINE, REST_BINARY, GRPC_RAW, WHEEL = (
+    "in-process",
+    "REST binary",
+    "gRPC raw",
+    "wheel REST binary",
+)
+
+
+def image_model() -> Path:
+    """The example image model's file (a runfile of this binary, beside ``models.onnx``)."""
+    return Path(models.onnx.__file__).parent / "examples" / "image.onnx"
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One way of running the model: its processes, its load and its one-call check."""
+
+    target: Target
+    drive: Drive
+    verify: Callable[[], str | None]
+
+    @property
+    def name(self) -> str:
+        """The row's name."""
+        return self.target.name
+
+
+def _images(count: int, seed: int = 33) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (count, *IMAGE_SHAPE), dtype=np.uint8)
+
+
+class InProcess:
+    """The baseline: one session, one loop, one batch of images called again and again."""
+
+    def __init__(self, model: Path) -> None:
+        self.session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.batch = 1
+
+    def scores(self, images: np.ndarray) -> np.ndarray:
+        """The model's scores for ``images``."""
+        (scores,) = self.session.run(None, {self.input: images})
+        return np.asarray(scores)
+
+    def run(self, seconds: float, batch: int) -> WrkResult:
+        """Call the session on ``batch`` images for ``seconds``; requests are images."""
+        images = _images(batch)
+        durations: list[float] = []
+        start = time.perf_counter()
+        while (now := time.perf_counter()) - start < seconds or not durations:
+            self.session.run(None, {self.input: images})
+            durations.append(time.perf_counter() - now)
+        elapsed = time.perf_counter() - start
+        ms = sorted(d * 1000 for d in durations)
+        return WrkResult(
+            requests=batch * len(durations),
+            duration_s=elapsed,
+            p50_ms=statistics.median(ms),
+            p90_ms=ms[int(0.9 * (len(ms) - 1))],
+            p99_ms=ms[int(0.99 * (len(ms) - 1))],
+            max_ms=ms[-1],
+            statuses={200: batch * len(durations)},
+        )
+
+    def calibrate(self, seconds: float) -> None:
+        """Pick the batch size with the most images per second, printing each."""
+        best = 0.0
+        for size in BATCH_SIZES:
+            result = self.run(seconds, size)
+            print(f"in-process batch {size}: {result.rps:,.1f} images/s", flush=True)
+            if result.rps > best:
+                best, self.batch = result.rps, size
+        print(f"in-process baseline: batches of {self.batch}", flush=True)
+
+
+def rest_body(image: np.ndarray) -> tp.HttpBody:
+    """``/v2`` infer with one image in the binary tensor data extension, scores in binary."""
+    raw = image.tobytes()
+    header = (
+        '{"inputs":[{"name":"image","datatype":"UINT8","shape":[1,224,224,3],'
+        f'"parameters":{{"binary_data_size":{len(raw)}}}}}],'
+        '"parameters":{"binary_data_output":true}}'
+    ).encode()
+    return tp.HttpBody(header + raw, tp.OPAQUE, {tp.BINARY_HEADER: str(len(header))})
+
+
+def grpc_request(model: str, image: np.ndarray) -> bytes:
+    """``ModelInfer`` with one image in ``raw_input_contents``, serialized."""
+    request = service_pb2.ModelInferRequest(model_name=model)
+    request.inputs.add(name="image", datatype="UINT8", shape=[1, *IMAGE_SHAPE])
+    request.raw_input_contents.append(image.tobytes())
+    message: bytes = request.SerializeToString()
+    return message
+
+
+def _check_scores(got: np.ndarray, want: np.ndarray) -> str | None:
+    if got.shape != want.shape:
+        return f"scores of shape {got.shape}, not {want.shape}"
+    if not np.allclose(got, want, rtol=1e-4, atol=1e-5):
+        return f"scores differ from in-process ones by up to {np.abs(got - want).max():.3g}"
+    return None
+
+
+def _rest_scores(answer: httpx.Response) -> np.ndarray:
+    header = int(answer.headers[tp.BINARY_HEADER])
+    return np.frombuffer(answer.content[header:], dtype="<f4").reshape(1, SCORES)
+
+
+def run_onnx(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
+    """The onnx scenario (see the module doc); returns its verdicts."""
+    h2load.find_h2load()
+    amqp_url, redis_url = brokers()
+    model = image_model()
+    baseline = InProcess(model)
+    image = _images(1)
+    want = baseline.scores(image)
+    baseline.calibrate(max(1.0, args.warmup))
+    bodies = out / "bodies"
+    bodies.mkdir(parents=True, exist_ok=True)
+    settings = {"MODEL_PATH": str(model), "MAX_BATCH_SIZE": str(WORKER_BATCH)}
+    baseline_leg = Leg(
+        Target(BASELINE, "in-process", {}),
+        lambda seconds, _connections: baseline.run(seconds, baseline.batch),
+        lambda: None,
+    )
+    with (
+        Stack(
+            out / "logs",
+            amqp_url=amqp_url,
+            redis_url=redis_url,
+            extra_models={IN_REPO: "models.onnx"},
+            extra_env={IN_REPO: settings},
+        ) as stack,
+        wheel_worker.WheelWorker(
+            out / "wheel", stack, stack.model_name(WHEEL_LABEL), settings
+        ) as wheel,
+    ):
+        api = stack.services["api"].pid
+        in_repo = stack.model_name(IN_REPO)
+        served = {"gateway": api, "worker": stack.services[IN_REPO].pid}
+        legs = [
+            baseline_leg,
+            _rest_leg(REST_BINARY, stack, in_repo, served, image, want, bodies),
+            *_grpc_legs(stack, in_repo, served, image, want, bodies),
+            _rest_leg(WHEEL, stack, wheel.model, {"gateway": api, "worker": wheel.pid}, image,
+                      want, bodies),
+        ]  # fmt: skip
+        rows = _alternate(_checked(legs), args.rounds, args.seconds, args.connections, args.warmup)
+    print(f"\n{args.connections} connections, {args.seconds:g} s per round; one image a request\n")
+    print(table(rows))
+    print()
+    for leg in (REST_BINARY, GRPC_RAW, WHEEL):
+        for line in ratio_lines(rows, leg, BASELINE):
+            print(line)
+    for line in ratio_lines(rows, WHEEL, REST_BINARY):
+        print(line)
+    verdicts = _verdicts(rows)
+    print()
+    for verdict in verdicts:
+        print(verdict.line())
+    return verdicts
+
+
+def _verdicts(rows: list[Row]) -> list[goals.Verdict]:
+    verdicts = []
+    for leg in (REST_BINARY, GRPC_RAW):
+        comparison = compare(rows, leg, BASELINE)
+        measured = (
+            f"{leg}/{BASELINE} images/s {comparison.overall:.2f}x, p99 "
+            f"{comparison.worst_p99_ms:.1f} ms"
+            if comparison is not None and comparison.overall is not None
+            else f"{leg}: not measured"
+        )
+        met = comparison is not None and (comparison.overall or 0) >= 0.8
+        verdicts.append(goals.Verdict("onnx served", measured, ">= 0.8x", met))
+    wheel = compare(rows, WHEEL, REST_BINARY)
+    if wheel is None or wheel.overall is None:
+        verdicts.append(goals.Verdict("onnx wheel", "not measured", "within 5 %", False))
+    else:
+        verdicts.append(
+            goals.Verdict(
+                "onnx wheel",
+                f"{WHEEL}/{REST_BINARY} images/s {wheel.overall:.3f}x",
+                "within 5 % (>= 0.95x)",
+                wheel.overall >= 0.95,
+            )
+        )
+    return verdicts
+
+
+def _rest_leg(
+    leg: str,
+    stack: Stack,
+    model: str,
+    groups: dict[str, int],
+    image: np.ndarray,
+    want: np.ndarray,
+    bodies: Path,
+) -> Leg:
+    url = f"{stack.api_url}/v2/models/{model}/infer"
+    body = rest_body(image)
+    path = bodies / f"{leg.replace(' ', '_')}.body"
+    path.write_bytes(body.body)
+
+    def drive(seconds: float, connections: int) -> WrkResult:
+        return wrk.run_file(
+            url,
+            path,
+            content_type=body.content_type,
+            expected_media=tp.OPAQUE,
+            least_bytes=4 * SCORES,
+            headers=body.headers,
+            seconds=seconds,
+            connections=connections,
+        )
+
+    def verify() -> str | None:
+        answer = httpx.post(
+            url,
+            content=body.body,
+            timeout=30,
+            headers={"Content-Type": body.content_type, **body.headers},
+        )
+        if answer.status_code != 200:
+            return f"HTTP {answer.status_code}: {answer.text[:300]}"
+        return _check_scores(_rest_scores(answer), want)
+
+    target = with_brokers(Target(leg, url, {}, groups=groups), stack.amqp_url, stack.redis_url)
+    return Leg(target, drive, verify)
+
+
+def _grpc_legs(
+    stack: Stack,
+    model: str,
+    groups: dict[str, int],
+    image: np.ndarray,
+    want: np.ndarray,
+    bodies: Path,
+) -> list[Leg]:
+    """The gRPC leg, or none (saying why) when the gateway serves no gRPC."""
+    if not grpc_calls.served(stack.grpc_target):
+        print(f"gRPC not served (GRPC_PORT {stack.grpc_port}): the gRPC leg is skipped")
+        return []
+    message = grpc_request(model, image)
+    path = bodies / "grpc_raw.grpc"
+    path.write_bytes(tp.grpc_frame(message))
+    url = f"http://{stack.grpc_target}{grpc_calls.METHOD}"
+
+    def drive(seconds: float, connections: int) -> WrkResult:
+        return h2load.run(
+            url, path, headers=h2load.GRPC_HEADERS, seconds=seconds, clients=connections
+        )
+
+    def verify() -> str | None:
+        request = service_pb2.ModelInferRequest.FromString(message)
+        response = grpc_calls.infer(stack.grpc_target, request)
+        scores = np.frombuffer(response.raw_output_contents[0], dtype="<f4").reshape(1, SCORES)
+        return _check_scores(scores, want)
+
+    target = with_brokers(Target(GRPC_RAW, url, {}, groups=groups), stack.amqp_url, stack.redis_url)
+    return [Leg(target, drive, verify)]
+
+
+def _checked(legs: list[Leg]) -> list[Leg]:
+    checked = []
+    for leg in legs:
+        problem = leg.verify()
+        if problem is None:
+            checked.append(leg)
+        else:
+            print(f"{leg.name}: one call answered wrong ({problem}); the leg is skipped")
+    return checked
+
+
+def _alternate(
+    legs: list[Leg], rounds: int, seconds: float, connections: int, warmup: float
+) -> list[Row]:
+    for leg in legs:
+        if warmup > 0:
+            leg.drive(warmup, connections)
+    rows = []
+    for number in range(1, rounds + 1):
+        for leg in legs:
+            row = measure(leg.target, number, seconds, connections, leg.drive)
+            rows.append(row)
+            print(table([row]).splitlines()[-1], flush=True)
+    return rows
