@@ -75,11 +75,14 @@ class Executor:
         batch_size: int,
         stats: StatsTally | None = None,
         retries: RetryPolicy | None = None,
+        version: str | None = None,
     ) -> None:
         """``retries``: which failures run again and when; by default the model's
-        (``retry_on``, ``max_retries``) with the default backoff."""
+        (``retry_on``, ``max_retries``) with the default backoff. ``version``: the version the
+        worker serves (``MODEL_VERSION``), by default the model's."""
         self.model = model
         self.model_name = model_name
+        self.version = version or model.version
         self.instance_id = instance_id
         self.batching = batch_size > 1 and model.implements_batching()
         self.stats = stats
@@ -97,7 +100,7 @@ class Executor:
         return task_pb2.TaskResult(
             task_id=task.task_id,
             model=self.model_name,
-            version=self.model.version,
+            version=self.version,
             worker_id=self.instance_id,
             redelivered=redelivered,
             attempt=task.attempt or 1,

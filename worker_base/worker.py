@@ -88,7 +88,13 @@ class Worker:
         self._stats_late = asyncio.Event()
         self.retry_policy = policy_for(model, self.settings)
         self.executor = Executor(
-            model, self.model_name, self.instance_id, self.batch_size, self.stats, self.retry_policy
+            model,
+            self.model_name,
+            self.instance_id,
+            self.batch_size,
+            self.stats,
+            self.retry_policy,
+            version=self.version,
         )
         if not self.executor.batching:
             self.batch_size = 1

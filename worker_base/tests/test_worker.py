@@ -152,3 +152,13 @@ def test_public_names() -> None:
         "WorkerError",
         "run_model",
     }
+
+
+@pytest.mark.asyncio
+async def test_results_carry_the_version_the_worker_serves() -> None:
+    worker = Worker(Echo(), Settings(model_name="echo_versions", model_version="7"))
+    result = await worker.executor.execute(_task("v"))
+    assert result.WhichOneof("outcome") == "response", result.error
+    assert (result.model, result.version) == ("echo_versions", "7")
+    unset = Worker(Echo(), Settings(model_name="echo_versions"))
+    assert unset.executor.result_for(_task("w")).version == Echo.version
