@@ -58,6 +58,12 @@ class OnnxSettings(Settings):
     intra_op_threads: int = Field(
         default=0, ge=0, le=1024, description="ONNX Runtime's intra-op threads; 0: its default."
     )
+    intra_op_spinning: bool = Field(
+        default=False,
+        description="Whether ONNX Runtime's intra-op threads spin while they wait for work "
+        "(its session option session.intra_op.allow_spinning). Off by default: a worker "
+        "shares its cores with the gateway and the brokers, and spinning takes CPU from them.",
+    )
 
 
 class OnnxModel(TensorModel):
@@ -73,6 +79,11 @@ class OnnxModel(TensorModel):
     ``input_1``). Raises ``ValueError`` for a graph with a tensor of a type no datatype
     carries, or a name the registry would refuse.
     """
+
+    concurrency = 1
+    """One ``session.run`` at a time (``WORKER_CONCURRENCY`` overrides it): ONNX Runtime spreads
+    each call over its intra-op threads already, and calls running at once contend for the
+    same cores."""
 
     def __init__(self, settings: OnnxSettings) -> None:
         self.settings = settings
@@ -95,6 +106,8 @@ class OnnxModel(TensorModel):
     def _session(self, threads: int) -> onnxruntime.InferenceSession:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
+        spinning = "1" if self.settings.intra_op_spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         available = onnxruntime.get_available_providers()
         providers = [_CUDA, _CPU] if _CUDA in available else [_CPU]
         return onnxruntime.InferenceSession(
