@@ -84,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=64, help="streaming: streams at once")
     parser.add_argument("--pieces", type=int, default=200, help="streaming: words a stream")
     parser.add_argument("--idle-streams", type=int, default=1000, help="streaming: held open")
+    parser.add_argument(
+        "--model-cores", type=int, default=0, help="onnx: cores of the model's own (0: shared)"
+    )
     parser.add_argument("--out", type=Path, help="log directory (default: a new temp dir)")
     args = parser.parse_args(argv)
     if args.scenario in MOVED:

@@ -18,8 +18,16 @@ out). The legs, alternated round after round like every scenario:
   into a fresh venv (``load_testing.wheel_worker``). Each worker idles while the other's leg
   runs.
 
-Both workers batch dynamically (``MAX_BATCH_SIZE`` ``WORKER_BATCH``); ONNX Runtime's intra-op
-threads are left at its default everywhere. Goals: each served leg >= 0.8x the baseline's
+Both workers batch dynamically (``MAX_BATCH_SIZE`` ``WORKER_BATCH``) and run one
+``session.run`` at a time (the ONNX worker's default).
+
+Two forms (``--model-cores``): by default every process shares every core, ONNX Runtime's
+intra-op threads at its default everywhere, so the served legs pay for the gateway, the brokers
+and the load generator out of the model's cores. With ``--model-cores N`` the model gets N cores
+of its own, as a deployment that keeps a model on dedicated cores runs it: the baseline's loop
+and both workers are pinned to the last N CPUs with N intra-op threads, and everything else
+(this process and its load generators, the gateway, the local brokers) to the others
+(``load_testing.cores``). Goals: each served leg >= 0.8x the baseline's
 images per second; the wheel's worker within 5 % of the in-repo worker (REST binary against
 REST binary). One request is one image, so images/s is req/s.
 """
@@ -27,6 +35,7 @@ REST binary). One request is one image, so images/s is req/s.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -40,11 +49,11 @@ import onnxruntime as ort
 from tritonclient.grpc import service_pb2
 
 import models.onnx
-from load_testing import goals, grpc_calls, h2load, wheel_worker, wrk
+from load_testing import cores, goals, grpc_calls, h2load, wheel_worker, wrk
 from load_testing import tensor_payloads as tp
 from load_testing.report import Row, compare, ratio_lines, table
 from load_testing.stack import Stack
-from load_testing.targets import Drive, Target, brokers, measure, with_brokers
+from load_testing.targets import Drive, Target, brokers, local_broker_pid, measure, with_brokers
 from load_testing.wrk import WrkResult
 
 __all__ = ["BATCH_SIZES", "run_onnx"]
@@ -95,10 +104,17 @@ def _images(count: int, seed: int = 33) -> np.ndarray:
 class InProcess:
     """The baseline: one session, one loop, one batch of images called again and again."""
 
-    def __init__(self, model: Path) -> None:
-        self.session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    def __init__(self, model: Path, threads: int = 0, cpus: set[int] | None = None) -> None:
+        """``threads``: intra-op threads (0: ONNX Runtime's default); ``cpus``: where the loop
+        runs (None: anywhere this process may)."""
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(
+            str(model), sess_options=options, providers=["CPUExecutionProvider"]
+        )
         self.input = self.session.get_inputs()[0].name
         self.batch = 1
+        self.cpus = cpus
 
     def scores(self, images: np.ndarray) -> np.ndarray:
         """The model's scores for ``images``."""
@@ -106,7 +122,18 @@ class InProcess:
         return np.asarray(scores)
 
     def run(self, seconds: float, batch: int) -> WrkResult:
-        """Call the session on ``batch`` images for ``seconds``; requests are images."""
+        """Call the session on ``batch`` images for ``seconds`` (on ``cpus``); requests are
+        images."""
+        if self.cpus is None:
+            return self._run(seconds, batch)
+        others = os.sched_getaffinity(0)
+        cores.pin([os.getpid()], self.cpus)
+        try:
+            return self._run(seconds, batch)
+        finally:
+            cores.pin([os.getpid()], others)
+
+    def _run(self, seconds: float, batch: int) -> WrkResult:
         images = _images(batch)
         durations: list[float] = []
         start = time.perf_counter()
@@ -174,13 +201,22 @@ def run_onnx(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
     h2load.find_h2load()
     amqp_url, redis_url = brokers()
     model = image_model()
-    baseline = InProcess(model)
+    model_cpus: set[int] | None = None
+    settings = {"MODEL_PATH": str(model), "MAX_BATCH_SIZE": str(WORKER_BATCH)}
+    if args.model_cores:
+        model_cpus, other_cpus = cores.split(args.model_cores)
+        cores.pin([os.getpid()], other_cpus)
+        settings["INTRA_OP_THREADS"] = str(args.model_cores)
+        print(f"the model on CPUs {sorted(model_cpus)} ({args.model_cores} intra-op threads), "
+              f"everything else on {sorted(other_cpus)}")  # fmt: skip
+    else:
+        print("every process on every core; intra-op threads at ONNX Runtime's default")
+    baseline = InProcess(model, args.model_cores, model_cpus)
     image = _images(1)
     want = baseline.scores(image)
     baseline.calibrate(max(1.0, args.warmup))
     bodies = out / "bodies"
     bodies.mkdir(parents=True, exist_ok=True)
-    settings = {"MODEL_PATH": str(model), "MAX_BATCH_SIZE": str(WORKER_BATCH)}
     baseline_leg = Leg(
         Target(BASELINE, "in-process", {}),
         lambda seconds, _connections: baseline.run(seconds, baseline.batch),
@@ -199,6 +235,8 @@ def run_onnx(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
         ) as wheel,
     ):
         api = stack.services["api"].pid
+        if model_cpus is not None:
+            _pin_stack(stack, (stack.services[IN_REPO].pid, wheel.pid), model_cpus)
         in_repo = stack.model_name(IN_REPO)
         served = {"gateway": api, "worker": stack.services[IN_REPO].pid}
         legs = [
@@ -222,6 +260,20 @@ def run_onnx(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
     for verdict in verdicts:
         print(verdict.line())
     return verdicts
+
+
+def _pin_stack(stack: Stack, workers: tuple[int, ...], model_cpus: set[int]) -> None:
+    """The workers onto ``model_cpus``; the gateway, the registry, the other workers and the
+    local brokers onto what this process runs on (the other CPUs)."""
+    others = os.sched_getaffinity(0)
+    for service in stack.services.values():
+        cores.pin_group(service.pid, model_cpus if service.pid in workers else others)
+    for pid in workers:
+        cores.pin_group(pid, model_cpus)
+    for url, port in ((stack.amqp_url, 5672), (stack.redis_url, 6379)):
+        broker = local_broker_pid(url, port)
+        if broker is not None:
+            cores.pin([broker], others)
 
 
 def _verdicts(rows: list[Row]) -> list[goals.Verdict]:

@@ -33,7 +33,8 @@ START_TIMEOUT_S = 120.0
 
 def worker_wheel() -> Path:
     """The ``conveyor-worker`` wheel Bazel built (a runfile of this binary)."""
-    wheel_dir = Path(load_testing.__file__).resolve().parent.parent / "tools" / "wheel"
+    # The runfiles tree, not the source tree a symlink there leads to.
+    wheel_dir = Path(load_testing.__file__).absolute().parent.parent / "tools" / "wheel"
     found = sorted(wheel_dir.glob("conveyor_worker-*.whl"))
     if not found:
         raise FileNotFoundError(f"no conveyor_worker wheel in {wheel_dir}")
