@@ -26,6 +26,7 @@ from tools.wheel import locked_wheels, venv
 
 LIVENESS_MARGIN_SECONDS = 90  # registry liveness window (5 s) + heartbeats on a loaded machine
 WORKER_BASE = "conveyor/worker:dev"
+ONNX_WORKER = "conveyor/onnx:dev"
 EXAMPLE = next(
     Path(p).parent
     for p in os.environ["CONVEYOR_WORKER_EXAMPLE"].split()
@@ -47,10 +48,10 @@ def stack() -> Iterator[Stack]:
     paths = os.environ["CONVEYOR_IMAGE_TARBALLS"].split()
     tarballs = [Path(p) for p in paths if p.endswith(".tar")]
     tags = sorted(image_tag(tarball) for tarball in tarballs)
-    expected = sorted([service.image for service in SERVICES] + [WORKER_BASE])
-    assert tags == expected, f"expected an image per service and the worker base: {paths}"
+    expected = sorted([service.image for service in SERVICES] + [WORKER_BASE, ONNX_WORKER])
+    assert tags == expected, f"expected an image per service, the worker base and ONNX: {paths}"
     running = Stack(engine)
-    running.load(tarballs)
+    running.load([t for t in tarballs if image_tag(t) != ONNX_WORKER])  # no test runs it here
     try:
         running.up()
         yield running
