@@ -53,7 +53,7 @@ from load_testing import cores, goals, grpc_calls, h2load, wheel_worker, wrk
 from load_testing import tensor_payloads as tp
 from load_testing.report import Row, compare, ratio_lines, table
 from load_testing.stack import Stack
-from load_testing.targets import Drive, Target, brokers, local_broker_pid, measure, with_brokers
+from load_testing.targets import Drive, Target, alternate, brokers, local_broker_pid, with_brokers
 from load_testing.wrk import WrkResult
 
 __all__ = ["BATCH_SIZES", "run_onnx"]
@@ -246,7 +246,15 @@ def run_onnx(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
             _rest_leg(WHEEL, stack, wheel.model, {"gateway": api, "worker": wheel.pid}, image,
                       want, bodies),
         ]  # fmt: skip
-        rows = _alternate(_checked(legs), args.rounds, args.seconds, args.connections, args.warmup)
+        checked = _checked(legs)
+        rows = alternate(
+            [leg.target for leg in checked],
+            args.rounds,
+            args.seconds,
+            args.connections,
+            args.warmup,
+            drives={leg.name: leg.drive for leg in checked},
+        )
     print(f"\n{args.connections} connections, {args.seconds:g} s per round; one image a request\n")
     print(table(rows))
     print()
@@ -267,7 +275,8 @@ def _pin_stack(stack: Stack, workers: tuple[int, ...], model_cpus: set[int]) -> 
     local brokers onto what this process runs on (the other CPUs)."""
     others = os.sched_getaffinity(0)
     for service in stack.services.values():
-        cores.pin_group(service.pid, model_cpus if service.pid in workers else others)
+        if service.pid not in workers:
+            cores.pin_group(service.pid, others)
     for pid in workers:
         cores.pin_group(pid, model_cpus)
     for url, port in ((stack.amqp_url, 5672), (stack.redis_url, 6379)):
@@ -385,18 +394,3 @@ def _checked(legs: list[Leg]) -> list[Leg]:
         else:
             print(f"{leg.name}: one call answered wrong ({problem}); the leg is skipped")
     return checked
-
-
-def _alternate(
-    legs: list[Leg], rounds: int, seconds: float, connections: int, warmup: float
-) -> list[Row]:
-    for leg in legs:
-        if warmup > 0:
-            leg.drive(warmup, connections)
-    rows = []
-    for number in range(1, rounds + 1):
-        for leg in legs:
-            row = measure(leg.target, number, seconds, connections, leg.drive)
-            rows.append(row)
-            print(table([row]).splitlines()[-1], flush=True)
-    return rows

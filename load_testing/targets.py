@@ -99,19 +99,37 @@ def conveyor_targets(stack: Stack, label: str = "conveyor") -> tuple[Target, Tar
 
 
 def alternate(
-    targets: Sequence[Target], rounds: int, seconds: float, connections: int, warmup: float
+    targets: Sequence[Target],
+    rounds: int,
+    seconds: float,
+    connections: int,
+    warmup: float,
+    drives: Mapping[str, Drive] | None = None,
+    line: Callable[[Row], str] | None = None,
 ) -> list[Row]:
     """Warm every target up, then run ``rounds`` rounds of every target in turn, printing each
-    row as it is measured."""
+    row as it is measured (``line``: how; by default its row of ``table``).
+
+    ``drives`` maps a target's name to the load that drives it (``measure``); a target without
+    one is driven by wrk posting its body."""
+    drives = drives or {}
+
+    def drive(target: Target) -> Drive:
+        return drives.get(target.name) or (
+            lambda secs, conns: wrk.run(
+                target.url, seconds=secs, connections=conns, body=target.body
+            )
+        )
+
     for target in targets:
         if warmup > 0:
-            wrk.run(target.url, seconds=warmup, connections=connections, body=target.body)
+            drive(target)(warmup, connections)
     rows = []
     for number in range(1, rounds + 1):
         for target in targets:
-            row = measure(target, number, seconds, connections)
+            row = measure(target, number, seconds, connections, drive(target))
             rows.append(row)
-            print(table([row]).splitlines()[-1], flush=True)
+            print(line(row) if line else table([row]).splitlines()[-1], flush=True)
     return rows
 
 

@@ -56,7 +56,7 @@ from load_testing.report import (
     tensor_table,
 )
 from load_testing.stack import Stack
-from load_testing.targets import Drive, Target, brokers, measure, with_brokers
+from load_testing.targets import Drive, Target, alternate, brokers, with_brokers
 from load_testing.wrk import WrkResult
 
 __all__ = ["RESULT_TTL_S", "run_tensors"]
@@ -165,7 +165,16 @@ def run_tensors(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
                 checked.append(leg)
             else:
                 print(f"{leg.name}: one call answered wrong ({problem}); the leg is skipped")
-        rows = _alternate(checked, args.rounds, args.seconds, args.connections, args.warmup)
+        sizes = {leg.name: leg.tensor_bytes for leg in checked}
+        rows = alternate(
+            [leg.target for leg in checked],
+            args.rounds,
+            args.seconds,
+            args.connections,
+            args.warmup,
+            drives={leg.name: leg.drive for leg in checked},
+            line=lambda row: tensor_table([row], sizes).splitlines()[-1],
+        )
     sizes = {leg.name: leg.tensor_bytes for leg in legs}
     print(
         f"\n{args.connections} connections, {args.seconds:g} s per round "
@@ -329,23 +338,6 @@ def _legs(
         grpc_leg(MODEL_A_GRPC, stack.model_a, tp.model_a_grpc(stack.model_a), model_a_groups,
                  check=tp.check_model_a_grpc, tensor_bytes=0),
     ]  # fmt: skip
-
-
-def _alternate(
-    legs: list[Leg], rounds: int, seconds: float, connections: int, warmup: float
-) -> list[Row]:
-    """Warm every leg up, then measure them in turn, round after round, printing each row."""
-    for leg in legs:
-        if warmup > 0:
-            leg.drive(warmup, connections)
-    sizes = {leg.name: leg.tensor_bytes for leg in legs}
-    rows = []
-    for number in range(1, rounds + 1):
-        for leg in legs:
-            row = measure(leg.target, number, seconds, connections, leg.drive)
-            rows.append(row)
-            print(tensor_table([row], sizes).splitlines()[-1], flush=True)
-    return rows
 
 
 def max_body_bytes() -> int:
