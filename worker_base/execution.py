@@ -311,12 +311,33 @@ class TaskRunner:
     async def serve(self) -> None:
         """Run batches until cancelled; a batch that fails unexpectedly is returned to its queue."""
         while True:
-            batch = await self.scheduler.take(self.batch_size, self.batch_delay)
-            try:
-                await self._run(batch)
-            except Exception:
-                logger.exception("a batch of %d tasks failed unexpectedly; requeueing", len(batch))
-                await self.settler.release(batch, requeue=True)
+            await self.run(await self.scheduler.take(self.batch_size, self.batch_delay))
+
+    async def run(self, batch: list[Delivery]) -> None:
+        """Run one batch and settle each of its deliveries; a batch that fails unexpectedly is
+        returned to its queue."""
+        try:
+            await self._run(batch)
+        except Exception:
+            logger.exception("a batch of %d tasks failed unexpectedly; requeueing", len(batch))
+            await self.settler.release(batch, requeue=True)
+
+    async def run_now(self, delivery: Delivery) -> bool:
+        """Run ``delivery`` in the caller's task, on a turn the scheduler lends
+        (``Scheduler.lend``); False, with nothing done, when it lends none (queue it then).
+
+        Cancelled meanwhile (its channel closed), the delivery is settled as returned to its
+        queue: the broker delivers it again."""
+        if not self.scheduler.lend(self.batch_size > 1):
+            return False
+        try:
+            await self.run([delivery])
+        except asyncio.CancelledError:
+            await self.settler.release([delivery], requeue=True)
+            raise
+        finally:
+            await self.scheduler.give_back()
+        return True
 
     async def _run(self, batch: list[Delivery]) -> None:
         runnable: list[Delivery] = []
@@ -355,10 +376,15 @@ class TaskRunner:
             runnable, tasks, results = self._retry(runnable, results, retries)
             if not runnable:
                 return
-        self.settler.commit(list(zip(runnable, results, strict=True)))
-        # The results leave first: the flush the commit started sends them in this pause, and
-        # the bookkeeping below runs while they are on the wire.
-        await asyncio.sleep(0)
+        items = list(zip(runnable, results, strict=True))
+        if not self.scheduler and self.settler.commits.idle:
+            # Nothing queued for this runner to take next: it stores its results itself.
+            await self.settler.commits.store_now(items)
+        else:
+            self.settler.commit(items)
+            # The results leave first: the flush the commit started sends them in this pause,
+            # and the bookkeeping below runs while they are on the wire.
+            await asyncio.sleep(0)
         traces = None
         if tracing.tracer is not None:
             traces = [tracing.trace_id_of(d.span) if d.span else "" for d in runnable]

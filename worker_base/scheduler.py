@@ -10,6 +10,13 @@ the whole delay and still held one task (a lone client, sparse traffic), the sch
 waiting and hands out what is queued at once, as an unbatched worker would; the first time
 that finds two or more tasks queued (traffic picked up), it waits again. Under load a wait
 never ends alone, so batches form as before.
+
+**Running at once.** A delivery that would be handed to an idle runner the moment it is queued
+(nothing queued, a runner waiting, no batch to fill) may instead run in the task that took it
+from the broker, with that runner's turn lent to it (``lend``): the same work one turn of the
+loop sooner. The runners and the lent turns together never run more than the runners' number
+of batches at once: a runner takes from the queue only while more runners wait than turns are
+lent.
 """
 
 from __future__ import annotations
@@ -60,6 +67,8 @@ class Scheduler:
         self._ready = asyncio.Condition()
         self._collecting = asyncio.Lock()
         self._lone_waits = 0  # batches of one in a row that waited out the whole delay
+        self._idle = 0  # runners in ``take``
+        self._lent = 0  # their turns lent to deliveries running at once (``lend``)
         self.waiting = True
         """Whether a partial batch waits for more tasks (off after ``LONE_WAITS`` lone waits)."""
 
@@ -92,8 +101,31 @@ class Scheduler:
         at once when it is full, or, while ``waiting`` is off, with what is queued. Runners
         take turns, so one batch fills at a time.
         """
+        self._idle += 1
+        try:
+            return await self._take(max_size, max_delay)
+        finally:
+            self._idle -= 1
+
+    def lend(self, batching: bool) -> bool:
+        """Whether a delivery may run now in the caller's task instead of being queued: nothing
+        is queued, a waiting runner has a turn to lend, and (``batching``) no batch waits to
+        fill. True lends that turn until ``give_back``."""
+        if self._heap or self._idle <= self._lent or (batching and self.waiting):
+            return False
+        self._lent += 1
+        return True
+
+    async def give_back(self) -> None:
+        """Return a turn ``lend`` lent; a runner takes what was queued meanwhile."""
+        self._lent -= 1
+        if self._heap:
+            async with self._ready:
+                self._ready.notify()
+
+    async def _take(self, max_size: int, max_delay: float) -> list[Delivery]:
         async with self._collecting, self._ready:
-            await self._ready.wait_for(lambda: bool(self._heap))
+            await self._ready.wait_for(lambda: bool(self._heap) and self._idle > self._lent)
             waited = False
             if max_size > 1 and max_delay > 0 and len(self._heap) < max_size and self.waiting:
                 waited = True

@@ -104,6 +104,8 @@ class Worker:
             _MIN_PREFETCH, self.concurrency * self.batch_size
         )
         self.scheduler = Scheduler()
+        self.runner: TaskRunner | None = None
+        """Runs what the scheduler hands out; made once connected."""
         self.settler = Settler(self._store)
         self._results: ResultBackend | None = None
         self.metrics = metrics.WorkerMetrics(self.model_name, self.version)
@@ -163,7 +165,7 @@ class Worker:
                 retry_channel, self.model_name, self.version, delays
             )
             retries = RetryScheduler(delay_lane, self.settler, self._results, self.metrics)
-            runner = TaskRunner(
+            self.runner = runner = TaskRunner(
                 self.scheduler,
                 self.executor,
                 self.settler,
@@ -275,7 +277,9 @@ class Worker:
         span = None
         if tracing.tracer is not None and task.trace_context:
             span = self._delivered(task, message, time.time_ns())
-        await self.scheduler.put(self.scheduler.make(task, message, lane, span=span))
+        delivery = self.scheduler.make(task, message, lane, span=span)
+        if self.runner is None or not await self.runner.run_now(delivery):
+            await self.scheduler.put(delivery)
 
     def _delivered(
         self, task: task_pb2.Task, message: AbstractIncomingMessage, received_ns: int

@@ -146,3 +146,37 @@ async def test_unbatched_takes_leave_the_waiting_alone() -> None:
         await _put(scheduler, f"t{i}")
         assert len(await scheduler.take(1, max_delay=0.01)) == 1
     assert _waits(scheduler)
+
+
+@pytest.mark.asyncio
+async def test_a_lent_turn_counts_against_the_runners() -> None:
+    """Two runners: with both turns lent, a queued delivery waits until one is given back."""
+    scheduler = Scheduler()
+    assert not scheduler.lend(batching=False)  # no runner waits: nothing to lend
+    taking = [asyncio.create_task(scheduler.take(1, 0)) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    assert scheduler.lend(batching=False)
+    assert scheduler.lend(batching=False)
+    assert not scheduler.lend(batching=False)  # both turns lent
+    await _put(scheduler, "queued")
+    await asyncio.sleep(0.05)
+    assert not any(t.done() for t in taking)  # no runner may take it: it would be a third
+    assert not scheduler.lend(batching=False)  # something is queued: it goes first
+    await scheduler.give_back()
+    done, pending = await asyncio.wait(taking, timeout=1, return_when=asyncio.FIRST_COMPLETED)
+    assert [d.task.task_id for d in done.pop().result()] == ["queued"]
+    await scheduler.give_back()
+    for task in pending:
+        task.cancel()
+
+
+@pytest.mark.asyncio
+async def test_no_turn_is_lent_while_batches_wait_to_fill() -> None:
+    scheduler = Scheduler()
+    taking = asyncio.create_task(scheduler.take(8, 0.001))
+    await asyncio.sleep(0.01)
+    assert not scheduler.lend(batching=True)  # a batch may still form
+    scheduler.waiting = False  # a lone client: the scheduler no longer waits
+    assert scheduler.lend(batching=True)
+    await scheduler.give_back()
+    taking.cancel()

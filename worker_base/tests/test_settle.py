@@ -204,6 +204,34 @@ async def test_an_idle_worker_stores_at_once() -> None:
 
 
 @pytest.mark.asyncio
+async def test_store_now_stores_in_the_callers_task_and_later_results_share_the_next_flush() -> (
+    None
+):
+    recorder, scheduler = Recorder(), Scheduler()
+    commits = GroupCommit(recorder.store, recorder.settle)
+    assert commits.idle
+    storing = asyncio.create_task(commits.store_now([_done(scheduler, "a")]))
+    await asyncio.sleep(0)  # "a" is on the wire, in the caller's task
+    assert recorder.stores == [["a"]]
+    assert not _idle(commits)
+    with pytest.raises(RuntimeError):
+        await commits.store_now([_done(scheduler, "x")])  # one store on the wire at a time
+    commits.add([_done(scheduler, "b")])
+    commits.add([_done(scheduler, "c")])
+    recorder.release.set()
+    await storing
+    assert recorder.events[:2] == ["store a", "ack a"]  # settled before store_now returns
+    await _settled(recorder, 3)
+    assert recorder.stores == [["a"], ["b", "c"]]
+    await asyncio.sleep(0)
+    assert _idle(commits)
+
+
+def _idle(commits: GroupCommit) -> bool:
+    return commits.idle  # read anew each time (an assert would fix its type for mypy)
+
+
+@pytest.mark.asyncio
 async def test_a_failed_store_requeues_its_tasks_and_later_ones_still_go() -> None:
     recorder, scheduler = Recorder(), Scheduler()
     recorder.fail = True
