@@ -38,8 +38,6 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -49,11 +47,12 @@ import onnxruntime as ort
 from tritonclient.grpc import service_pb2
 
 import models.onnx
-from load_testing import cores, goals, grpc_calls, h2load, wheel_worker, wrk
+from load_testing import cores, goals, grpc_calls, h2load, wheel_worker
 from load_testing import tensor_payloads as tp
+from load_testing.legs import Leg, grpc_file, grpc_url, rest_file, verified
 from load_testing.report import Row, compare, ratio_lines, table
 from load_testing.stack import Stack
-from load_testing.targets import Drive, Target, alternate, brokers, local_broker_pid, with_brokers
+from load_testing.targets import Target, alternate, brokers, local_broker_pid, with_brokers
 from load_testing.wrk import WrkResult
 
 __all__ = ["BATCH_SIZES", "run_onnx"]
@@ -81,20 +80,6 @@ BASELINE, REST_BINARY, GRPC_RAW, WHEEL = (
 def image_model() -> Path:
     """The example image model's file (a runfile of this binary, beside ``models.onnx``)."""
     return Path(models.onnx.__file__).parent / "examples" / "image.onnx"
-
-
-@dataclass(frozen=True)
-class Leg:
-    """One way of running the model: its processes, its load and its one-call check."""
-
-    target: Target
-    drive: Drive
-    verify: Callable[[], str | None]
-
-    @property
-    def name(self) -> str:
-        """The row's name."""
-        return self.target.name
 
 
 def _images(count: int, seed: int = 33) -> np.ndarray:
@@ -246,7 +231,7 @@ def run_onnx(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
             _rest_leg(WHEEL, stack, wheel.model, {"gateway": api, "worker": wheel.pid}, image,
                       want, bodies),
         ]  # fmt: skip
-        checked = _checked(legs)
+        checked = verified(legs)
         rows = alternate(
             [leg.target for leg in checked],
             args.rounds,
@@ -322,33 +307,14 @@ def _rest_leg(
     bodies: Path,
 ) -> Leg:
     url = f"{stack.api_url}/v2/models/{model}/infer"
-    body = rest_body(image)
-    path = bodies / f"{leg.replace(' ', '_')}.body"
-    path.write_bytes(body.body)
-
-    def drive(seconds: float, connections: int) -> WrkResult:
-        return wrk.run_file(
-            url,
-            path,
-            content_type=body.content_type,
-            expected_media=tp.OPAQUE,
-            least_bytes=4 * SCORES,
-            headers=body.headers,
-            seconds=seconds,
-            connections=connections,
-        )
-
-    def verify() -> str | None:
-        answer = httpx.post(
-            url,
-            content=body.body,
-            timeout=30,
-            headers={"Content-Type": body.content_type, **body.headers},
-        )
-        if answer.status_code != 200:
-            return f"HTTP {answer.status_code}: {answer.text[:300]}"
-        return _check_scores(_rest_scores(answer), want)
-
+    drive, verify = rest_file(
+        leg,
+        url,
+        rest_body(image),
+        bodies,
+        least=4 * SCORES,
+        check=lambda answer: _check_scores(_rest_scores(answer), want),
+    )
     target = with_brokers(Target(leg, url, {}, groups=groups), stack.amqp_url, stack.redis_url)
     return Leg(target, drive, verify)
 
@@ -365,32 +331,13 @@ def _grpc_legs(
     if not grpc_calls.served(stack.grpc_target):
         print(f"gRPC not served (GRPC_PORT {stack.grpc_port}): the gRPC leg is skipped")
         return []
-    message = grpc_request(model, image)
-    path = bodies / "grpc_raw.grpc"
-    path.write_bytes(tp.grpc_frame(message))
-    url = f"http://{stack.grpc_target}{grpc_calls.METHOD}"
+    request = service_pb2.ModelInferRequest.FromString(grpc_request(model, image))
 
-    def drive(seconds: float, connections: int) -> WrkResult:
-        return h2load.run(
-            url, path, headers=h2load.GRPC_HEADERS, seconds=seconds, clients=connections
-        )
-
-    def verify() -> str | None:
-        request = service_pb2.ModelInferRequest.FromString(message)
-        response = grpc_calls.infer(stack.grpc_target, request)
+    def check(response: service_pb2.ModelInferResponse) -> str | None:
         scores = np.frombuffer(response.raw_output_contents[0], dtype="<f4").reshape(1, SCORES)
         return _check_scores(scores, want)
 
+    drive, verify = grpc_file(GRPC_RAW, stack.grpc_target, request, bodies, check=check)
+    url = grpc_url(stack.grpc_target)
     target = with_brokers(Target(GRPC_RAW, url, {}, groups=groups), stack.amqp_url, stack.redis_url)
     return [Leg(target, drive, verify)]
-
-
-def _checked(legs: list[Leg]) -> list[Leg]:
-    checked = []
-    for leg in legs:
-        problem = leg.verify()
-        if problem is None:
-            checked.append(leg)
-        else:
-            print(f"{leg.name}: one call answered wrong ({problem}); the leg is skipped")
-    return checked

@@ -44,8 +44,9 @@ import httpx
 from tritonclient.grpc import service_pb2
 
 from api.config import Settings
-from load_testing import gateway_counts, goals, grpc_calls, h2load, wrk
+from load_testing import gateway_counts, goals, grpc_calls, h2load
 from load_testing import tensor_payloads as tp
+from load_testing.legs import Leg, grpc_file, grpc_url, rest_file, verified
 from load_testing.reference.process import Reference
 from load_testing.report import (
     Comparison,
@@ -56,7 +57,7 @@ from load_testing.report import (
     tensor_table,
 )
 from load_testing.stack import Stack
-from load_testing.targets import Drive, Target, alternate, brokers, with_brokers
+from load_testing.targets import Target, alternate, brokers, with_brokers
 from load_testing.wrk import WrkResult
 
 __all__ = ["RESULT_TTL_S", "run_tensors"]
@@ -113,19 +114,11 @@ class Tally:
 
 
 @dataclass(frozen=True)
-class Leg:
-    """One way of sending a payload: its processes, its load, its one-call check, and the
-    tensor bytes a request carries both ways (0 where it carries none to speak of)."""
+class TensorLeg(Leg):
+    """A leg (``load_testing.legs``) and the tensor bytes a request carries both ways (0 where
+    it carries none to speak of)."""
 
-    target: Target
-    drive: Drive
-    verify: Callable[[], str | None]
     tensor_bytes: int
-
-    @property
-    def name(self) -> str:
-        """The row's name."""
-        return self.target.name
 
 
 def run_tensors(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
@@ -158,13 +151,7 @@ def run_tensors(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
         legs = _legs(
             stack, reference, tensors, out / "bodies", serves_grpc, amqp_url, redis_url, tallies
         )
-        checked: list[Leg] = []
-        for leg in legs:
-            problem = leg.verify()
-            if problem is None:
-                checked.append(leg)
-            else:
-                print(f"{leg.name}: one call answered wrong ({problem}); the leg is skipped")
+        checked = verified(legs)
         sizes = {leg.name: leg.tensor_bytes for leg in checked}
         rows = alternate(
             [leg.target for leg in checked],
@@ -223,7 +210,7 @@ def _legs(
     amqp_url: str,
     redis_url: str,
     tallies: dict[str, Tally],
-) -> list[Leg]:
+) -> list[TensorLeg]:
     bodies.mkdir(parents=True, exist_ok=True)
     api = stack.services["api"].pid
     tensor_model = stack.model_name("tensor")
@@ -248,37 +235,11 @@ def _legs(
         least: int,
         tensor_bytes: int,
         pids: dict[str, int] | None = None,
-    ) -> Leg:
-        """A REST leg driven by wrk: a 2xx answer must be of the body's media type and at
-        least ``least`` bytes long."""
-        path = bodies / f"{name.replace(' ', '_')}.body"
-        path.write_bytes(body.body)
-        expected = tp.OPAQUE if body.content_type == tp.OPAQUE else "json"
-
-        def drive(seconds: float, connections: int) -> WrkResult:
-            return wrk.run_file(
-                url,
-                path,
-                content_type=body.content_type,
-                expected_media=expected,
-                least_bytes=least,
-                headers=body.headers,
-                seconds=seconds,
-                connections=connections,
-            )
-
-        def verify() -> str | None:
-            answer = httpx.post(
-                url,
-                content=body.body,
-                timeout=30,
-                headers={"Content-Type": body.content_type, **body.headers},
-            )
-            if answer.status_code != 200:
-                return f"HTTP {answer.status_code}: {answer.text[:300]}"
-            return check(answer)
-
-        return Leg(target(name, url, groups, pids), drive, verify, tensor_bytes)
+    ) -> TensorLeg:
+        """A REST leg driven by wrk (``rest_file``): a 2xx answer must be of the body's media
+        type and at least ``least`` bytes long."""
+        drive, verify = rest_file(name, url, body, bodies, least=least, check=check)
+        return TensorLeg(target(name, url, groups, pids), drive, verify, tensor_bytes)
 
     binary, text = tp.rest_binary(tensors), tp.rest_json(tensors)
     legs = [
@@ -306,30 +267,21 @@ def _legs(
         *,
         check: Callable[[service_pb2.ModelInferResponse], str | None],
         tensor_bytes: int,
-    ) -> Leg:
-        """A gRPC leg driven by h2load; the calls the gateway counted as failed during a run,
-        beyond those h2load cuts off (``Tally``), are its unexpected answers."""
-        path = bodies / f"{name.replace(' ', '_')}.grpc"
-        path.write_bytes(tp.grpc_frame(request.SerializeToString()))
-        url = f"http://{stack.grpc_target}{grpc_calls.METHOD}"
+    ) -> TensorLeg:
+        """A gRPC leg driven by h2load (``grpc_file``); the calls the gateway counted as failed
+        during a run, beyond those h2load cuts off (``Tally``), are its unexpected answers."""
+        run, verify = grpc_file(name, stack.grpc_target, request, bodies, check=check)
         tally = tallies.setdefault(name, Tally(name, model))
 
         def drive(seconds: float, connections: int) -> WrkResult:
             before = gateway_counts.fetch(stack.api_url, model)
-            result = h2load.run(
-                url, path, headers=h2load.GRPC_HEADERS, seconds=seconds, clients=connections
-            )
+            result = run(seconds, connections)
             grown = gateway_counts.delta(before, gateway_counts.fetch(stack.api_url, model))
             failed = tally.add(result.ok, grown, connections)
             return replace(result, unexpected=result.unexpected + failed)
 
-        def verify() -> str | None:
-            try:
-                return check(grpc_calls.infer(stack.grpc_target, request))
-            except grpc.RpcError as e:
-                return f"gRPC error: {e}"
-
-        return Leg(target(name, url, groups), drive, verify, tensor_bytes)
+        url = grpc_url(stack.grpc_target)
+        return TensorLeg(target(name, url, groups), drive, verify, tensor_bytes)
 
     return [
         *legs,

@@ -280,47 +280,63 @@ class _EventStream:
         return _sse("position", data)
 
 
-def _last_event_id_parameter(what: str) -> dict[str, Any]:
-    """The OpenAPI ``Last-Event-ID`` header of a resumable stream (checked by
-    ``_last_event_id``)."""
+def _event_stream(what: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """A resumable Server-Sent Events route's OpenAPI arguments: its 200 (``schema`` per event,
+    as OpenAPI 3.1 describes text/event-stream: each event one object), the task routes' errors
+    and a 429, and the ``Last-Event-ID`` header (checked by ``_last_event_id``) to resume after
+    a ``what``."""
     return {
-        "parameters": [
-            {
-                "name": "Last-Event-ID",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string", "pattern": "^[0-9]{1,20}(-[0-9]{1,20})?$"},
-                "description": f"Resume after this {what} (browsers send it on reconnecting).",
-            }
-        ]
+        "responses": {
+            200: {
+                "content": {"text/event-stream": {"schema": schema}},
+                "description": description,
+            },
+            **_ERRORS,
+            429: {"model": ErrorBody, "description": "MAX_WAITING requests wait already"},
+        },
+        "response_class": StreamingResponse,
+        "openapi_extra": {
+            "parameters": [
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,20}(-[0-9]{1,20})?$"},
+                    "description": f"Resume after this {what} (browsers send it on reconnecting).",
+                }
+            ]
+        },
     }
+
+
+async def _stream_start(
+    task_id: str, request: Request, dispatcher: Dispatcher
+) -> tuple[str, TaskFollower, TaskStatus]:
+    """What a resumable stream of ``task_id`` starts from, checked before it starts: where to
+    resume (``_last_event_id``: a 422), the gateway's follower, the task's status (a 404) and
+    room for one more waiting request (a 429)."""
+    after = _last_event_id(request)
+    follower: TaskFollower = request.app.state.follower
+    status = await dispatcher.status(task_id)
+    follower.check_room(status.model)
+    return after, follower, status
 
 
 @router.get(
     "/tasks/{task_id}/events",
     name="task_events",
-    responses={
-        200: {
-            # Per event, as OpenAPI 3.1 describes text/event-stream (each event one object).
-            "content": {"text/event-stream": {"schema": _EVENT_SCHEMA}},
-            "description": "Server-Sent Events: queued (with position), position, started, "
-            "progress, retrying, then done, failed or cancelled (the task's status), after "
-            "which the stream closes.",
-        },
-        **_ERRORS,
-        429: {"model": ErrorBody, "description": "MAX_WAITING requests wait already"},
-    },
-    response_class=StreamingResponse,
-    openapi_extra=_last_event_id_parameter("event"),
+    **_event_stream(
+        "event",
+        _EVENT_SCHEMA,
+        "Server-Sent Events: queued (with position), position, started, progress, retrying, "
+        "then done, failed or cancelled (the task's status), after which the stream closes.",
+    ),
 )
 async def task_events(
     task_id: TaskId, request: Request, catalog: CatalogDep, dispatcher: DispatcherDep
 ) -> StreamingResponse:
     """Follow the task's life as Server-Sent Events; the stream closes after the final one."""
-    after = _last_event_id(request)
-    follower: TaskFollower = request.app.state.follower
-    status = await dispatcher.status(task_id)  # a 404 before the stream starts
-    follower.check_room(status.model)
+    after, follower, status = await _stream_start(task_id, request, dispatcher)
     stream = _EventStream(status, after, follower, dispatcher, catalog)
     return StreamingResponse(
         stream.__aiter__(), media_type="text/event-stream", headers=SSE_HEADERS
@@ -340,29 +356,21 @@ def _last_event_id(request: Request) -> str:
 @router.get(
     "/tasks/{task_id}/stream",
     name="task_stream",
-    responses={
-        200: {
-            "content": {"text/event-stream": {"schema": STREAM_EVENT_SCHEMA}},
-            "description": "Server-Sent Events: the task's pieces so far, then the ones that "
-            "come (each with its id), a restart where a new run streams again, then done (the "
-            "task's status, as GET /tasks/{id}) or error, after which the stream closes. Works "
-            "on any gateway, for any task (one that streamed nothing ends with done alone).",
-        },
-        **_ERRORS,
-        429: {"model": ErrorBody, "description": "MAX_WAITING requests wait already"},
-    },
-    response_class=StreamingResponse,
-    openapi_extra=_last_event_id_parameter("piece"),
+    **_event_stream(
+        "piece",
+        STREAM_EVENT_SCHEMA,
+        "Server-Sent Events: the task's pieces so far, then the ones that come (each with its "
+        "id), a restart where a new run streams again, then done (the task's status, as GET "
+        "/tasks/{id}) or error, after which the stream closes. Works on any gateway, for any "
+        "task (one that streamed nothing ends with done alone).",
+    ),
 )
 async def task_stream(
     task_id: TaskId, request: Request, catalog: CatalogDep, dispatcher: DispatcherDep
 ) -> StreamingResponse:
     """Replay the pieces of a task (``POST /predict/{m}?mode=async&stream=true``, or a sync
     stream that timed out) and follow the rest as Server-Sent Events, after ``Last-Event-ID``."""
-    after = _last_event_id(request)
-    follower: TaskFollower = request.app.state.follower
-    status = await dispatcher.status(task_id)  # a 404 before the stream starts
-    follower.check_room(status.model)
+    after, follower, status = await _stream_start(task_id, request, dispatcher)
     return StreamingResponse(
         _task_pieces(dispatcher, catalog, follower, task_id, after, status.model),
         media_type="text/event-stream",

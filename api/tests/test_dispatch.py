@@ -20,6 +20,7 @@ from api.exceptions import (
     ServiceUnavailable,
     TaskConflict,
 )
+from api.tests.fake_waiter import FakeWaiter
 from conveyor.protocol import (
     MAX_TASKS_PER_MESSAGE,
     TASK_BATCH_CONTENT_TYPE,
@@ -118,26 +119,6 @@ class FakeResults:
             return CancelOutcome.FINISHED, self.results[task_id]
         self.results[task_id] = result
         return CancelOutcome.CANCELLED, None
-
-
-class FakeWaiter:
-    channel = "conveyor:reply:test"
-    connected = True
-
-    def __init__(self) -> None:
-        self.futures: dict[str, asyncio.Future[task_pb2.TaskResult | None]] = {}
-
-    def register(self, task_id: str) -> None:
-        self.futures[task_id] = asyncio.get_running_loop().create_future()
-
-    def discard(self, task_id: str) -> None:
-        self.futures.pop(task_id, None)
-
-    async def wait(self, task_id: str, seconds: float) -> task_pb2.TaskResult | None:
-        try:
-            return await asyncio.wait_for(asyncio.shield(self.futures[task_id]), seconds)
-        except TimeoutError:
-            return None
 
 
 def _dispatcher(**kwargs: Any) -> tuple[Dispatcher, FakeChannel, FakeResults, FakeWaiter]:

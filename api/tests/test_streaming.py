@@ -25,7 +25,8 @@ from api.streaming import (
     follow_task,
     with_keepalives,
 )
-from api.tests.test_dispatch import INFO, FakeChannel, FakeResults, FakeWaiter
+from api.tests.fake_waiter import FakeWaiter
+from api.tests.test_dispatch import INFO, FakeChannel, FakeResults
 from conveyor.events import TaskEvent
 from conveyor.metrics import GatewayMetrics
 from conveyor.protocol import stop_key

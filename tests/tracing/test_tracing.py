@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from api.catalog import ModelInfo
 from api.dispatch import Dispatcher
 from api.edge import route_of
+from api.tests.fake_waiter import FakeWaiter
 from conveyor import tracing
 from conveyor.logs import JsonFormatter, bound
 from conveyor.metrics import GatewayMetrics, WorkerMetrics, negotiated
@@ -83,23 +84,6 @@ class FakeChannel:
 
     async def get_underlay_channel(self) -> FakeUnderlay:
         return self.underlay
-
-
-class FakeWaiter:
-    channel = "conveyor:reply:test"
-    connected = True
-
-    def __init__(self) -> None:
-        self.futures: dict[str, asyncio.Future[task_pb2.TaskResult | None]] = {}
-
-    def register(self, task_id: str) -> None:
-        self.futures[task_id] = asyncio.get_running_loop().create_future()
-
-    def discard(self, task_id: str) -> None:
-        self.futures.pop(task_id, None)
-
-    async def wait(self, task_id: str, seconds: float) -> task_pb2.TaskResult | None:
-        return await asyncio.wait_for(self.futures[task_id], seconds)
 
 
 class FakeResults:
