@@ -377,6 +377,7 @@ class TaskRunner:
             if not runnable:
                 return
         items = list(zip(runnable, results, strict=True))
+        spans = [d.span for d in runnable]  # settling ends each task's span and clears it
         if not self.scheduler and self.settler.commits.idle:
             # Nothing queued for this runner to take next: it stores its results itself.
             await self.settler.commits.store_now(items)
@@ -387,16 +388,15 @@ class TaskRunner:
             await asyncio.sleep(0)
         traces = None
         if tracing.tracer is not None:
-            traces = [tracing.trace_id_of(d.span) if d.span else "" for d in runnable]
+            traces = [tracing.trace_id_of(span) if span else "" for span in spans]
         self.metrics.observe(tasks, results, traces)
         if logger.isEnabledFor(logging.DEBUG):
-            for delivery, result in zip(runnable, results, strict=True):
-                task = delivery.task
+            for task, span, result in zip(tasks, spans, results, strict=True):
                 with logs.bound(task.request_id, task.task_id, task.model, task.version):
-                    if delivery.span is None:
+                    if span is None:
                         logger.debug("task answered: %s", _outcome(result))
                         continue
-                    with tracing.current(delivery.span):
+                    with tracing.current(span):
                         logger.debug("task answered: %s", _outcome(result))
 
     async def _traced_attempt(
