@@ -109,8 +109,13 @@ def browser() -> Iterator[WebDriver]:
 
 
 def rows(browser: WebDriver) -> list[str]:
-    found = browser.find_elements(By.CSS_SELECTOR, "#traces tbody tr")
-    return [str(row.get_attribute("data-trace-id")) for row in found]
+    """The listed traces' ids, read in one script run: the page may redraw the table between
+    two WebDriver calls, and an element found before a redraw is stale after it."""
+    ids = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#traces tbody tr'),"
+        " row => String(row.getAttribute('data-trace-id')));"
+    )
+    return [str(trace_id) for trace_id in ids]
 
 
 def wait_for(browser: WebDriver, css: str) -> WebElement:
