@@ -18,6 +18,7 @@ from worker_base.execution import TaskRunner
 from worker_base.retries import RetryScheduler
 from worker_base.scheduler import Delivery
 from worker_base.settle import Pack, Settler
+from worker_base.tests.fakes import Delivered, task_runner
 
 
 class Flaky(Model):
@@ -177,27 +178,6 @@ async def test_a_batch_that_raises_retries_each_task_with_retries_left() -> None
 # Scheduling and settling.
 
 
-class Channel:
-    is_closed = False
-
-
-class Message:
-    """A delivery that records how it was settled in ``log``."""
-
-    def __init__(self, log: list[str], tag: int = 1) -> None:
-        self.log = log
-        self.delivery_tag = tag
-        self.channel = Channel()
-        self.redelivered = False
-        self.headers: dict[str, Any] = {}
-
-    async def ack(self, multiple: bool = False) -> None:
-        self.log.append("ack")
-
-    async def nack(self, requeue: bool = True) -> None:
-        self.log.append("requeue" if requeue else "drop")
-
-
 class Lane:
     """A delay lane that records what it holds, fails when told, or waits until let go."""
 
@@ -249,7 +229,7 @@ async def _retried(
     log: list[str] = []
     worker = _worker(Flaky())
     settler, scheduler = _retries_of(worker, log, Lane(log, fail))
-    message = Message(log)
+    message = Delivered(log)
     settler.opened(message)  # type: ignore[arg-type]
     delivery = worker.scheduler.make(_task(data, sync=sync), message, "durable")  # type: ignore[arg-type]
     _, retries = await worker.executor.attempt_batch([delivery.task], [False])
@@ -287,19 +267,6 @@ async def test_a_retry_the_lane_refuses_sends_the_delivery_back_to_its_queue() -
     assert not _retries_counted(worker)
 
 
-def _runner(worker: Worker, settler: Settler, retries: RetryScheduler) -> TaskRunner:
-    return TaskRunner(
-        worker.scheduler,
-        worker.executor,
-        settler,
-        None,  # type: ignore[arg-type]  # synchronous tasks: no claim, no Redis
-        worker.metrics,
-        (8, 0.0),
-        running_seconds=60,
-        retries=retries,
-    )
-
-
 async def _served(runner: TaskRunner, done: Callable[[], Awaitable[None]]) -> None:
     serving = asyncio.create_task(runner.serve())
     try:
@@ -320,7 +287,7 @@ async def test_a_packed_message_is_settled_once_after_its_answer_and_its_retry(
     lane = Lane(log, fail)
     lane.go.clear()  # the retry's publish waits: the runner must not
     settler, retries = _retries_of(worker, log, lane)
-    message = Message(log)
+    message = Delivered(log)
     settler.opened(message)  # type: ignore[arg-type]
     pack = Pack(message, 2)  # type: ignore[arg-type]
     for data, task_id in (("retry", "a"), ("ok", "b")):
@@ -333,5 +300,5 @@ async def test_a_packed_message_is_settled_once_after_its_answer_and_its_retry(
         lane.go.set()
         await _until(lambda: settler.unsettled == 0, "the message settled")
 
-    await _served(_runner(worker, settler, retries), done)
+    await _served(task_runner(worker, settler, (8, 0.0), retries), done)
     assert log[-1] == settled and log.count(settled) == 1

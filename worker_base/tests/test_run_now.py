@@ -13,8 +13,8 @@ from google.protobuf.message import Message as ProtoMessage
 from proto import model_a_pb2, task_pb2
 from worker_base import MessageDescriptor, Model, Settings, Worker
 from worker_base.execution import TaskRunner
-from worker_base.retries import RetryScheduler
 from worker_base.settle import Settler
+from worker_base.tests.fakes import Delivered, task_runner
 
 
 class Gate(Model):
@@ -37,27 +37,6 @@ class Gate(Model):
         return model_a_pb2.ModelAResponse.DESCRIPTOR
 
 
-class Channel:
-    is_closed = False
-
-
-class Message:
-    """A delivery that records how it was settled."""
-
-    def __init__(self, log: list[str]) -> None:
-        self.log = log
-        self.delivery_tag = 1
-        self.channel = Channel()
-        self.redelivered = False
-        self.headers: dict[str, Any] = {}
-
-    async def ack(self, multiple: bool = False) -> None:
-        self.log.append("ack")
-
-    async def nack(self, requeue: bool = True) -> None:
-        self.log.append("requeue" if requeue else "drop")
-
-
 def _setup(log: list[str]) -> tuple[Worker, Settler, TaskRunner]:
     worker = Worker(Gate(), Settings(model_name="gate_test"))
 
@@ -65,21 +44,11 @@ def _setup(log: list[str]) -> tuple[Worker, Settler, TaskRunner]:
         log.extend(f"store {task.task_id}" for task, _ in items)
 
     settler = Settler(store)
-    runner = TaskRunner(
-        worker.scheduler,
-        worker.executor,
-        settler,
-        None,  # type: ignore[arg-type]  # synchronous tasks: no claim, no Redis
-        worker.metrics,
-        (1, 0.0),
-        running_seconds=60,
-        retries=RetryScheduler(None, settler, None, worker.metrics),  # type: ignore[arg-type]
-    )
-    return worker, settler, runner
+    return worker, settler, task_runner(worker, settler, (1, 0.0))
 
 
 def _delivery(worker: Worker, settler: Settler, log: list[str]) -> Any:
-    message = Message(log)
+    message = Delivered(log)
     settler.opened(message)  # type: ignore[arg-type]
     task = task_pb2.Task(
         task_id="t",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 from google.protobuf.message import Message
@@ -20,8 +20,6 @@ from conveyor.streams import AppendOutcome, ChunkAppend
 from proto import model_a_pb2, task_pb2
 from worker_base import InvalidRequest, MessageDescriptor, Model, RetryableError, Settings, Worker
 from worker_base.chunk_flush import ChunkFlusher, ChunkWriteFailed
-from worker_base.execution import TaskRunner
-from worker_base.retries import RetryScheduler
 from worker_base.settle import Settler
 from worker_base.streaming import (
     StreamDeadline,
@@ -29,6 +27,7 @@ from worker_base.streaming import (
     StreamStopped,
     StreamTooLong,
 )
+from worker_base.tests.fakes import Delivered, task_runner
 
 
 class Writer:
@@ -398,27 +397,6 @@ async def test_without_a_writer_a_stream_fails_clearly() -> None:
 # The runner: streamed tasks run alone; a stream that cannot be written goes back to its queue.
 
 
-class Channel:
-    is_closed = False
-
-
-class Delivered:
-    """A delivery that records how it was settled in ``log``."""
-
-    def __init__(self, log: list[str], tag: int) -> None:
-        self.log = log
-        self.delivery_tag = tag
-        self.channel = Channel()
-        self.redelivered = False
-        self.headers: dict[str, Any] = {}
-
-    async def ack(self, multiple: bool = False) -> None:
-        self.log.append(f"ack {self.delivery_tag}" + (" multiple" if multiple else ""))
-
-    async def nack(self, requeue: bool = True) -> None:
-        self.log.append(f"requeue {self.delivery_tag}")
-
-
 async def _serve(worker: Worker, tasks: list[task_pb2.Task], done: Callable[[], bool]) -> list[str]:
     log: list[str] = []
     stored: list[task_pb2.TaskResult] = []
@@ -427,18 +405,9 @@ async def _serve(worker: Worker, tasks: list[task_pb2.Task], done: Callable[[], 
         stored.extend(result for _, result in items)
 
     settler = Settler(store)
-    runner = TaskRunner(
-        worker.scheduler,
-        worker.executor,
-        settler,
-        None,  # type: ignore[arg-type]  # synchronous tasks, not redelivered: no Redis
-        worker.metrics,
-        (8, 0.05),
-        running_seconds=60,
-        retries=RetryScheduler(None, settler, None, worker.metrics),  # type: ignore[arg-type]
-    )
+    runner = task_runner(worker, settler, (8, 0.05))
     for tag, task in enumerate(tasks, start=1):
-        message = Delivered(log, tag)
+        message = Delivered(log, tag, tagged=True)
         settler.opened(message)  # type: ignore[arg-type]
         await worker.scheduler.put(worker.scheduler.make(task, message, "sync"))  # type: ignore[arg-type]
     serving = asyncio.create_task(runner.serve())

@@ -5,13 +5,12 @@ message settled once, after its last task: acknowledged, or returned if any task
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from conveyor.protocol import TASK_BATCH_CONTENT_TYPE, TASK_CONTENT_TYPE
 from proto import model_a_pb2, task_pb2
 from worker_base import MessageDescriptor, Model, Settings, Worker
+from worker_base.tests.fakes import Delivered
 
 
 class Echo(Model):
@@ -27,30 +26,8 @@ class Echo(Model):
         return model_a_pb2.ModelAResponse.DESCRIPTOR
 
 
-class Channel:
-    is_closed = False
-
-
-class Message:
-    """A delivery as the worker settles it: records acks, nacks and rejects."""
-
-    def __init__(self, body: bytes, content_type: str, tag: int = 1) -> None:
-        self.body = body
-        self.content_type = content_type
-        self.delivery_tag = tag
-        self.channel = Channel()
-        self.redelivered = False
-        self.headers: dict[str, Any] = {}
-        self.settled: list[str] = []
-
-    async def ack(self, multiple: bool = False) -> None:
-        self.settled.append("ack")
-
-    async def nack(self, requeue: bool = True) -> None:
-        self.settled.append("requeue" if requeue else "drop")
-
-    async def reject(self, requeue: bool = False) -> None:
-        self.settled.append("reject")
+def _message(body: bytes, content_type: str) -> Delivered:
+    return Delivered([], body=body, content_type=content_type)
 
 
 def _task(task_id: str, result_key: str | None = None) -> task_pb2.Task:
@@ -62,11 +39,11 @@ def _task(task_id: str, result_key: str | None = None) -> task_pb2.Task:
     )
 
 
-def _packed(*tasks: task_pb2.Task) -> Message:
-    return Message(task_pb2.TaskBatch(tasks=tasks).SerializeToString(), TASK_BATCH_CONTENT_TYPE)
+def _packed(*tasks: task_pb2.Task) -> Delivered:
+    return _message(task_pb2.TaskBatch(tasks=tasks).SerializeToString(), TASK_BATCH_CONTENT_TYPE)
 
 
-async def _delivered(worker: Worker, message: Message, lane: str = "sync") -> None:
+async def _delivered(worker: Worker, message: Delivered, lane: str = "sync") -> None:
     await worker._on_message(lane, message)  # type: ignore[arg-type]
 
 
@@ -80,7 +57,7 @@ async def test_each_task_of_a_batch_message_is_a_delivery_sharing_the_message() 
     assert {id(d.pack) for d in deliveries} == {id(deliveries[0].pack)}
     assert deliveries[0].pack is not None and deliveries[0].pack.open == 3
     assert worker.settler.unsettled == 1  # the broker's one message
-    assert message.settled == []
+    assert message.log == []
 
 
 @pytest.mark.asyncio
@@ -90,10 +67,10 @@ async def test_the_message_is_acknowledged_once_after_its_last_task_is_stored() 
     await _delivered(worker, message)
     a, b, c = await worker.scheduler.take(10, 0)
     await worker.settler.release([a, b], requeue=False)  # their results are stored
-    assert message.settled == []  # c is not stored yet: acknowledging would risk losing it
+    assert message.log == []  # c is not stored yet: acknowledging would risk losing it
     await worker.settler.release([c], requeue=False)
     await worker.settler.release([c], requeue=False)  # settling a task twice changes nothing
-    assert message.settled == ["ack"]
+    assert message.log == ["ack"]
     assert worker.settler.unsettled == 0 and worker.settler.acks.open_count() == 0
 
 
@@ -105,7 +82,7 @@ async def test_a_task_whose_store_failed_returns_the_whole_message_to_its_queue(
     a, b = await worker.scheduler.take(10, 0)
     await worker.settler.release([a], requeue=True)  # its store failed
     await worker.settler.release([b], requeue=False)
-    assert message.settled == ["requeue"]  # redelivered; a stored result is announced again
+    assert message.log == ["requeue"]  # redelivered; a stored result is announced again
     assert worker.settler.unsettled == 0
 
 
@@ -113,27 +90,27 @@ async def test_a_task_whose_store_failed_returns_the_whole_message_to_its_queue(
 @pytest.mark.parametrize(
     ("message", "lane"),
     [
-        (Message(b"\xff\xff not protobuf", TASK_BATCH_CONTENT_TYPE), "sync"),
+        (_message(b"\xff\xff not protobuf", TASK_BATCH_CONTENT_TYPE), "sync"),
         (_packed(_task("a", result_key="")), "sync"),  # nothing in it can be answered
         (_packed(_task("a")), "durable"),  # only the fast lane carries packs
     ],
 )
-async def test_an_unusable_batch_message_is_rejected(message: Message, lane: str) -> None:
+async def test_an_unusable_batch_message_is_rejected(message: Delivered, lane: str) -> None:
     worker = Worker(Echo(), Settings(model_name="echo_packs"))
     await _delivered(worker, message, lane)
-    assert message.settled == ["reject"]
+    assert message.log == ["reject"]
     assert len(worker.scheduler) == 0 and worker.settler.unsettled == 0
 
 
 @pytest.mark.asyncio
 async def test_a_plain_task_message_is_one_delivery_of_its_own() -> None:
     worker = Worker(Echo(), Settings(model_name="echo_packs"))
-    message = Message(_task("a").SerializeToString(), TASK_CONTENT_TYPE)
+    message = _message(_task("a").SerializeToString(), TASK_CONTENT_TYPE)
     await _delivered(worker, message)
     [delivery] = await worker.scheduler.take(10, 0)
     assert delivery.pack is None
     await worker.settler.release([delivery], requeue=False)
-    assert message.settled == ["ack"]
+    assert message.log == ["ack"]
 
 
 def test_public_names() -> None:
