@@ -310,9 +310,13 @@ class ResultBackend:
         stats: StatsDelta | None = None,
     ) -> list[Any]:
         """The store script for each item by its SHA (``EVALSHA``), the statistics, and
-        ``WAIT``, in one round trip; answers the scripts' and ``WAIT``'s replies. A registered
-        script run in a pipeline would first cost a ``SCRIPT EXISTS`` round trip of its own on
-        every call."""
+        ``WAIT``, in one round trip; answers the scripts' and ``WAIT``'s replies (a lone result
+        with nothing else to send is the one command, no pipeline). A registered script run in a
+        pipeline would first cost a ``SCRIPT EXISTS`` round trip of its own on every call."""
+        if len(items) == 1 and replicas == 0 and (stats is None or stats.written):
+            task, result = items[0]
+            if not (task.events_key or task.callback_url):  # one command: no pipeline to build
+                return [await self.store(task, result, ttl)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for task, result in items:
                 if task.events_key or task.callback_url:

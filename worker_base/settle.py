@@ -194,11 +194,19 @@ class Acknowledger:
             else:
                 alone += covered
             calls += [([i], messages[i], False) for i in alone]
-        # All at once: frames written in one turn of the loop leave in one socket write.
-        outcomes = await asyncio.gather(
-            *(message.ack(multiple=multiple) for _, message, multiple in calls),
-            return_exceptions=True,
-        )
+        outcomes: list[BaseException | None]
+        if len(calls) == 1:  # the common case, in this task: no task of its own to wait for
+            try:
+                await calls[0][1].ack(multiple=calls[0][2])
+                outcomes = [None]
+            except Exception as e:
+                outcomes = [e]
+        else:
+            # All at once: frames written in one turn of the loop leave in one socket write.
+            outcomes = await asyncio.gather(
+                *(message.ack(multiple=multiple) for _, message, multiple in calls),
+                return_exceptions=True,
+            )
         failures: list[BaseException | None] = [None] * len(messages)
         for (indexes, _, _), outcome in zip(calls, outcomes, strict=True):
             if isinstance(outcome, BaseException):

@@ -60,6 +60,21 @@ async def test_store_many_stores_once_announces_and_survives_an_unknown_script()
         await client.aclose()
 
 
+@pytest.mark.asyncio
+async def test_a_lone_result_goes_as_one_command_and_survives_an_unknown_script() -> None:
+    client = aioredis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    backend = ResultBackend(client)
+    task, result = _item(f"conveyor:test:reply:{uuid.uuid4().hex}")
+    try:
+        await client.script_flush()  # as after a restart of Redis
+        assert await backend.store_many([(task, result)], ttl=60) == [True]
+        assert await backend.store_many([(task, result)], ttl=60) == [False]
+        assert await client.get(task.result_key) == result.SerializeToString()
+    finally:
+        await client.delete(task.result_key)
+        await client.aclose()
+
+
 async def _wait_calls(client: aioredis.Redis) -> int:
     """How many ``WAIT`` commands the server has run."""
     stats = await client.info("commandstats")
