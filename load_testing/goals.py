@@ -1,7 +1,8 @@
 """The performance goals, checked against what a scenario measured in its own run.
 
 The goals (docs/performance.md, "Goals and their latest verdicts"): 1 throughput against the
-reference, 2 behaviour under overload, 3 dynamic batching, 4 flat memory; and issue 29's, met by
+reference (and, issue 28's guard, one client's p50 against the reference's), 2 behaviour under
+overload, 3 dynamic batching, 4 flat memory; and issue 29's, met by
 the tensors scenario: gRPC against REST on model_a, big tensors' bytes per second against the
 reference, and ``MAX_BODY_BYTES`` still refusing bigger bodies. Each scenario ends with
 one verdict line per goal it measures, so a run's output says by itself what it shows: the
@@ -16,10 +17,11 @@ first slice of the soak to the last, over at least 5 minutes.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from load_testing.report import Comparison
+from load_testing.report import Comparison, Row, latency
 
 __all__ = [
     "DRAIN_SECONDS",
@@ -33,6 +35,7 @@ __all__ = [
     "memory",
     "overload",
     "refusal_ceiling_us",
+    "single_client",
     "throughput",
 ]
 
@@ -113,6 +116,24 @@ def throughput(comparison: Comparison | None) -> list[Verdict]:
             ),
         )
     return verdicts
+
+
+def single_client(rows: Sequence[Row], system: str, baseline: str) -> Verdict:
+    """Issue 28's guard: one client's p50 against ``system`` no worse than against ``baseline``,
+    each the median of its rounds' p50s (rounds alternate, so both see the same drift)."""
+    goal = "1 (one client)"
+    ours = [row.result.p50_ms for row in rows if row.system == system]
+    theirs = [row.result.p50_ms for row in rows if row.system == baseline]
+    if not ours or not theirs:
+        return Verdict(goal, "not measured", "p50 no worse than the reference's", False)
+    mine, ref = statistics.median(ours), statistics.median(theirs)
+    return Verdict(
+        goal,
+        f"c=1 p50 {latency(mine)} ms ({system}) vs {latency(ref)} ms ({baseline}), "
+        f"median of {len(ours)} rounds",
+        "no worse",
+        mine <= ref,
+    )
 
 
 def batching(

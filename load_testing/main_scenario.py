@@ -6,8 +6,8 @@ same brokers. After a warm-up, rounds alternate the reference's ``POST /predict`
 ``<model_b>`` (scikit-learn, batching), each driven by ``wrk -t1 -c<--connections>`` for
 ``--seconds``. Printed: one row per system and round (req/s, p50/p90/p99, errors, CPU ms per
 request of the gateway, the worker, and RabbitMQ and Redis where they run on this machine), the
-model_a/reference ratio per round and overall, one client (c=1) against each, and goal 1's
-verdicts.
+model_a/reference ratio per round and overall, one client (c=1) against each in alternating
+rounds, and goal 1's verdicts with issue 28's one-client guard (p50 no worse).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from load_testing import goals
 from load_testing.reference.process import Reference
 from load_testing.report import compare, ratio_lines, table
 from load_testing.stack import Stack
-from load_testing.targets import Target, alternate, brokers, conveyor_targets, measure, with_brokers
+from load_testing.targets import Target, alternate, brokers, conveyor_targets, with_brokers
 
 __all__ = ["run_main"]
 
@@ -48,11 +48,12 @@ def run_main(args: argparse.Namespace, out: Path) -> list[goals.Verdict]:
         print()
         for line in ratio_lines(rows, model_a.name, ref.name):
             print(line)
-        single = [measure(t, 1, min(args.seconds, 5), 1) for t in (ref, model_a)]
         print("\nc=1 latency\n")
-        print(table(single))
+        print(table([]))
+        single = alternate([ref, model_a], args.rounds, min(args.seconds, 5), 1, 1)
         print()
         verdicts = goals.throughput(compare(rows, model_a.name, ref.name))
+        verdicts.append(goals.single_client(single, model_a.name, ref.name))
         for verdict in verdicts:
             print(verdict.line())
         return verdicts

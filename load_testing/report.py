@@ -13,6 +13,7 @@ __all__ = [
     "Row",
     "compare",
     "cpu_ms_per_mb",
+    "latency",
     "ratio_lines",
     "table",
     "tensor_ratio_lines",
@@ -43,10 +44,16 @@ def table(rows: Sequence[Row]) -> str:
         r = row.result
         cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in row.cpu_ms.items())
         lines.append(
-            f"| {row.system} | {row.round} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p90_ms:.1f} "
-            f"| {r.p99_ms:.1f} | {r.errors} | {cpu} |"
+            f"| {row.system} | {row.round} | {r.rps:,.0f} | {latency(r.p50_ms)} "
+            f"| {latency(r.p90_ms)} | {latency(r.p99_ms)} | {r.errors} | {cpu} |"
         )
     return "\n".join(lines)
+
+
+def latency(ms: float) -> str:
+    """A latency in ms: hundredths below 10 ms (one client's answers differ by less than a
+    tenth), tenths above."""
+    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}"
 
 
 def _total_rps(rows: Sequence[Row]) -> float:

@@ -51,7 +51,7 @@ def test_table_has_one_line_per_row() -> None:
     lines = table(rows).splitlines()
     assert lines[0].startswith("| system | round | req/s |")
     assert lines[2] == (
-        "| reference | 1 | 3,000 | 1.0 | 2.0 | 20.0 | 0 | gateway 0.25, worker 0.19 |"
+        "| reference | 1 | 3,000 | 1.00 | 2.00 | 20.0 | 0 | gateway 0.25, worker 0.19 |"
     )
     assert lines[3].startswith("| conveyor | 1 | 1,500 |")
     assert len(lines) == 4

@@ -52,6 +52,30 @@ def test_throughput_without_the_reference_is_not_met() -> None:
     ]
 
 
+def _p50(system: str, number: int, p50_ms: float) -> Row:
+    result = WrkResult(
+        requests=1000, duration_s=5.0, p50_ms=p50_ms, p90_ms=1.0, p99_ms=2.0, max_ms=3.0,
+        statuses={200: 1000},
+    )  # fmt: skip
+    return Row(system, number, result, {})
+
+
+def test_one_client_compares_the_median_of_the_rounds_p50s() -> None:
+    rows = [
+        _p50("ref", 1, 0.64), _p50("ours", 1, 0.70),
+        _p50("ref", 2, 0.66), _p50("ours", 2, 0.61),
+        _p50("ref", 3, 0.65), _p50("ours", 3, 0.65),
+    ]  # fmt: skip
+    verdict = goals.single_client(rows, "ours", "ref")
+    assert verdict.line() == (
+        "goal 1 (one client): c=1 p50 0.65 ms (ours) vs 0.65 ms (ref), median of 3 rounds "
+        "(target no worse): met"
+    )
+    rows[5] = _p50("ours", 3, 0.67)
+    assert not goals.single_client(rows, "ours", "ref").met
+    assert not goals.single_client(rows[:1], "ours", "ref").met  # not measured
+
+
 def test_batching_checks_both_ratios() -> None:
     rows = [
         _row("batched", 1, 2000, 30.0),
