@@ -172,6 +172,12 @@ def delay_queues(model: str, version: str) -> tuple[str, ...]:
     return tuple(delay_queue(model, version, delay) for delay in DELAY_BUCKETS_MS)
 
 
+def declared_queues(model: str, version: str) -> tuple[str, ...]:
+    """``model_queues`` and ``delay_queues``: every queue a worker of a model version may declare
+    (what a clean-up deletes)."""
+    return (*model_queues(model, version), *delay_queues(model, version))
+
+
 def legacy_queue(model: str) -> str:
     """The classic queue earlier releases used for every task of ``model``."""
     return LEGACY_QUEUE_PREFIX + model

@@ -23,7 +23,7 @@ from typing import Final
 
 import httpx
 
-from conveyor.protocol import model_queues
+from conveyor.protocol import declared_queues
 from tools.stack.brokers import DEFAULT_URLS
 from tools.stack.cleanup import delete_keys, delete_queues
 from tools.stack.ports import free_port
@@ -176,7 +176,7 @@ class Stack:
         delete_keys(self.redis_url, f"{self.key_prefix}*")
         extra = tuple(self.model_name(label) for label in self.extra_models)
         models = (self.model_a, self.model_b, *extra)
-        delete_queues(self.amqp_url, (q for m in models for q in model_queues(m, "1")))
+        delete_queues(self.amqp_url, (q for m in models for q in declared_queues(m, "1")))
 
     def __enter__(self) -> Stack:
         return self.start()

@@ -18,7 +18,7 @@ from types import TracebackType
 import aio_pika
 
 import load_testing
-from conveyor.protocol import model_queues
+from conveyor.protocol import declared_queues
 from load_testing.stack import Stack
 from tools.stack.cleanup import delete_queues
 from tools.stack.probes import models_alive
@@ -96,7 +96,7 @@ class WheelWorker:
         if self.service is not None:
             stop_all([self.service])
             self.service = None
-        delete_queues(self.stack.amqp_url, model_queues(self.model, "1"))
+        delete_queues(self.stack.amqp_url, declared_queues(self.model, "1"))
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> WheelWorker:

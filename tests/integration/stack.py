@@ -15,7 +15,7 @@ from typing import Self
 
 import httpx
 
-from conveyor.protocol import delay_queues, model_queues, stats_key
+from conveyor.protocol import declared_queues, stats_key
 from tools.stack.brokers import DEFAULT_URLS
 from tools.stack.cleanup import delete_keys, delete_queues
 from tools.stack.ports import free_port
@@ -144,7 +144,7 @@ class Stack:
         self.http.close()
         stop_all(self.workers)
         stop_all([self.gateway, self.registry])
-        queues = (q for m in self.models for q in (*model_queues(m, "1"), *delay_queues(m, "1")))
+        queues = (q for m in self.models for q in declared_queues(m, "1"))
         delete_queues(self.amqp_url, queues)
         delete_keys(self.redis_url, f"test:{self.id}:*")
         for model in self.models:

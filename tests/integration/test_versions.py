@@ -10,7 +10,7 @@ import aio_pika
 import httpx
 import pytest
 
-from conveyor.protocol import delay_queues, model_queues
+from conveyor.protocol import declared_queues
 from tests.integration.stack import SLOW_MODEL, Service, Stack, wait_until
 
 
@@ -50,9 +50,7 @@ def stack() -> Iterator[Versioned]:
         try:
             yield stack
         finally:
-            asyncio.run(
-                _delete_queues((*model_queues(stack.model, "2"), *delay_queues(stack.model, "2")))
-            )
+            asyncio.run(_delete_queues(declared_queues(stack.model, "2")))
 
 
 def _broker_env() -> dict[str, str]:
