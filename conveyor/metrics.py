@@ -123,6 +123,55 @@ def outcome_of(status: int) -> str:
     return "client_error" if status < 500 else "error"
 
 
+class Buckets:
+    """One histogram's numbers, plain: a count per bucket (``+Inf`` last; not cumulative), the
+    sum, and the last traced observation of each bucket (its exemplar: a trace id).
+
+    Not locked: a service updates them from its one event loop. A scrape on another thread (a
+    worker's ``/metrics``) reads a copy; as with prometheus_client's own histograms, the sum
+    and the counts it reads may differ by the observation in progress.
+    """
+
+    __slots__ = ("bounds", "counts", "exemplars", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum = 0.0
+        self.exemplars: dict[int, Exemplar] = {}
+
+    def observe(self, value: float, trace_id: str = "") -> None:
+        """Count ``value`` in the first bucket whose bound is at least it (Prometheus' ``le``);
+        ``trace_id``: its trace, kept as that bucket's exemplar."""
+        bucket = bisect_left(self.bounds, value)
+        self.counts[bucket] += 1
+        self.sum += value
+        if trace_id:
+            self.exemplars[bucket] = Exemplar({"trace_id": trace_id}, value, time.time())
+
+    @property
+    def count(self) -> int:
+        """Observations counted."""
+        return sum(self.counts)
+
+    def cumulative(self) -> list[int]:
+        """Observations at or under each bucket's bound (``le``), +Inf last."""
+        return list(itertools.accumulate(list(self.counts)))
+
+    def add_to(self, family: HistogramMetricFamily, labels: Sequence[str]) -> None:
+        """Add these numbers to ``family`` as its series of ``labels``."""
+        exemplars = dict(self.exemplars)
+        les = [*(repr(float(b)) for b in self.bounds), "+Inf"]
+        family.add_metric(
+            list(labels),
+            [
+                (les[i], float(n), exemplars[i]) if i in exemplars else (les[i], float(n))
+                for i, n in enumerate(self.cumulative())
+            ],
+            self.sum,
+        )
+
+
 class RequestSeries:
     """The gateway's counts of one (endpoint, model, version): plain numbers, exported at
     scrape time by ``GatewayMetrics``' collector.
@@ -132,27 +181,15 @@ class RequestSeries:
     take a lock each and cost several times more).
     """
 
-    __slots__ = (
-        "buckets",
-        "by_outcome",
-        "endpoint",
-        "exemplars",
-        "model",
-        "rejected",
-        "sum",
-        "version",
-    )
+    __slots__ = ("by_outcome", "endpoint", "latency", "model", "rejected", "version")
 
     def __init__(self, endpoint: str, model: str, version: str) -> None:
         self.endpoint = endpoint
         self.model = model
         self.version = version
         self.by_outcome: dict[str, int] = {}
-        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # per bucket, +Inf last; not cumulative
-        self.sum = 0.0
+        self.latency = Buckets(LATENCY_BUCKETS)
         self.rejected: dict[str, int] = {}
-        self.exemplars: dict[int, Exemplar] = {}
-        """The last traced request of each bucket (by index): its trace id, latency, time."""
 
     def observe(
         self, status: int, seconds: float, reason: str = "queue_full", trace_id: str = ""
@@ -161,22 +198,18 @@ class RequestSeries:
         trace, kept as its latency bucket's exemplar)."""
         outcome = _OUTCOMES.get(status) or outcome_of(status)
         self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
-        bucket = bisect_left(LATENCY_BUCKETS, seconds)
-        self.buckets[bucket] += 1
-        self.sum += seconds
-        if trace_id:
-            self.exemplars[bucket] = Exemplar({"trace_id": trace_id}, seconds, time.time())
+        self.latency.observe(seconds, trace_id)
         if status == 429:
             self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
     @property
     def count(self) -> int:
         """Requests counted."""
-        return sum(self.buckets)
+        return self.latency.count
 
     def cumulative(self) -> list[int]:
         """Requests at or under each bucket's bound (``le``), +Inf last."""
-        return list(itertools.accumulate(self.buckets))
+        return self.latency.cumulative()
 
 
 _OUTCOMES = {status: outcome_of(status) for status in (200, 202, 404, 422, 429, 500, 503, 504)}
@@ -207,24 +240,12 @@ class _RequestCollector(Collector):
         for s in list(self._series.values()):
             for outcome, count in s.by_outcome.items():
                 requests.add_metric([s.model, s.version, s.endpoint, outcome], count)
-            cumulative = s.cumulative()
-            exemplars = s.exemplars
-            latency.add_metric(
-                [s.model, s.version, s.endpoint],
-                [
-                    (_LE[i], float(n), exemplars[i]) if i in exemplars else (_LE[i], float(n))
-                    for i, n in enumerate(cumulative)
-                ],
-                s.sum,
-            )
+            s.latency.add_to(latency, (s.model, s.version, s.endpoint))
             for reason, count in s.rejected.items():
                 rejected.add_metric([s.model, s.version, reason], count)
         yield requests
         yield latency
         yield rejected
-
-
-_LE = [*(repr(float(b)) for b in LATENCY_BUCKETS), "+Inf"]
 
 
 class GatewayMetrics:
@@ -373,48 +394,24 @@ _ERROR_CODES = {
 
 
 class WorkerMetrics:
-    """A worker's series, bound to its model version."""
+    """A worker's series, bound to its model version.
+
+    The series every task touches (``conveyor_tasks_total``, the queue and model times, the
+    batch sizes, the tasks per message) are plain numbers (``Buckets``, a dict of fixed keys)
+    exported at scrape time; the rare ones are prometheus_client's children.
+    """
 
     def __init__(self, model: str, version: str, registry: CollectorRegistry | None = None):
         self.registry = registry if registry is not None else new_registry()
         labels = ("model", "version")
-        tasks = Counter(
-            "conveyor_tasks",
-            "Tasks a worker answered, by outcome: ok or the error code in lower case.",
-            [*labels, "outcome"],
-            registry=self.registry,
-        )
-        self._outcomes = {code: tasks.labels(model, version, name) for code, name in
-                          _ERROR_CODES.items()}  # fmt: skip
-        self._ok = tasks.labels(model, version, "ok")
-        self._queue = Histogram(
-            "conveyor_task_queue_seconds",
-            "Time from a task's creation by the gateway to the model starting on it.",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        ).labels(model, version)
-        self._model = Histogram(
-            "conveyor_task_model_seconds",
-            "Time the model spent on a task (on its whole batch, when batching).",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        ).labels(model, version)
-        self._batch = Histogram(
-            "conveyor_batch_size",
-            "Tasks per model call.",
-            labels,
-            buckets=BATCH_BUCKETS,
-            registry=self.registry,
-        ).labels(model, version)
-        self.tasks_per_message = Histogram(
-            "conveyor_tasks_per_message",
-            "Tasks each delivered message carried (more than one: a gateway's TaskBatch).",
-            labels,
-            buckets=BATCH_BUCKETS,
-            registry=self.registry,
-        ).labels(model, version)
+        self.labels = (model, version)
+        self.outcomes: dict[str, int] = dict.fromkeys(["ok", *_ERROR_CODES.values()], 0)
+        """Tasks answered, by outcome: ``ok`` or the error code in lower case (fixed keys)."""
+        self.queue_seconds = Buckets(LATENCY_BUCKETS)
+        self.model_seconds = Buckets(LATENCY_BUCKETS)
+        self.batch_sizes = Buckets(BATCH_BUCKETS)
+        self.tasks_per_message = Buckets(BATCH_BUCKETS)
+        self.registry.register(_TaskCollector(self))
         self.expired = Counter(
             "conveyor_tasks_expired",
             "Tasks answered DEADLINE_EXCEEDED: their deadline passed while they were queued.",
@@ -470,25 +467,67 @@ class WorkerMetrics:
         ``trace_ids`` (one per task, empty: not traced) become the latency histograms'
         exemplars."""
         ran = 0
+        outcomes = self.outcomes
         for i, (task, result) in enumerate(zip(tasks, results, strict=True)):
-            exemplar = {"trace_id": trace_ids[i]} if trace_ids and trace_ids[i] else None
+            trace_id = trace_ids[i] if trace_ids else ""
+            started = result.started_unix_ms
             if result.HasField("error"):
                 code = result.error.code
-                self._outcomes.get(code, self._outcomes[task_pb2.TaskError.MODEL_ERROR]).inc()
-                if code == task_pb2.TaskError.DEADLINE_EXCEEDED and not result.started_unix_ms:
+                outcomes[_ERROR_CODES.get(code, "model_error")] += 1
+                if code == task_pb2.TaskError.DEADLINE_EXCEEDED and not started:
                     self.expired.inc()  # not a stream that ran past its deadline
             else:
-                self._ok.inc()
-            if result.started_unix_ms:
+                outcomes["ok"] += 1
+            if started:
                 ran += 1
                 if task.created_unix_ms:
-                    queued = result.started_unix_ms - task.created_unix_ms
-                    self._queue.observe(max(queued, 0) / 1000, exemplar)
-                running = result.finished_unix_ms - result.started_unix_ms
-                self._model.observe(max(running, 0) / 1000, exemplar)
+                    queued = started - task.created_unix_ms
+                    self.queue_seconds.observe(max(queued, 0) / 1000, trace_id)
+                running = result.finished_unix_ms - started
+                self.model_seconds.observe(max(running, 0) / 1000, trace_id)
         if ran:
-            self._batch.observe(ran)
+            self.batch_sizes.observe(ran)
 
     def track_unsettled(self, read: Callable[[], float]) -> None:
         """Report ``read()`` as the unsettled-tasks gauge at each scrape."""
         self.unsettled.set_function(read)
+
+
+class _TaskCollector(Collector):
+    """Exports a worker's per-task series from their plain numbers."""
+
+    def __init__(self, metrics: WorkerMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._metrics
+        labels = ["model", "version"]
+        tasks = CounterMetricFamily(
+            "conveyor_tasks",
+            "Tasks a worker answered, by outcome: ok or the error code in lower case.",
+            labels=[*labels, "outcome"],
+        )
+        for outcome, count in list(m.outcomes.items()):
+            tasks.add_metric([*m.labels, outcome], count)
+        yield tasks
+        for name, documentation, numbers in (
+            (
+                "conveyor_task_queue_seconds",
+                "Time from a task's creation by the gateway to the model starting on it.",
+                m.queue_seconds,
+            ),
+            (
+                "conveyor_task_model_seconds",
+                "Time the model spent on a task (on its whole batch, when batching).",
+                m.model_seconds,
+            ),
+            ("conveyor_batch_size", "Tasks per model call.", m.batch_sizes),
+            (
+                "conveyor_tasks_per_message",
+                "Tasks each delivered message carried (more than one: a gateway's TaskBatch).",
+                m.tasks_per_message,
+            ),
+        ):
+            family = HistogramMetricFamily(name, documentation, labels=labels)
+            numbers.add_to(family, m.labels)
+            yield family

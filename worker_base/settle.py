@@ -175,6 +175,14 @@ class Acknowledger:
     async def ack(self, messages: Sequence[Acknowledgeable]) -> list[BaseException | None]:
         """Acknowledge ``messages``, each run of them that no other open delivery interrupts
         with one ``multiple`` ack; returns each message's failure (None where it succeeded)."""
+        if len(messages) == 1:  # a lone task's: acknowledged alone, in this task
+            message = messages[0]
+            self.closed(message)
+            try:
+                await message.ack()
+            except Exception as e:
+                return [e]
+            return [None]
         groups: dict[Hashable, list[int]] = {}
         for i, message in enumerate(messages):
             groups.setdefault(channel_of(message), []).append(i)
