@@ -10,6 +10,7 @@ from conveyor.metrics import (
     RegistryMetrics,
     WorkerMetrics,
     exposition,
+    negotiated,
     new_registry,
     outcome_of,
     serve,
@@ -135,3 +136,25 @@ def test_request_series_buckets_follow_prometheus_le() -> None:
     assert value("conveyor_request_duration_seconds_sum", labels) == pytest.approx(1000.3021)
     assert series.count == 4
     assert metrics.all_series() == [series]
+
+
+def test_worker_series_show_every_outcome_and_a_traced_tasks_exemplar() -> None:
+    metrics = WorkerMetrics("m", "1", CollectorRegistry())
+    ok = task_pb2.TaskResult(response=b"x", started_unix_ms=1_100, finished_unix_ms=1_103)
+    metrics.observe([_task(1_000)], [ok], ["0af7651916cd43dd8448eb211c80319c"])
+    metrics.tasks_per_message.observe(3)
+    value = metrics.registry.get_sample_value
+    labels = {"model": "m", "version": "1"}
+    # Every outcome is a series from the start (a rate over it needs no first failure).
+    assert value("conveyor_tasks_total", {**labels, "outcome": "cancelled"}) == 0
+    assert value("conveyor_task_model_seconds_bucket", {**labels, "le": "0.001"}) == 0
+    assert value("conveyor_task_model_seconds_bucket", {**labels, "le": "0.005"}) == 1
+    assert value("conveyor_tasks_per_message_bucket", {**labels, "le": "2.0"}) == 0
+    assert value("conveyor_tasks_per_message_bucket", {**labels, "le": "4.0"}) == 1
+    body, _ = negotiated(metrics.registry, "application/openmetrics-text")
+    queue = [
+        line
+        for line in body.decode().splitlines()
+        if line.startswith('conveyor_task_queue_seconds_bucket{le="0.1"')
+    ]
+    assert len(queue) == 1 and 'trace_id="0af7651916cd43dd8448eb211c80319c"' in queue[0]
