@@ -21,7 +21,7 @@ async def test_concurrent_publishes_through_a_real_broker_arrive_whole_and_in_or
     assert factory.opened == 1
     try:
         channel = await connection.channel(publisher_confirms=True)
-        queue = await channel.declare_queue(f"test.writes.{uuid.uuid4().hex}", auto_delete=True)
+        queue = await channel.declare_queue(f"test.writes.{uuid.uuid4().hex}", exclusive=True)
         bodies = [f"message {n} ".encode() * (1 + n % 50) for n in range(300)]
         # All published in one turn: their frames leave in a few writes, each confirmed.
         await asyncio.gather(
@@ -61,7 +61,7 @@ async def test_the_publishes_of_one_turn_share_socket_writes(
     connection = await connect_amqp(AMQP_URL, 10)
     try:
         channels = [await connection.channel(publisher_confirms=True) for _ in range(8)]
-        queue = await channels[0].declare_queue(f"test.writes.{uuid.uuid4().hex}", auto_delete=True)
+        queue = await channels[0].declare_queue(f"test.writes.{uuid.uuid4().hex}", exclusive=True)
         writes_per_send.clear()
         await asyncio.gather(
             *(
