@@ -175,14 +175,37 @@ class Acknowledger:
     async def ack(self, messages: Sequence[Acknowledgeable]) -> list[BaseException | None]:
         """Acknowledge ``messages``, each run of them that no other open delivery interrupts
         with one ``multiple`` ack; returns each message's failure (None where it succeeded)."""
-        if len(messages) == 1:  # a lone task's: acknowledged alone, in this task
-            message = messages[0]
-            self.closed(message)
+        calls: list[tuple[list[int], Acknowledgeable, bool]]
+        if len(messages) == 1:  # a lone task's: nothing to group
+            self.closed(messages[0])
+            calls = [([0], messages[0], False)]
+        else:
+            calls = self._runs(messages)
+        outcomes: list[BaseException | None]
+        if len(calls) == 1:  # one ack: awaited in this task, no task of its own to wait for
             try:
-                await message.ack()
+                await calls[0][1].ack(multiple=calls[0][2])
+                outcomes = [None]
             except Exception as e:
-                return [e]
-            return [None]
+                outcomes = [e]
+        else:
+            # All at once: frames written in one turn of the loop leave in one socket write.
+            outcomes = await asyncio.gather(
+                *(message.ack(multiple=multiple) for _, message, multiple in calls),
+                return_exceptions=True,
+            )
+        failures: list[BaseException | None] = [None] * len(messages)
+        for (indexes, _, _), outcome in zip(calls, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                for i in indexes:
+                    failures[i] = outcome
+        return failures
+
+    def _runs(
+        self, messages: Sequence[Acknowledgeable]
+    ) -> list[tuple[list[int], Acknowledgeable, bool]]:
+        """The acks ``messages`` need, each (the indexes it settles, the message acknowledged,
+        whether ``multiple``), closing every message here."""
         groups: dict[Hashable, list[int]] = {}
         for i, message in enumerate(messages):
             groups.setdefault(channel_of(message), []).append(i)
@@ -202,25 +225,7 @@ class Acknowledger:
             else:
                 alone += covered
             calls += [([i], messages[i], False) for i in alone]
-        outcomes: list[BaseException | None]
-        if len(calls) == 1:  # the common case, in this task: no task of its own to wait for
-            try:
-                await calls[0][1].ack(multiple=calls[0][2])
-                outcomes = [None]
-            except Exception as e:
-                outcomes = [e]
-        else:
-            # All at once: frames written in one turn of the loop leave in one socket write.
-            outcomes = await asyncio.gather(
-                *(message.ack(multiple=multiple) for _, message, multiple in calls),
-                return_exceptions=True,
-            )
-        failures: list[BaseException | None] = [None] * len(messages)
-        for (indexes, _, _), outcome in zip(calls, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                for i in indexes:
-                    failures[i] = outcome
-        return failures
+        return calls
 
 
 class GroupCommit:
