@@ -132,10 +132,12 @@ class Buckets:
     and the counts it reads may differ by the observation in progress.
     """
 
-    __slots__ = ("bounds", "counts", "exemplars", "sum")
+    __slots__ = ("bounds", "counts", "exemplars", "les", "sum")
 
     def __init__(self, bounds: Sequence[float]) -> None:
         self.bounds = tuple(bounds)
+        self.les = [*(repr(float(b)) for b in self.bounds), "+Inf"]
+        """Each bucket's ``le`` label, +Inf last."""
         self.counts = [0] * (len(self.bounds) + 1)
         self.sum = 0.0
         self.exemplars: dict[int, Exemplar] = {}
@@ -160,8 +162,7 @@ class Buckets:
 
     def add_to(self, family: HistogramMetricFamily, labels: Sequence[str]) -> None:
         """Add these numbers to ``family`` as its series of ``labels``."""
-        exemplars = dict(self.exemplars)
-        les = [*(repr(float(b)) for b in self.bounds), "+Inf"]
+        exemplars, les = dict(self.exemplars), self.les
         family.add_metric(
             list(labels),
             [
