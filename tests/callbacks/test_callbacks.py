@@ -53,7 +53,7 @@ GATEWAY_ENV = {
 
 
 def signed(received: Received, tolerance: int = 300) -> bool:
-    """The README's receiver check, with the standard library only."""
+    """docs/api.md's receiver check, with the standard library only."""
     header = received.headers.get("conveyor-signature", "")
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
     t, v1 = parts.get("t", ""), parts.get("v1", "")
