@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,6 +46,7 @@ __all__ = [
     "arrival_of",
     "bearer_authorized",
     "endpoint_of",
+    "read_body",
     "request_id_for",
     "request_id_of",
     "route_of",
@@ -119,6 +121,19 @@ def arrival_of(scope: Scope) -> float:
     """When the request arrived (``time.monotonic()``); now, for a request the edge did not see."""
     value = scope.get("state", {}).get("arrival")
     return float(value) if value is not None else time.monotonic()
+
+
+async def read_body(receive: Receive) -> bytes:
+    """A request's whole body from its ASGI channel; raises ``ClientDisconnect`` when the client
+    goes away first."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def request_id_of(scope: Scope) -> str:

@@ -35,7 +35,7 @@ from api.catalog import ModelCatalog, ModelInfo, check_name
 from api.codec import parse_request, render_response, response_json
 from api.config import Settings
 from api.dispatch import Dispatcher, new_task_id
-from api.edge import arrival_of, request_id_of
+from api.edge import arrival_of, read_body, request_id_of
 from api.exceptions import (
     InvalidRequest,
     ModelUnavailable,
@@ -564,23 +564,13 @@ class PredictFastPath:
                 content_type = value.decode("latin-1")
                 break
 
-        async def read_body() -> bytes:
-            chunks = []
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnect()
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    return b"".join(chunks)
-
         try:
             response = await run_predict(
                 self.state,
                 model,
                 QueryParams(scope["query_string"]),
                 content_type,
-                read_body,
+                lambda: read_body(receive),
                 scope,
                 gone=client_gone(receive),
             )
