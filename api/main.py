@@ -17,6 +17,7 @@ from api.following import TaskFollower
 from api.idempotency import IdempotencyKeys
 from api.oip import routes as oip
 from api.oip.catalog_extensions import Extensions
+from api.oip.fast_path import InferFastPath
 from api.openai import routes as openai
 from api.routes import dashboard, docs, errors, health, metrics, models, predict, tasks
 from api.routes.predict import PredictFastPath
@@ -37,7 +38,8 @@ def create_app(
 
     Every HTTP request passes the CORS middleware when ``CORS_ORIGINS`` is set (``api.cors``),
     then the ``Edge`` middleware (request id, in-flight bound, body limit, keys, metrics), then
-    ``PredictFastPath`` (which answers ``POST /predict/<model>``), then FastAPI's routing.
+    ``PredictFastPath`` (which answers ``POST /predict/<model>``) and ``InferFastPath`` (the
+    protocol's ``POST /v2/models/<m>[/versions/<v>]/infer``), then FastAPI's routing.
     ``app.state.admission`` is the in-flight bound, for the HTTP protocol to consult before a
     request reaches the app (``api.__main__``).
 
@@ -143,6 +145,7 @@ def create_app(
     )
     app.state.admission = admission
     # Added first, so inside the Edge (Starlette runs the last added outermost).
+    app.add_middleware(InferFastPath, state=app.state)
     app.add_middleware(PredictFastPath, state=app.state)
     app.add_middleware(
         Edge,

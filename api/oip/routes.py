@@ -10,11 +10,13 @@ registry 503, a timeout 504, an overloaded gateway 429, a failed model 500; load
 import functools
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
+from starlette.types import Scope
 
 from api.config import Settings
 from api.deps import SettingsDep
@@ -32,7 +34,7 @@ from api.oip.generate import (
     result_fields,
 )
 from api.oip.infer import decode_inputs, infer_options, parse_body, render_response, wanted_outputs
-from api.oip.ports import CatalogDep, DispatcherDep, ModelView
+from api.oip.ports import Catalog, CatalogDep, Dispatcher, DispatcherDep, ModelView
 from api.oip.tensors import mapping_for
 from api.pieces import client_gone, sse_answer
 from api.protocol_errors import (
@@ -167,25 +169,56 @@ async def infer(
     version: str | None = None,
 ) -> Response:
     """Run the model on the request's input tensors; answer its output tensors (JSON, or JSON
-    and binary data when asked)."""
-    info = await catalog.get(model, version)
-    request_mapping = mapping_for(info.request_class.DESCRIPTOR)
-    response_mapping = mapping_for(info.response_class.DESCRIPTOR)
-    parsed, binary = parse_body(
+    and binary data when asked). ``api.oip.fast_path`` answers the same requests before the
+    router; this route documents the operation."""
+    return await run_infer(
+        Inference(catalog, dispatcher, settings),
+        model,
+        version,
         await request.body(),
         request.headers.get(HEADER_LENGTH),
         request.headers.get("content-encoding"),
+        request.scope,
     )
+
+
+@dataclass(frozen=True)
+class Inference:
+    """What an inference needs of the gateway: its catalog, dispatcher and settings."""
+
+    catalog: Catalog
+    dispatcher: Dispatcher
+    settings: Settings
+
+
+async def run_infer(
+    gateway: Inference,
+    model: str,
+    version: str | None,
+    body: bytes,
+    header_length: str | None,
+    content_encoding: str | None,
+    scope: Scope,
+) -> Response:
+    """The answer to an infer request of ``model`` (``version``; None: its default) whose body
+    is ``body`` (``header_length``: the binary extension's JSON length header), arrived with
+    ``scope``. Raises what the request's errors are (the caller answers them with
+    ``oip_error``)."""
+    info = await gateway.catalog.get(model, version)
+    request_mapping = mapping_for(info.request_class.DESCRIPTOR)
+    response_mapping = mapping_for(info.response_class.DESCRIPTOR)
+    parsed, binary = parse_body(body, header_length, content_encoding)
+    settings = gateway.settings
     options = infer_options(
         parsed.parameters, parsed.id, settings.default_timeout, settings.max_timeout
     )
     wanted = wanted_outputs(parsed.outputs, response_mapping.specs, options.binary_output)
     outcome = await execute(
         info,
-        dispatcher,
+        gateway.dispatcher,
         decode_inputs(parsed, binary, request_mapping.declared),
         options,
-        arrival=arrival_of(request.scope),
+        arrival=arrival_of(scope),
         request_id=options.request_id,
     )
     return render_response(
