@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
+from starlette.datastructures import State
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,6 +44,7 @@ __all__ = [
     "UNTRACED",
     "Admission",
     "Edge",
+    "FastPath",
     "arrival_of",
     "bearer_authorized",
     "endpoint_of",
@@ -121,6 +123,16 @@ def arrival_of(scope: Scope) -> float:
     """When the request arrived (``time.monotonic()``); now, for a request the edge did not see."""
     value = scope.get("state", {}).get("arrival")
     return float(value) if value is not None else time.monotonic()
+
+
+class FastPath:
+    """Base of the ASGI middlewares inside FastAPI's stack that answer a hot route themselves,
+    without the router's path matching and the dependency solver, and pass every other request
+    on to ``app``. ``state``: the application's state (settings, catalog, dispatcher)."""
+
+    def __init__(self, app: ASGIApp, state: State) -> None:
+        self.app = app
+        self.state = state
 
 
 async def read_body(receive: Receive) -> bytes:

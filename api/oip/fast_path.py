@@ -12,10 +12,9 @@ Errors are the protocol's (``oip_error``), as on the route.
 
 from __future__ import annotations
 
-from starlette.datastructures import State
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from api.edge import read_body
+from api.edge import FastPath, read_body
 from api.oip.routes import Inference, oip_error, run_infer
 
 __all__ = ["InferFastPath", "infer_target"]
@@ -38,14 +37,8 @@ def infer_target(path: str) -> tuple[str, str | None] | None:
     return None
 
 
-class InferFastPath:
-    """An ASGI middleware: ``POST /v2/models/<m>[/versions/<v>]/infer`` runs ``run_infer``;
-    the rest goes on to ``app``. ``state``: the application's state (settings, catalog,
-    dispatcher)."""
-
-    def __init__(self, app: ASGIApp, state: State) -> None:
-        self.app = app
-        self.state = state
+class InferFastPath(FastPath):
+    """``POST /v2/models/<m>[/versions/<v>]/infer`` runs ``run_infer``; the rest goes on."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = (

@@ -28,14 +28,14 @@ from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 from starlette.datastructures import QueryParams, State
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from api.callbacks.urls import check_callback_url
 from api.catalog import ModelCatalog, ModelInfo, check_name
 from api.codec import parse_request, render_response, response_json
 from api.config import Settings
 from api.dispatch import Dispatcher, new_task_id
-from api.edge import arrival_of, read_body, request_id_of
+from api.edge import FastPath, arrival_of, read_body, request_id_of
 from api.exceptions import (
     InvalidRequest,
     ModelUnavailable,
@@ -540,14 +540,8 @@ _CALLBACK_URL = b"callback-url"
 _ACCEPT = b"accept"
 
 
-class PredictFastPath:
-    """An ASGI middleware: ``POST /predict/<model>`` runs ``run_predict`` (streamed or not);
-    the rest goes on to ``app``. ``state``: the application's state (settings, catalog,
-    dispatcher)."""
-
-    def __init__(self, app: ASGIApp, state: State) -> None:
-        self.app = app
-        self.state = state
+class PredictFastPath(FastPath):
+    """``POST /predict/<model>`` runs ``run_predict`` (streamed or not); the rest goes on."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
