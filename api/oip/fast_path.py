@@ -5,8 +5,9 @@ the protocol's hot path. This ASGI middleware sits inside FastAPI's stack (after
 request id, in-flight bound, body limit, keys, metrics; and after any middleware added to the
 app), like ``api.routes.predict.PredictFastPath``, and answers them with the route's own
 ``run_infer`` without the router's path matching (every route of the app is tried in turn)
-and the dependency solver. Everything else, and a path it does not take (an empty segment),
-goes on to the app; the FastAPI route documents the operation and answers what reaches it.
+and the dependency solver. Everything else goes on to the app: a path it does not take (an
+empty segment) and a request with a query string (the route also reads ``?version=`` and
+checks it), which the FastAPI route answers; the route also documents the operation.
 Errors are the protocol's (``oip_error``), as on the route.
 """
 
@@ -43,7 +44,7 @@ class InferFastPath(FastPath):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = (
             infer_target(scope["path"])
-            if scope["type"] == "http" and scope["method"] == "POST"
+            if scope["type"] == "http" and scope["method"] == "POST" and not scope["query_string"]
             else None
         )
         if target is None:

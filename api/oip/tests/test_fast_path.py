@@ -65,6 +65,9 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
     ("/v2/models/model_a/infer", {"json": {"inputs": [TEXT], "parameters": {"timeout": -1}}}),
     ("/v2/models/model_a/infer", {"content": b"", "headers": {"Content-Type": "application/json"}}),
     ("/v2/models/model_a/infer", {"json": {"id": "6", "inputs": []}}),
+    ("/v2/models/model_b/infer?version=1", {"json": {"id": "7", "inputs": [IRIS]}}),
+    ("/v2/models/model_b/infer?version=", {"json": {"id": "8", "inputs": [IRIS]}}),
+    ("/v2/models/model_b/infer?version=%20", {"json": {"id": "9", "inputs": [IRIS]}}),
 ]
 
 
@@ -111,6 +114,9 @@ def test_other_methods_and_paths_reach_the_router(
     clients: tuple[TestClient, TestClient],
 ) -> None:
     fast, _ = clients
+    answer = fast.post("/v2/models/model_b/infer?version=1", json={"inputs": [IRIS]})
+    assert answer.json()["model_version"] == "1"  # the route reads the query's version
+    assert fast.post("/v2/models/model_b/infer?version=", json={"inputs": []}).status_code == 404
     assert fast.get("/v2/models/model_a/infer").status_code == 405
     assert fast.post("/v2/models//infer", json={}).status_code == 404
     assert fast.get("/v2/models/model_a").json()["name"] == "model_a"
